@@ -1,0 +1,194 @@
+import EventStore
+import Foundation
+import Logging
+import PostgresNIO
+import ServiceLifecycle
+
+/// Follows the log for one async projection, once per cluster.
+///
+/// Ownership is a session advisory lock on the connection that also does the work, so
+/// losing the connection loses the lock and the work together; another process's runner
+/// then takes over. Each batch is one transaction: read after the checkpoint (locked
+/// `FOR UPDATE`), apply, move the checkpoint. A crash therefore never applies an event
+/// twice. A batch that fails is retried with backoff, then event by event; an event that
+/// fails `maxAttempts` times is parked in `system.parked_events` and skipped.
+public actor ProjectionRunner: Service {
+    /// Tuning knobs.
+    public struct Options: Sendable {
+        public var batchSize = 1000
+        public var maxAttempts = 5
+        public var initialBackoff: Duration = .milliseconds(100)
+        public var maxBackoff: Duration = .seconds(5)
+        /// How often a runner that is not the owner tries to become it.
+        public var ownershipRetry: Duration = .seconds(1)
+        public init() {}
+    }
+
+    /// What an admin sees of a runner.
+    public struct Status: Sendable, Codable {
+        public var projection: String
+        public var isOwner: Bool
+        public var checkpoint: Int64
+        public var lastError: String?
+        public var failedAttempts: Int
+    }
+
+    public nonisolated let projection: any Projection
+    let store: EventStore
+    let options: Options
+    let logger: Logger
+    private var isOwner = false
+    private var checkpoint: Int64 = 0
+    private var lastError: String?
+    private var attempts = 0
+    /// After a batch failed: go event by event up to its end, to find the one that fails.
+    private var isolateUntil: Int64?
+
+    public init(projection: any Projection, store: EventStore, options: Options = .init(), logger: Logger) {
+        self.projection = projection
+        self.store = store
+        self.options = options
+        var logger = logger
+        logger[metadataKey: "projection"] = "\(projection.name)"
+        self.logger = logger
+    }
+
+    /// The advisory-lock key of this projection (stable across processes).
+    nonisolated var lockKey: Int64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325  // FNV-1a
+        for byte in "projection:\(projection.name)".utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        return Int64(bitPattern: hash)
+    }
+
+    /// A snapshot for admins and tests.
+    public func status() -> Status {
+        Status(projection: projection.name, isOwner: isOwner, checkpoint: checkpoint, lastError: lastError, failedAttempts: attempts)
+    }
+
+    public func run() async throws {
+        var backoff = options.initialBackoff
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            do {
+                try await store.client.withConnection { connection in
+                    try await self.own(on: connection)
+                }
+                backoff = options.initialBackoff
+            } catch {
+                isOwner = false
+                if Task.isCancelled || Task.isShuttingDownGracefully { break }
+                lastError = "\(error)"
+                logger.warning("projection runner failed; restarting", metadata: ["error": "\(String(reflecting: error))"])
+                try? await Task.sleep(for: backoff)
+                backoff = min(backoff * 2, options.maxBackoff)
+            }
+        }
+        isOwner = false
+    }
+
+    /// Waits to own the projection on `connection`, then follows the log until shutdown.
+    private func own(on connection: PostgresConnection) async throws {
+        while !Task.isShuttingDownGracefully {
+            var acquired = false
+            for try await ok in try await connection.query("SELECT pg_try_advisory_lock(\(lockKey))", logger: logger).decode(Bool.self) {
+                acquired = ok
+            }
+            if acquired { break }
+            try? await Task.sleep(for: options.ownershipRetry)
+        }
+        guard !Task.isShuttingDownGracefully else { return }
+        isOwner = true
+        logger.info("owning projection")
+        try await connection.query("""
+            INSERT INTO system.checkpoints (projection, position) VALUES (\(projection.name), 0)
+            ON CONFLICT (projection) DO NOTHING
+            """, logger: logger)
+        defer { isOwner = false }
+        var lastKeepAlive = ContinuousClock.now
+        while !Task.isShuttingDownGracefully {
+            let generation = store.watcher.signal.generation
+            let moved = try await step(on: connection)
+            if !moved {
+                if ContinuousClock.now - lastKeepAlive > .seconds(5) {
+                    try await connection.query("SELECT 1", logger: logger)  // notice a dead connection
+                    lastKeepAlive = .now
+                }
+                await store.watcher.signal.wait(after: generation, timeout: store.watcher.pollInterval)
+            }
+        }
+        _ = try? await connection.query("SELECT pg_advisory_unlock(\(lockKey))", logger: logger)
+    }
+
+    /// One batch; returns whether the checkpoint moved.
+    private func step(on connection: PostgresConnection) async throws -> Bool {
+        let limit = (isolateUntil.map { checkpoint < $0 } ?? false) ? 1 : options.batchSize
+        var batch: [RecordedEvent] = []
+        do {
+            try await connection.query("BEGIN", logger: logger)
+            var current: Int64 = 0, head: Int64 = 0
+            for try await (c, h) in try await connection.query("""
+                SELECT c.position, (SELECT coalesce(max(position), 0) FROM system.events)
+                FROM system.checkpoints c WHERE c.projection = \(projection.name) FOR UPDATE
+                """, logger: logger).decode((Int64, Int64).self) {
+                current = c
+                head = h
+            }
+            checkpoint = current
+            guard head > current else {
+                try await connection.query("COMMIT", logger: logger)
+                return false
+            }
+            batch = try await EventStore.readAll(
+                on: connection, after: current, limit: limit, filter: EventFilter(types: projection.eventTypes, until: head))
+            // A short batch means nothing else of ours up to `head`: skip straight to it.
+            let next = batch.count == limit ? batch.last!.position : head
+            if !batch.isEmpty {
+                try await projection.apply(batch, in: ProjectionContext(connection: connection, logger: logger))
+            }
+            try await connection.query("""
+                UPDATE system.checkpoints SET position = \(next), updated_at = now() WHERE projection = \(projection.name)
+                """, logger: logger)
+            try await connection.query("COMMIT", logger: logger)
+            checkpoint = next
+            if let end = isolateUntil, next >= end { isolateUntil = nil }
+            attempts = 0
+            lastError = nil
+            return true
+        } catch let error as PSQLError where error.code != .server {
+            throw error  // the connection is gone: restart (and re-own) from the top
+        } catch {
+            _ = try? await connection.query("ROLLBACK", logger: logger)
+            try await failed(batch, error, on: connection)
+            return true
+        }
+    }
+
+    /// Backoff, then isolate the failing event, then park it.
+    private func failed(_ batch: [RecordedEvent], _ error: any Error, on connection: PostgresConnection) async throws {
+        attempts += 1
+        lastError = "\(String(reflecting: error))"
+        logger.warning("projection batch failed", metadata: ["attempt": "\(attempts)", "error": "\(lastError!)"])
+        if batch.count > 1 {
+            isolateUntil = batch.last?.position
+            attempts = 0
+            return
+        }
+        if let event = batch.first, attempts >= options.maxAttempts {
+            try await connection.query("BEGIN", logger: logger)
+            try await connection.query("""
+                INSERT INTO system.parked_events (projection, position, event_id, type, attempts, error)
+                VALUES (\(projection.name), \(event.position), \(event.eventId), \(event.type), \(attempts), \(lastError!))
+                ON CONFLICT DO NOTHING
+                """, logger: logger)
+            try await connection.query("""
+                UPDATE system.checkpoints SET position = \(event.position), updated_at = now() WHERE projection = \(projection.name)
+                """, logger: logger)
+            try await connection.query("COMMIT", logger: logger)
+            logger.error("parked event \(event.position) (\(event.type)) after \(attempts) attempts")
+            checkpoint = event.position
+            attempts = 0
+            return
+        }
+        let delay = min(options.initialBackoff * (1 << min(attempts, 16)), options.maxBackoff)
+        try? await Task.sleep(for: delay)
+    }
+}

@@ -1,0 +1,59 @@
+import Foundation
+
+/// An event about to be appended: what happened, to be given a position by the log.
+public struct EventData: Sendable, Hashable {
+    /// Unique id; appending the same id again is a no-op (idempotent retries).
+    public var eventId: UUID
+    /// Past tense, PascalCase: `UserSignedUp`, `ApiKeyIssued`.
+    public var type: String
+    /// The payload as JSON text (an object).
+    public var data: String
+    /// Who and why: actor, request id, correlation/causation ids, client IP.
+    public var metadata: EventMetadata
+
+    /// Makes an event from raw JSON text.
+    public init(eventId: UUID = UUID(), type: String, data: String, metadata: EventMetadata = .init()) {
+        self.eventId = eventId
+        self.type = type
+        self.data = data
+        self.metadata = metadata
+    }
+
+    /// Makes an event from a catalog payload, encoded once here.
+    public init<E: DomainEvent>(eventId: UUID = UUID(), _ payload: E, metadata: EventMetadata = .init()) throws {
+        self.init(eventId: eventId, type: E.type, data: try JSONCoding.encodeString(payload), metadata: metadata)
+    }
+}
+
+/// Who did it, in which request, because of what: stored beside every event.
+public struct EventMetadata: Codable, Sendable, Hashable {
+    /// The kind of caller behind an event.
+    public enum ActorType: String, Codable, Sendable { case admin, user, anon, system }
+
+    /// The caller: its kind and, when known, its id.
+    public struct Actor: Codable, Sendable, Hashable {
+        public var type: ActorType
+        public var id: String?
+        public init(type: ActorType, id: String? = nil) { self.type = type; self.id = id }
+        /// The server itself (start-up, background work).
+        public static let system = Actor(type: .system)
+    }
+
+    public var actor: Actor
+    public var requestId: String?
+    public var correlationId: String?
+    public var causationId: String?
+    public var clientIp: String?
+
+    public init(actor: Actor = .system, requestId: String? = nil, correlationId: String? = nil,
+                causationId: String? = nil, clientIp: String? = nil) {
+        self.actor = actor
+        self.requestId = requestId
+        self.correlationId = correlationId
+        self.causationId = causationId
+        self.clientIp = clientIp
+    }
+
+    /// JSON text as stored in the log.
+    public var json: String { (try? JSONCoding.encodeString(self)) ?? "{}" }
+}

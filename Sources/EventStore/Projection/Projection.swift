@@ -1,0 +1,64 @@
+import Logging
+import PostgresNIO
+
+/// A read model built from the log.
+///
+/// Inline projections run inside the append transaction (the API reads them back at once);
+/// async projections run in a runner actor that follows the log and stores its checkpoint
+/// in the same transaction as its writes. Either way `apply` only writes through `context`,
+/// so `events replay --verify` can rebuild the same tables into a scratch schema.
+public protocol Projection: Sendable {
+    /// Stable name: the checkpoint key.
+    var name: String { get }
+    /// The tables this projection owns (and nothing else writes).
+    var tables: [ReadModelTable] { get }
+    /// Event types it reads; `nil` means every event.
+    var eventTypes: Set<String>? { get }
+    /// Applies events (in log order) to the read model.
+    func apply(_ events: [RecordedEvent], in context: ProjectionContext) async throws
+}
+
+/// A read-model table and the columns that order its rows for checksums.
+public struct ReadModelTable: Sendable, Hashable {
+    public var schema: String
+    public var name: String
+    /// Primary-key columns, used to order rows when comparing live and replayed tables.
+    public var keyColumns: [String]
+
+    public init(schema: String, name: String, keyColumns: [String]) {
+        self.schema = schema
+        self.name = name
+        self.keyColumns = keyColumns
+    }
+
+    /// `"schema"."name"`.
+    public var qualifiedName: String { "\(SQLIdentifier.quote(schema)).\(SQLIdentifier.quote(name))" }
+}
+
+/// Where a projection writes: the live tables, or their scratch copies during a replay.
+public struct ProjectionContext: Sendable {
+    public let connection: PostgresConnection
+    public let logger: Logger
+    /// When set, every table resolves to `"<scratchSchema>"."<schema>__<name>"`.
+    public let scratchSchema: String?
+
+    public init(connection: PostgresConnection, logger: Logger, scratchSchema: String? = nil) {
+        self.connection = connection
+        self.logger = logger
+        self.scratchSchema = scratchSchema
+    }
+
+    /// The quoted name to write `table` to in this context.
+    public func name(of table: ReadModelTable) -> String {
+        guard let scratchSchema else { return table.qualifiedName }
+        return "\(SQLIdentifier.quote(scratchSchema)).\(SQLIdentifier.quote(table.schema + "__" + table.name))"
+    }
+}
+
+/// Quoting of SQL identifiers (for names that were validated or are our own).
+public enum SQLIdentifier {
+    /// `"name"` with inner quotes doubled.
+    public static func quote(_ name: String) -> String {
+        "\"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+    }
+}

@@ -1,0 +1,166 @@
+import Foundation
+import Logging
+import PostgresNIO
+import ServiceLifecycle
+
+/// The append-only log in PostgreSQL: append (group-committed), read, subscribe.
+///
+/// Run it as a `Service`: its `run()` drives the group-commit writer and the LISTEN watcher.
+public final class EventStore: Service, Sendable {
+    /// The connection pool (also a service; run it beside the store).
+    public let client: PostgresClient
+    /// Projections applied in the append transaction.
+    public let inlineProjections: [any Projection]
+    /// Wakes readers when the log grows.
+    public let watcher: LogWatcher
+    let writer: GroupCommitWriter
+    let logger: Logger
+
+    public init(client: PostgresClient, inlineProjections: [any Projection] = [], logger: Logger,
+                maxBatchCommands: Int = 512, pollInterval: Duration = .milliseconds(500)) {
+        self.client = client
+        self.inlineProjections = inlineProjections
+        self.logger = logger
+        self.watcher = LogWatcher(client: client, logger: logger, pollInterval: pollInterval)
+        self.writer = GroupCommitWriter(client: client, inlineProjections: inlineProjections,
+                                        maxBatchCommands: maxBatchCommands, logger: logger)
+    }
+
+    /// Runs the writer and the watcher until graceful shutdown; pending appends finish first.
+    public func run() async throws {
+        try await withThrowingDiscardingTaskGroup { group in
+            group.addTask { await self.writer.run() }
+            group.addTask { try await self.watcher.run() }
+            try? await gracefulShutdown()
+            self.writer.shutdown()
+            self.watcher.shutdown()
+        }
+    }
+
+    /// Appends `events` to one stream atomically, after checking `expected`.
+    ///
+    /// Concurrent callers share transactions (group commit). Returns once committed.
+    /// Throws `EventStoreError` (`.wrongExpectedVersion`, `.eventIdReused`, `.invalidEvent`, ...).
+    @discardableResult
+    public func append(_ events: [EventData], to streamId: String, expected: ExpectedVersion = .any) async throws -> AppendResult {
+        if let problem = StreamID.problem(with: streamId) { throw EventStoreError(.invalidEvent, problem) }
+        guard !events.isEmpty else { throw EventStoreError(.invalidEvent, "no events to append") }
+        guard events.count <= 1000 else { throw EventStoreError(.invalidEvent, "at most 1000 events per append") }
+        if Set(events.map(\.eventId)).count != events.count {
+            throw EventStoreError(.invalidEvent, "event ids must be unique within an append")
+        }
+        for event in events {
+            if let problem = StreamID.typeProblem(with: event.type) { throw EventStoreError(.invalidEvent, problem) }
+        }
+        return try await writer.submit(AppendCommand(streamId: streamId, expected: expected, events: events))
+    }
+
+    /// The highest committed position (0 for an empty log).
+    public func headPosition() async throws -> Int64 {
+        let rows = try await client.query("SELECT coalesce(max(position), 0) FROM system.events")
+        for try await head in rows.decode(Int64.self) { return head }
+        return 0
+    }
+
+    /// Events of one stream in version order.
+    public func readStream(_ streamId: String, afterVersion: Int64 = 0, limit: Int = 1000) async throws -> [RecordedEvent] {
+        try await Self.collect(client.query("""
+            SELECT \(unescaped: Self.columns) FROM system.events
+            WHERE stream_id = \(streamId) AND stream_version > \(afterVersion)
+            ORDER BY stream_version LIMIT \(limit)
+            """))
+    }
+
+    /// Events after a global position, in log order, optionally filtered.
+    public func readAll(after position: Int64, limit: Int = 1000, filter: EventFilter = .all) async throws -> [RecordedEvent] {
+        try await Self.readAll(on: client, after: position, limit: limit, filter: filter)
+    }
+
+    /// `readAll` on a given connection or pool (projection runners read inside their own transactions).
+    public static func readAll(on db: some PostgresQueryRunner, after position: Int64, limit: Int, filter: EventFilter) async throws -> [RecordedEvent] {
+        var query: PostgresQuery = "SELECT \(unescaped: columns) FROM system.events WHERE position > \(position)"
+        if let category = filter.category {
+            query.sql += " AND category = $\(query.binds.count + 1)"
+            query.binds.append(category)
+        }
+        if let streamId = filter.streamId {
+            query.sql += " AND stream_id = $\(query.binds.count + 1)"
+            query.binds.append(streamId)
+        }
+        if let types = filter.types {
+            query.sql += " AND type = ANY($\(query.binds.count + 1))"
+            query.binds.append(Array(types).sorted())
+        }
+        if let until = filter.until {
+            query.sql += " AND position <= $\(query.binds.count + 1)"
+            query.binds.append(until)
+        }
+        query.sql += " ORDER BY position LIMIT $\(query.binds.count + 1)"
+        query.binds.append(limit)
+        return try await collect(db.runQuery(query))
+    }
+
+    /// A live, ordered sequence of events after `position`: catch-up reads, then woken by NOTIFY
+    /// (polling when notifications are lost).
+    public func subscribe(after position: Int64, filter: EventFilter = .all, batchSize: Int = 1000) -> EventSubscription {
+        EventSubscription(store: self, after: position, filter: filter, batchSize: batchSize)
+    }
+
+    static let columns = "position, stream_id, stream_version, event_id, type, data::text, metadata::text, recorded_at"
+
+    static func collect(_ rows: PostgresRowSequence) async throws -> [RecordedEvent] {
+        var out: [RecordedEvent] = []
+        for try await (position, streamId, version, eventId, type, data, metadata, recordedAt)
+            in rows.decode((Int64, String, Int64, UUID, String, String, String, Date).self) {
+            out.append(RecordedEvent(position: position, streamId: streamId, streamVersion: version, eventId: eventId,
+                                     type: type, data: data, metadata: metadata, recordedAt: recordedAt))
+        }
+        return out
+    }
+}
+
+/// What an append committed.
+public struct AppendResult: Sendable, Hashable {
+    /// Log positions of the appended events, in order.
+    public var positions: [Int64]
+    /// The stream's version after the append: pass it as `.exact` to append next.
+    public var nextExpectedVersion: Int64
+    /// True when every event id was already stored (a retried request): nothing new was written.
+    public var wasDuplicate: Bool
+}
+
+/// Which events a read or subscription wants.
+public struct EventFilter: Sendable, Hashable {
+    public var category: String?
+    public var streamId: String?
+    public var types: Set<String>?
+    /// Inclusive upper bound.
+    public var until: Int64?
+
+    public init(category: String? = nil, streamId: String? = nil, types: Set<String>? = nil, until: Int64? = nil) {
+        self.category = category
+        self.streamId = streamId
+        self.types = types
+        self.until = until
+    }
+
+    /// Every event.
+    public static let all = EventFilter()
+}
+
+/// Something that runs a query: the pool or one connection.
+public protocol PostgresQueryRunner: Sendable {
+    func runQuery(_ query: PostgresQuery) async throws -> PostgresRowSequence
+}
+
+extension PostgresClient: PostgresQueryRunner {
+    public func runQuery(_ query: PostgresQuery) async throws -> PostgresRowSequence { try await self.query(query) }
+}
+
+extension PostgresConnection: PostgresQueryRunner {
+    public func runQuery(_ query: PostgresQuery) async throws -> PostgresRowSequence {
+        try await self.query(query, logger: Self.silentLogger)
+    }
+
+    static let silentLogger = Logger(label: "postgres", factory: { _ in SwiftLogNoOpLogHandler() })
+}

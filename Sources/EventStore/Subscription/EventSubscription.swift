@@ -1,0 +1,40 @@
+/// An endless, ordered sequence of events after a position: it reads what is committed,
+/// then waits for the watcher's signal (or the poll interval) and reads again.
+/// Ends when the task is cancelled.
+public struct EventSubscription: AsyncSequence, Sendable {
+    public typealias Element = RecordedEvent
+    let store: EventStore
+    let after: Int64
+    let filter: EventFilter
+    let batchSize: Int
+
+    public func makeAsyncIterator() -> Iterator {
+        Iterator(store: store, cursor: after, filter: filter, batchSize: batchSize)
+    }
+
+    /// Reads in batches; holds at most one batch.
+    public struct Iterator: AsyncIteratorProtocol {
+        let store: EventStore
+        var cursor: Int64
+        let filter: EventFilter
+        let batchSize: Int
+        var buffer: [RecordedEvent] = []
+        var index = 0
+
+        public mutating func next() async throws -> RecordedEvent? {
+            while index >= buffer.count {
+                if Task.isCancelled { return nil }
+                let generation = store.watcher.signal.generation
+                buffer = try await store.readAll(after: cursor, limit: batchSize, filter: filter)
+                index = 0
+                if buffer.isEmpty {
+                    await store.watcher.signal.wait(after: generation, timeout: store.watcher.pollInterval)
+                }
+            }
+            let event = buffer[index]
+            index += 1
+            cursor = event.position
+            return event
+        }
+    }
+}
