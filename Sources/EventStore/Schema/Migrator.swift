@@ -54,7 +54,13 @@ public struct Migrator: Sendable {
     @discardableResult
     public func migrate(_ client: PostgresClient) async throws -> [String] {
         guard !migrations.isEmpty else { throw MigrationError(description: "no migrations found in the binary's resources") }
-        return try await client.withConnection { connection in
+        return try await client.withConnection { connection in try await migrate(on: connection) }
+    }
+
+    /// Applies what is missing over one connection.
+    @discardableResult
+    public func migrate(on connection: PostgresConnection) async throws -> [String] {
+        do {
             // One migrator at a time across every process on this database.
             try await connection.query("SELECT pg_advisory_lock(7130000)", logger: logger)
             do {

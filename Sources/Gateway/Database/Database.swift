@@ -1,0 +1,98 @@
+import EventStore
+import Foundation
+import Logging
+import NIOPosix
+import PostgresNIO
+
+/// The PostgreSQL this process uses: the configured server, or the embedded cluster
+/// (started here and stopped by `close()` when this process started it).
+public final class Database: Sendable {
+    public let client: PostgresClient
+    public let settings: DatabaseSettings
+    let embedded: EmbeddedPostgres?
+    let logger: Logger
+
+    /// Starts the embedded cluster when nothing is configured, makes sure the database exists, builds the pool.
+    public static func open(_ configuration: ServerConfiguration, logger: Logger) async throws -> Database {
+        switch configuration.database {
+        case .external(let settings):
+            return Database(client: makeClient(settings, poolSize: configuration.databasePoolSize, logger: logger),
+                            settings: settings, embedded: nil, logger: logger)
+        case .embedded(let port):
+            let cluster = EmbeddedPostgres(dataFolder: DataFolder(configuration.dataDirectory), preferredPort: port, logger: logger)
+            let running = try cluster.start()
+            try await createDatabaseIfMissing(running.settings, logger: logger)
+            return Database(client: makeClient(running.settings, poolSize: configuration.databasePoolSize, logger: logger),
+                            settings: running.settings, embedded: running.startedHere ? cluster : nil, logger: logger)
+        }
+    }
+
+    init(client: PostgresClient, settings: DatabaseSettings, embedded: EmbeddedPostgres?, logger: Logger) {
+        self.client = client
+        self.settings = settings
+        self.embedded = embedded
+        self.logger = logger
+    }
+
+    /// Stops the embedded cluster if this process started it.
+    public func close() {
+        embedded?.stop()
+    }
+
+    /// Runs `body` with the pool running (for commands that are not the server).
+    public func withClient<T: Sendable>(_ body: @Sendable @escaping (PostgresClient) async throws -> T) async throws -> T {
+        try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask { await self.client.run(); return nil }
+            group.addTask { try await body(self.client) }
+            defer { group.cancelAll() }
+            while let result = try await group.next() {
+                if let result { return result }
+            }
+            throw CancellationError()
+        }
+    }
+
+    static func makeClient(_ settings: DatabaseSettings, poolSize: Int, logger: Logger) -> PostgresClient {
+        var configuration = PostgresClient.Configuration(
+            host: settings.host, port: settings.port, username: settings.username, password: settings.password,
+            database: settings.database, tls: settings.requireTLS ? .require(.makeClientConfiguration()) : .disable)
+        configuration.options.maximumConnections = poolSize
+        configuration.options.minimumConnections = 2
+        configuration.options.connectTimeout = .seconds(10)
+        return PostgresClient(configuration: configuration, backgroundLogger: logger)
+    }
+
+    /// Runs `body` on one connection of its own (outside the pool), then closes it.
+    public func withSingleConnection<T>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
+        try await Self.withConnection(settings, database: settings.database, logger: logger, body)
+    }
+
+    static func withConnection<T>(_ settings: DatabaseSettings, database: String, logger: Logger,
+                                  _ body: (PostgresConnection) async throws -> T) async throws -> T {
+        let configuration = PostgresConnection.Configuration(
+            host: settings.host, port: settings.port, username: settings.username, password: settings.password,
+            database: database, tls: settings.requireTLS ? .require(try .init(configuration: .makeClientConfiguration())) : .disable)
+        let connection = try await PostgresConnection.connect(
+            on: MultiThreadedEventLoopGroup.singleton.next(), configuration: configuration, id: 1, logger: logger).get()
+        do {
+            let result = try await body(connection)
+            try? await connection.close().get()
+            return result
+        } catch {
+            try? await connection.close().get()
+            throw error
+        }
+    }
+
+    private static func createDatabaseIfMissing(_ settings: DatabaseSettings, logger: Logger) async throws {
+        try await withConnection(settings, database: "postgres", logger: logger) { connection in
+        var exists = false
+        for try await _ in try await connection.query("SELECT 1 FROM pg_database WHERE datname = \(settings.database)", logger: logger) {
+            exists = true
+        }
+        if !exists {
+            try await connection.query("CREATE DATABASE \(unescaped: SQLIdentifier.quote(settings.database))", logger: logger)
+        }
+        }
+    }
+}

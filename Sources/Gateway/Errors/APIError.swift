@@ -1,0 +1,120 @@
+import EventStore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import PostgresNIO
+
+/// An error as the API reports it: `{error, message, statusCode, nextActions?}` (API.md).
+public struct APIError: Error, Sendable, CustomStringConvertible {
+    public var status: HTTPResponse.Status
+    /// UPPER_SNAKE code: `INVALID_INPUT`, `NOT_FOUND`, `CONFLICT` ...
+    public var code: String
+    public var message: String
+    public var nextActions: String?
+
+    public init(_ status: HTTPResponse.Status, _ code: String, _ message: String, nextActions: String? = nil) {
+        self.status = status
+        self.code = code
+        self.message = message
+        self.nextActions = nextActions
+    }
+
+    public var description: String { "\(status.code) \(code): \(message)" }
+
+    /// 400 `INVALID_INPUT`.
+    public static func invalidInput(_ message: String) -> APIError { .init(.badRequest, "INVALID_INPUT", message) }
+    /// 404 `NOT_FOUND`.
+    public static func notFound(_ message: String) -> APIError { .init(.notFound, "NOT_FOUND", message) }
+    /// 401 `AUTH_INVALID_CREDENTIALS`: no credential on a protected route.
+    public static let missingCredentials = APIError(
+        .unauthorized, "AUTH_INVALID_CREDENTIALS", "Authorization is required",
+        nextActions: "Send Authorization: Bearer <admin API key or access token>")
+    /// 401 `AUTH_INVALID_API_KEY`: a malformed or unknown key.
+    public static let invalidAPIKey = APIError(.unauthorized, "AUTH_INVALID_API_KEY", "The API key is invalid")
+    /// 401 `AUTH_UNAUTHORIZED`: an invalid or expired token.
+    public static let invalidToken = APIError(.unauthorized, "AUTH_UNAUTHORIZED", "The access token is invalid or expired")
+    /// 403 `FORBIDDEN`.
+    public static let forbidden = APIError(.forbidden, "FORBIDDEN", "This credential may not do that")
+
+    /// The JSON body.
+    public var body: String {
+        var out = "{\"error\":\(JSONCoding.quoted(code)),\"message\":\(JSONCoding.quoted(message)),\"statusCode\":\(status.code)"
+        if let nextActions { out += ",\"nextActions\":\(JSONCoding.quoted(nextActions))" }
+        return out + "}"
+    }
+
+    /// Maps any error to the API's shape: ours as they are, the store's, decoding and Postgres errors by kind.
+    /// Nothing of our SQL or stack traces leaks.
+    public static func from(_ error: any Error) -> APIError {
+        switch error {
+        case let e as APIError:
+            return e
+        case let e as EventStoreError:
+            switch e.code {
+            case .wrongExpectedVersion, .eventIdReused: return APIError(.conflict, "CONFLICT", e.message)
+            case .invalidEvent: return .invalidInput(e.message)
+            case .shutdown: return APIError(.serviceUnavailable, "SERVICE_UNAVAILABLE", e.message)
+            default:
+                if let underlying = e.underlying { return from(underlying) }
+                return APIError(.internalServerError, "INTERNAL_ERROR", "Internal server error")
+            }
+        case let e as DecodingError:
+            return .invalidInput(describe(e))
+        case let e as PSQLError where e.code == .server:
+            let state = e.serverInfo?[.sqlState] ?? ""
+            switch state {
+            case "23505": return APIError(.conflict, "DATABASE_DUPLICATE", "A record with that value already exists")
+            case "23503": return APIError(.badRequest, "DATABASE_FOREIGN_KEY_VIOLATION", "A referenced record does not exist")
+            case "23502": return APIError(.badRequest, "DATABASE_NOT_NULL_VIOLATION", "A required value is missing")
+            case "42P01": return APIError(.badRequest, "DATABASE_TABLE_NOT_FOUND", "No such table")
+            case "22P02", "22007", "22008", "22003": return .invalidInput("A value has the wrong format")
+            case "40001", "40P01": return APIError(.conflict, "CONFLICT", "Concurrent change; retry the request")
+            default: return APIError(.internalServerError, "INTERNAL_ERROR", "Internal server error")
+            }
+        case let e as HTTPError:
+            switch e.status {
+            case .notFound: return .notFound("Route not found")
+            case .contentTooLarge: return APIError(.contentTooLarge, "PAYLOAD_TOO_LARGE", "The request body is too large")
+            case .methodNotAllowed: return APIError(.methodNotAllowed, "METHOD_NOT_ALLOWED", "Method not allowed")
+            default:
+                let code = e.status.code < 500 ? "INVALID_INPUT" : "INTERNAL_ERROR"
+                return APIError(e.status, code, e.body ?? e.status.reasonPhrase)
+            }
+        default:
+            return APIError(.internalServerError, "INTERNAL_ERROR", "Internal server error")
+        }
+    }
+
+    /// "field `a.b`: expected a string" style messages that name the field.
+    static func describe(_ error: DecodingError) -> String {
+        func path(_ codingPath: [any CodingKey]) -> String {
+            let p = codingPath.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
+                .replacingOccurrences(of: ".[", with: "[")
+            return p.isEmpty ? "body" : p
+        }
+        switch error {
+        case .keyNotFound(let key, let context):
+            return "\(path(context.codingPath + [key])) is required"
+        case .typeMismatch(let type, let context):
+            return "\(path(context.codingPath)) must be \(describe(type))"
+        case .valueNotFound(let type, let context):
+            return "\(path(context.codingPath)) must be \(describe(type)), not null"
+        case .dataCorrupted(let context):
+            if context.codingPath.isEmpty { return "The request body is not valid JSON" }
+            return "\(path(context.codingPath)): \(context.debugDescription)"
+        @unknown default:
+            return "The request body is invalid"
+        }
+    }
+
+    private static func describe(_ type: Any.Type) -> String {
+        switch type {
+        case is String.Type: "a string"
+        case is Int.Type, is Int64.Type, is Int32.Type: "an integer"
+        case is Double.Type, is Float.Type: "a number"
+        case is Bool.Type: "a boolean"
+        case is [Any].Type: "an array"
+        default: "an object"
+        }
+    }
+}

@@ -1,0 +1,45 @@
+import HTTPTypes
+import Hummingbird
+import Synchronization
+
+/// Registers routes on the router and remembers them, so `GET /api/openapi.json` lists every route.
+/// The router is only touched while the application is built (before serving), hence unchecked.
+public final class RouteTable: @unchecked Sendable {
+    /// Who may call a route.
+    public enum Access: String, Sendable {
+        /// No credential needed.
+        case `public`
+        /// Admin API key (or admin token) only.
+        case admin
+        /// Any valid credential.
+        case authenticated
+    }
+
+    /// One documented route.
+    public struct Entry: Sendable {
+        public var method: HTTPRequest.Method
+        /// Hummingbird syntax (`:id`).
+        public var path: String
+        public var summary: String
+        public var access: Access
+    }
+
+    /// The route handler signature.
+    public typealias Handler = @Sendable (Request, AppRequestContext) async throws -> Response
+
+    let router: Router<AppRequestContext>
+    private let entries = Mutex<[Entry]>([])
+
+    init(router: Router<AppRequestContext>) {
+        self.router = router
+    }
+
+    /// Every registered route, in registration order.
+    public var all: [Entry] { entries.withLock { $0 } }
+
+    /// Adds a route and its documentation.
+    func add(_ method: HTTPRequest.Method, _ path: String, _ summary: String, access: Access, _ handler: @escaping Handler) {
+        entries.withLock { $0.append(Entry(method: method, path: path, summary: summary, access: access)) }
+        router.on(RouterPath(path), method: method) { request, context in try await handler(request, context) }
+    }
+}

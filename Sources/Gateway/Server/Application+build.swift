@@ -1,0 +1,103 @@
+import Actors
+import EventStore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import Prometheus
+import Projections
+import ServiceLifecycle
+
+/// The server's parts, shared by `serve` and the command-line tools.
+public struct ServerCore: Sendable {
+    public let configuration: ServerConfiguration
+    public let database: Database
+    public let store: EventStore
+    public let box: SecretBox
+    public let keys: KeyRing
+    public let issuer: KeyIssuer
+    public let runners: [ProjectionRunner]
+
+    /// Loads secrets (generating them once into the data folder) and wires the store, keys and runners.
+    public init(configuration: ServerConfiguration, database: Database, logger: Logger) throws {
+        let folder = DataFolder(configuration.dataDirectory)
+        let jwtSecret = try configuration.jwtSecret ?? folder.secret("jwt-secret") { DataFolder.randomHex(bytes: 32) }
+        self.configuration = configuration
+        self.database = database
+        let store = EventStore(client: database.client, inlineProjections: ProjectionCatalog.inline, logger: logger,
+                               pollInterval: configuration.eventPollInterval)
+        self.store = store
+        self.box = SecretBox(passphrase: configuration.encryptionKey ?? jwtSecret)
+        self.keys = KeyRing()
+        self.issuer = KeyIssuer(store: store, box: box, keys: keys, configuredAdminKey: configuration.accessAPIKey,
+                                rotationGrace: configuration.keyRotationGrace, logger: logger)
+        self.runners = ProjectionCatalog.async.map { ProjectionRunner(projection: $0, store: store, logger: logger) }
+    }
+}
+
+/// The version reported by `/api/health` and the OpenAPI document.
+public let serverVersion = "0.1.0"
+
+/// Builds the HTTP application: middleware, every controller, and the services it runs
+/// (the pool, the event store, the projection runners, the key-ring follower).
+public func buildApplication(core: ServerCore, registry: PrometheusCollectorRegistry, logger: Logger) -> some ApplicationProtocol {
+    let router = Router(context: AppRequestContext.self)
+    router.add(middleware: RequestIDMiddleware())
+    router.add(middleware: CORSMiddleware(
+        allowOrigin: .originBased,
+        allowHeaders: [.accept, .authorization, .contentType, .origin, .apiKey, .requestID, .idempotencyKey, .range,
+                       HTTPField.Name("Prefer")!, HTTPField.Name("X-CSRF-Token")!, HTTPField.Name("Accept-Profile")!,
+                       HTTPField.Name("Content-Profile")!, HTTPField.Name("X-Client-Info")!],
+        allowMethods: [.get, .post, .put, .patch, .delete, .head, .options],
+        allowCredentials: true,
+        exposedHeaders: ["Content-Range", "Preference-Applied", "X-Request-Id", "Retry-After", "RateLimit-Limit",
+                         "RateLimit-Remaining", "RateLimit-Reset"],
+        maxAge: .seconds(600)))
+    router.add(middleware: MetricsMiddleware())
+    router.add(middleware: ErrorMiddleware())
+    router.add(middleware: CredentialsMiddleware(keys: core.keys))
+
+    let routes = RouteTable(router: router)
+    HealthController(version: serverVersion, registry: registry).register(routes)
+    KeysController(issuer: core.issuer).register(routes)
+    EventsController(store: core.store, runners: core.runners).register(routes)
+    OpenAPIController(version: serverVersion).register(routes)
+
+    let configuration = core.configuration
+    var app = Application(
+        router: router,
+        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "insforge"),
+        services: [core.database.client, core.store] + core.runners.map { $0 as any Service }
+            + [KeyRingFollower(store: core.store, keys: core.keys, logger: logger)],
+        logger: logger)
+    let issuer = core.issuer
+    app.beforeServerStarts {
+        try await issuer.ensureKeys()
+    }
+    return app
+}
+
+/// Reloads the key ring whenever an `apikey-*` event is appended, by this node or another.
+struct KeyRingFollower: Service {
+    let store: EventStore
+    let keys: KeyRing
+    let logger: Logger
+
+    func run() async throws {
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            do {
+                let head = try await store.headPosition()
+                try await keys.reload(from: store.client)
+                try await cancelWhenGracefulShutdown {
+                    for try await _ in store.subscribe(after: head, filter: EventFilter(category: "apikey")) {
+                        try await keys.reload(from: store.client)
+                    }
+                }
+            } catch {
+                if Task.isShuttingDownGracefully || Task.isCancelled { return }
+                logger.warning("key ring follower failed; retrying", metadata: ["error": "\(error)"])
+                try? await Task.sleep(for: .seconds(1))
+            }
+        }
+    }
+}
