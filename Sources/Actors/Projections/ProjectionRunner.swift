@@ -60,6 +60,9 @@ public actor ProjectionRunner: Service {
         return Int64(bitPattern: hash)
     }
 
+    /// Shutdown asked for, gracefully or by cancellation.
+    static var stopping: Bool { Task.isCancelled || Task.isShuttingDownGracefully }
+
     /// A snapshot for admins and tests.
     public func status() -> Status {
         Status(projection: projection.name, isOwner: isOwner, checkpoint: checkpoint, lastError: lastError, failedAttempts: attempts)
@@ -67,7 +70,7 @@ public actor ProjectionRunner: Service {
 
     public func run() async throws {
         var backoff = options.initialBackoff
-        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+        while !Self.stopping {
             do {
                 try await store.client.withConnection { connection in
                     try await self.own(on: connection)
@@ -75,7 +78,7 @@ public actor ProjectionRunner: Service {
                 backoff = options.initialBackoff
             } catch {
                 isOwner = false
-                if Task.isCancelled || Task.isShuttingDownGracefully { break }
+                if Self.stopping { break }
                 lastError = "\(error)"
                 logger.warning("projection runner failed; restarting", metadata: ["error": "\(String(reflecting: error))"])
                 try? await Task.sleep(for: backoff)
@@ -87,7 +90,7 @@ public actor ProjectionRunner: Service {
 
     /// Waits to own the projection on `connection`, then follows the log until shutdown.
     private func own(on connection: PostgresConnection) async throws {
-        while !Task.isShuttingDownGracefully {
+        while !Self.stopping {
             var acquired = false
             for try await ok in try await connection.query("SELECT pg_try_advisory_lock(\(lockKey))", logger: logger).decode(Bool.self) {
                 acquired = ok
@@ -95,7 +98,7 @@ public actor ProjectionRunner: Service {
             if acquired { break }
             try? await Task.sleep(for: options.ownershipRetry)
         }
-        guard !Task.isShuttingDownGracefully else { return }
+        guard !Self.stopping else { return }
         isOwner = true
         logger.info("owning projection")
         try await connection.query("""
@@ -104,7 +107,7 @@ public actor ProjectionRunner: Service {
             """, logger: logger)
         defer { isOwner = false }
         var lastKeepAlive = ContinuousClock.now
-        while !Task.isShuttingDownGracefully {
+        while !Self.stopping {
             let generation = store.watcher.signal.generation
             let moved = try await step(on: connection)
             if !moved {

@@ -159,7 +159,8 @@ final class GroupCommitWriter: Sendable {
                         do {
                             try await projection.apply(mine, in: context)
                         } catch {
-                            throw EventStoreError(.projectionFailed, "\(projection.name) refused \(command.streamId)", underlying: error)
+                            throw EventStoreError(.projectionFailed, "\(projection.name) refused \(command.streamId): \(String(reflecting: error))",
+                                                  underlying: error)
                         }
                     }
                 }

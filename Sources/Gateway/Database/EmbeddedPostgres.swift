@@ -47,7 +47,10 @@ public struct EmbeddedPostgres: Sendable {
             return Running(settings: settings(port: port, password: password), startedHere: false)
         }
         let port = try freePort()
-        if runAsPostgres { try run("/bin/chown", ["postgres", logFile.deletingLastPathComponent().path]) }
+        if !FileManager.default.fileExists(atPath: logFile.path) {
+            FileManager.default.createFile(atPath: logFile.path, contents: nil, attributes: [.posixPermissions: 0o600])
+        }
+        if runAsPostgres { try run("/bin/chown", ["postgres", logFile.path]) }
         try runPG(bin.appendingPathComponent("pg_ctl").path, [
             "-D", clusterDirectory.path, "-l", logFile.path, "-w", "-t", "60",
             "-o", "-c listen_addresses=127.0.0.1 -c port=\(port) -c unix_socket_directories='' -c max_connections=200",
@@ -145,19 +148,34 @@ public struct EmbeddedPostgres: Sendable {
     }
 
     private func run(_ path: String, _ arguments: [String]) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = arguments
-        process.currentDirectoryURL = URL(fileURLWithPath: "/")
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
+        // Output goes to a file, not a pipe: `pg_ctl start` leaves the server holding its stdout,
+        // so a pipe would never reach end-of-file. posix_spawn + waitpid rather than Foundation's
+        // Process, which can miss the exit of a child whose own child lives on.
+        let outputFile = FileManager.default.temporaryDirectory.appendingPathComponent("insforge-pg-\(UUID().uuidString).out")
+        defer { try? FileManager.default.removeItem(at: outputFile) }
+        let status = try Self.spawnAndWait(path, arguments, output: outputFile.path)
+        let text = (try? String(contentsOf: outputFile, encoding: .utf8)) ?? ""
+        guard status == 0 else {
             throw Problem(description: "\(URL(fileURLWithPath: path).lastPathComponent) \(arguments.prefix(3).joined(separator: " ")) failed: \(text.suffix(800))")
         }
+    }
+
+    /// Runs a program with stdout and stderr sent to `output`; returns its exit status.
+    static func spawnAndWait(_ path: String, _ arguments: [String], output: String) throws -> Int32 {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        let argv = ([path] + arguments).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, path, &actions, nil, argv, environ)
+        guard spawned == 0 else { throw Problem(description: "cannot run \(path): \(String(cString: strerror(spawned)))") }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+        return (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
     }
 
     private static func capture(_ path: String, _ arguments: [String]) throws -> String {

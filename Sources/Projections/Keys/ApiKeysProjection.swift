@@ -22,9 +22,9 @@ public struct ApiKeysProjection: Projection {
                 VALUES (\(issued.kind.rawValue), \(issued.keyId), \(issued.ciphertext), \(issued.fingerprint),
                         \(event.recordedAt), \(event.position))
                 ON CONFLICT (kind) DO UPDATE SET
-                    previous_fingerprint = CASE WHEN \(issued.previousValidUntil) IS NULL THEN NULL ELSE k.fingerprint END,
-                    previous_ciphertext  = CASE WHEN \(issued.previousValidUntil) IS NULL THEN NULL ELSE k.ciphertext END,
-                    grace_until = \(issued.previousValidUntil),
+                    previous_fingerprint = CASE WHEN \(issued.previousValidUntil)::timestamptz IS NULL THEN NULL ELSE k.fingerprint END,
+                    previous_ciphertext  = CASE WHEN \(issued.previousValidUntil)::timestamptz IS NULL THEN NULL ELSE k.ciphertext END,
+                    grace_until = \(issued.previousValidUntil)::timestamptz,
                     key_id = excluded.key_id, ciphertext = excluded.ciphertext, fingerprint = excluded.fingerprint,
                     issued_at = excluded.issued_at, position = excluded.position
                 """, logger: context.logger)
