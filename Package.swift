@@ -19,7 +19,6 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
-        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
     ],
     targets: [
         // liblz4's frame API (system library), for compressed log exports.
@@ -77,13 +76,20 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "EventStoreTests", dependencies: ["EventStore"], swiftSettings: swiftSettings),
-        .testTarget(name: "ProjectionsTests", dependencies: ["Projections", "EventStore"], swiftSettings: swiftSettings),
-        .testTarget(name: "ActorsTests", dependencies: ["Actors", "Projections", "EventStore"], swiftSettings: swiftSettings),
+        // Fresh databases on the test PostgreSQL (TEST_DATABASE_URL) for the test targets.
+        .target(
+            name: "TestSupport",
+            dependencies: ["EventStore", .product(name: "PostgresNIO", package: "postgres-nio")],
+            path: "Tests/TestSupport",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(name: "EventStoreTests", dependencies: ["EventStore", "TestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "ProjectionsTests", dependencies: ["Projections", "EventStore", "TestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "ActorsTests", dependencies: ["Actors", "Projections", "EventStore", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "GatewayTests",
             dependencies: [
-                "Gateway",
+                "Gateway", "TestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings

@@ -54,6 +54,15 @@ public struct EventMetadata: Codable, Sendable, Hashable {
         self.clientIp = clientIp
     }
 
-    /// JSON text as stored in the log.
-    public var json: String { (try? JSONCoding.encodeString(self)) ?? "{}" }
+    /// JSON text as stored in the log (written by hand: it is on the append hot path).
+    public var json: String {
+        var out = "{\"actor\":{"
+        if let id = actor.id { out += "\"id\":\(JSONCoding.quoted(id)),"}
+        out += "\"type\":\"\(actor.type.rawValue)\"}"
+        if let causationId { out += ",\"causationId\":\(JSONCoding.quoted(causationId))" }
+        if let clientIp { out += ",\"clientIp\":\(JSONCoding.quoted(clientIp))" }
+        if let correlationId { out += ",\"correlationId\":\(JSONCoding.quoted(correlationId))" }
+        if let requestId { out += ",\"requestId\":\(JSONCoding.quoted(requestId))" }
+        return out + "}"
+    }
 }

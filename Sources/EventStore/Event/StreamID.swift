@@ -12,13 +12,19 @@ public enum StreamID {
         guard let dash = streamId.firstIndex(of: "-") else { return "stream id must look like <category>-<id>" }
         let category = streamId[..<dash]
         let id = streamId[streamId.index(after: dash)...]
-        guard let first = category.unicodeScalars.first, ("a"..."z").contains(first),
-              category.unicodeScalars.allSatisfy({ ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "_" })
-        else { return "stream category must match [a-z][a-z0-9_]*" }
+        if let problem = categoryProblem(with: String(category)) { return "stream \(problem)" }
         guard !id.isEmpty else { return "stream id must not be empty after the category" }
         guard id.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value != 0x7F }) else {
             return "stream id must not contain spaces or control characters"
         }
+        return nil
+    }
+
+    /// `nil` when valid, else why not: a category is `[a-z][a-z0-9_]*`, at most 100 characters.
+    public static func categoryProblem(with category: String) -> String? {
+        guard let first = category.unicodeScalars.first, ("a"..."z").contains(first), category.utf8.count <= 100,
+              category.unicodeScalars.allSatisfy({ ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "_" })
+        else { return "category must match [a-z][a-z0-9_]*" }
         return nil
     }
 

@@ -111,33 +111,91 @@ BEGIN
     RETURN r.first_position;
 END $$;
 
--- Many commands in one round trip (group commit). Commands are laid out flat:
--- command i owns p_counts[i] consecutive entries of the event arrays.
+-- Many commands in one round trip (group commit). Commands are laid out flat: command i owns
+-- p_counts[i] consecutive entries of the event arrays. Callers sort commands by stream (keeping
+-- their order within a stream), so one pass can carry each stream's version forward. The work per
+-- batch is a fixed handful of statements, whatever its size: that is what makes group commit pay.
 CREATE FUNCTION system.append_batch(
     p_streams text[], p_expected bigint[], p_counts int[],
     p_event_ids uuid[], p_types text[], p_data text[], p_metadata text[]
 ) RETURNS TABLE (command int, outcome text, first_position bigint, last_version bigint)
 LANGUAGE plpgsql AS $$
 DECLARE
-    off int := 0;
+    n_commands int := cardinality(p_streams);
+    accepted boolean[] := array_fill(false, ARRAY[n_commands]);
+    position_base bigint[] := array_fill(0::bigint, ARRAY[n_commands]);
+    version_base bigint[] := array_fill(0::bigint, ARRAY[n_commands]);
+    outcomes text[] := array_fill('wrong_version'::text, ARRAY[n_commands]);
+    distinct_streams text[];
+    current_versions bigint[];
+    stream_index int := 0;
+    current_version bigint;
+    next_position bigint;
+    e bigint;
     k int;
-    last_position bigint := NULL;
-    r record;
+    off int := 0;
+    event_command int[];
+    event_ordinal int[];
 BEGIN
     PERFORM system.lock_log();
-    FOR i IN 1 .. cardinality(p_streams) LOOP
-        k := p_counts[i];
-        SELECT * INTO r FROM system.append_locked(
-            p_streams[i], p_expected[i],
-            p_event_ids[off + 1 : off + k], p_types[off + 1 : off + k],
-            p_data[off + 1 : off + k]::jsonb[], p_metadata[off + 1 : off + k]::jsonb[]);
-        command := i; outcome := r.outcome; first_position := r.first_position; last_version := r.last_version;
-        IF r.outcome = 'appended' THEN last_position := r.first_position + k - 1; END IF;
-        off := off + k;
+
+    -- A retry (some ids already stored) takes the careful path, command by command.
+    IF EXISTS (SELECT 1 FROM system.events WHERE event_id = ANY (p_event_ids)) THEN
+        FOR i IN 1 .. n_commands LOOP
+            k := p_counts[i];
+            SELECT i, a.outcome, a.first_position, a.last_version INTO command, outcome, first_position, last_version
+              FROM system.append_locked(p_streams[i], p_expected[i],
+                   p_event_ids[off + 1 : off + k], p_types[off + 1 : off + k],
+                   p_data[off + 1 : off + k]::jsonb[], p_metadata[off + 1 : off + k]::jsonb[]) a;
+            IF outcome = 'appended' THEN
+                PERFORM pg_notify('system_events', (first_position + k - 1)::text);
+            END IF;
+            off := off + k;
+            RETURN NEXT;
+        END LOOP;
+        RETURN;
+    END IF;
+
+    SELECT array_agg(s ORDER BY s) INTO distinct_streams FROM (SELECT DISTINCT unnest(p_streams) AS s) d;
+    SELECT array_agg(coalesce((SELECT max(ev.stream_version) FROM system.events ev WHERE ev.stream_id = s), 0) ORDER BY ord)
+      INTO current_versions FROM unnest(distinct_streams) WITH ORDINALITY AS u(s, ord);
+    SELECT coalesce(max(ev.position), 0) INTO next_position FROM system.events ev;
+
+    FOR i IN 1 .. n_commands LOOP
+        IF i = 1 OR p_streams[i] <> p_streams[i - 1] THEN
+            stream_index := stream_index + 1;
+            current_version := current_versions[stream_index];
+        END IF;
+        e := p_expected[i];
+        version_base[i] := current_version;
+        IF (e = -1 AND current_version <> 0) OR (e = -2 AND current_version = 0) OR (e >= 0 AND current_version <> e) THEN
+            CONTINUE;
+        END IF;
+        accepted[i] := true;
+        outcomes[i] := 'appended';
+        position_base[i] := next_position;
+        next_position := next_position + p_counts[i];
+        current_version := current_version + p_counts[i];
+    END LOOP;
+
+    SELECT array_agg(c ORDER BY c, o), array_agg(o ORDER BY c, o) INTO event_command, event_ordinal
+      FROM (SELECT c, generate_series(1, p_counts[c]) AS o FROM generate_series(1, n_commands) AS c) x;
+
+    INSERT INTO system.events (position, stream_id, stream_version, event_id, type, data, metadata)
+    SELECT position_base[u.c] + u.o, p_streams[u.c], version_base[u.c] + u.o, u.id, u.t, u.d::jsonb, u.m::jsonb
+      FROM unnest(event_command, event_ordinal, p_event_ids, p_types, p_data, p_metadata) AS u(c, o, id, t, d, m)
+     WHERE accepted[u.c]
+     ORDER BY 1;
+
+    FOR i IN 1 .. n_commands LOOP
+        command := i;
+        outcome := outcomes[i];
+        first_position := CASE WHEN accepted[i] THEN position_base[i] + 1 END;
+        last_version := CASE WHEN accepted[i] THEN version_base[i] + p_counts[i] ELSE version_base[i] END;
         RETURN NEXT;
     END LOOP;
-    IF last_position IS NOT NULL THEN
-        PERFORM pg_notify('system_events', last_position::text);
+    IF next_position > 0 AND bool_or(x) FROM unnest(accepted) AS x THEN
+        PERFORM pg_notify('system_events', next_position::text);
     END IF;
 END $$;
 

@@ -86,6 +86,12 @@ final class GroupCommitWriter: Sendable {
     }
 
     private func write(_ batch: [Waiting]) async {
+        // Sorted by stream (stable, so each stream keeps its order): `system.append_batch`
+        // carries each stream's version forward in one pass.
+        let batch = batch.enumerated().sorted { a, b in
+            a.element.command.streamId == b.element.command.streamId
+                ? a.offset < b.offset : a.element.command.streamId < b.element.command.streamId
+        }.map(\.element)
         do {
             let results = try await commit(batch.map(\.command))
             for (waiting, result) in zip(batch, results) {

@@ -1,6 +1,7 @@
 import EventStore
 import Foundation
 import HTTPTypes
+import NIOCore
 import Hummingbird
 import PostgresNIO
 
@@ -58,6 +59,8 @@ public struct APIError: Error, Sendable, CustomStringConvertible {
                 if let underlying = e.underlying { return from(underlying) }
                 return APIError(.internalServerError, "INTERNAL_ERROR", "Internal server error")
             }
+        case is NIOTooManyBytesError:
+            return APIError(.contentTooLarge, "PAYLOAD_TOO_LARGE", "The request body is too large")
         case let e as DecodingError:
             return .invalidInput(describe(e))
         case let e as PSQLError where e.code == .server:

@@ -117,7 +117,7 @@ struct EventsController {
             filter.types = Set(types)
         }
         if let category = request.queryString("category") {
-            if StreamID.problem(with: category + "-x") != nil { throw APIError.invalidInput("category must match [a-z][a-z0-9_]*") }
+            if let problem = StreamID.categoryProblem(with: category) { throw APIError.invalidInput(problem) }
             filter.category = category
         }
         return filter

@@ -1,6 +1,8 @@
 import Actors
 import EventStore
 import Foundation
+import Logging
+import PostgresNIO
 import Projections
 
 /// What `GET /api/events/stats` and `insforge events stats` show: the head, counts per
@@ -28,27 +30,47 @@ public struct LogStats: Codable, Sendable {
     public var projections: [ProjectionState]
     public var parkedEvents: Int64
 
-    /// Reads the stats; `runners` adds this process's view of each runner.
+    /// Reads the stats as of one moment (one REPEATABLE READ snapshot); `runners` adds this
+    /// process's view of each runner.
     public static func read(store: EventStore, runners: [ProjectionRunner] = []) async throws -> LogStats {
-        let head = try await store.headPosition()
-        var types: [TypeCount] = []
-        for try await (category, type, count, last) in try await store.client.query("""
-            SELECT category, type, count, last_position FROM system.event_stats ORDER BY category, type
-            """).decode((String, String, Int64, Int64).self) {
-            types.append(TypeCount(category: category, type: type, count: count, lastPosition: last))
-        }
         var statuses: [String: ProjectionRunner.Status] = [:]
         for runner in runners { statuses[runner.projection.name] = await runner.status() }
+        let logger = Logger(label: "stats", factory: { _ in SwiftLogNoOpLogHandler() })
+        return try await store.client.withConnection { connection in
+            try await connection.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", logger: logger)
+            do {
+                let stats = try await snapshot(connection, statuses: statuses, includeOwnership: !runners.isEmpty, logger: logger)
+                try await connection.query("COMMIT", logger: logger)
+                return stats
+            } catch {
+                _ = try? await connection.query("ROLLBACK", logger: logger)
+                throw error
+            }
+        }
+    }
+
+    private static func snapshot(_ connection: PostgresConnection, statuses: [String: ProjectionRunner.Status],
+                                 includeOwnership: Bool, logger: Logger) async throws -> LogStats {
+        var head: Int64 = 0
+        for try await h in try await connection.query("SELECT coalesce(max(position), 0) FROM system.events", logger: logger)
+            .decode(Int64.self) { head = h }
+        var types: [TypeCount] = []
+        for try await (category, type, count, last) in try await connection.query("""
+            SELECT category, type, count, last_position FROM system.event_stats ORDER BY category, type
+            """, logger: logger).decode((String, String, Int64, Int64).self) {
+            types.append(TypeCount(category: category, type: type, count: count, lastPosition: last))
+        }
         var projections: [ProjectionState] = []
-        for try await (name, position) in try await store.client.query(
-            "SELECT projection, position FROM system.checkpoints ORDER BY projection").decode((String, Int64).self) {
+        for try await (name, position) in try await connection.query(
+            "SELECT projection, position FROM system.checkpoints ORDER BY projection", logger: logger).decode((String, Int64).self) {
             let status = statuses[name]
             projections.append(ProjectionState(name: name, checkpoint: position, lag: max(0, head - position),
-                                               ownedHere: runners.isEmpty ? nil : (status?.isOwner ?? false),
+                                               ownedHere: includeOwnership ? (status?.isOwner ?? false) : nil,
                                                lastError: status?.lastError))
         }
         var parked: Int64 = 0
-        for try await n in try await store.client.query("SELECT count(*) FROM system.parked_events").decode(Int64.self) { parked = n }
+        for try await n in try await connection.query("SELECT count(*) FROM system.parked_events", logger: logger)
+            .decode(Int64.self) { parked = n }
         // Positions are dense (max + 1 under the log lock), so the head is also the count.
         return LogStats(head: head, totalEvents: head, types: types, projections: projections, parkedEvents: parked)
     }

@@ -43,16 +43,12 @@ public let serverVersion = "0.1.0"
 public func buildApplication(core: ServerCore, registry: PrometheusCollectorRegistry, logger: Logger) -> some ApplicationProtocol {
     let router = Router(context: AppRequestContext.self)
     router.add(middleware: RequestIDMiddleware())
-    router.add(middleware: CORSMiddleware(
-        allowOrigin: .originBased,
-        allowHeaders: [.accept, .authorization, .contentType, .origin, .apiKey, .requestID, .idempotencyKey, .range,
-                       HTTPField.Name("Prefer")!, HTTPField.Name("X-CSRF-Token")!, HTTPField.Name("Accept-Profile")!,
-                       HTTPField.Name("Content-Profile")!, HTTPField.Name("X-Client-Info")!],
+    router.add(middleware: CORSPolicyMiddleware(
+        allowHeaders: ["Accept", "Authorization", "Content-Type", "Origin", "x-api-key", "X-Request-Id", "Idempotency-Key",
+                       "Range", "Prefer", "X-CSRF-Token", "Accept-Profile", "Content-Profile", "X-Client-Info"],
         allowMethods: [.get, .post, .put, .patch, .delete, .head, .options],
-        allowCredentials: true,
-        exposedHeaders: ["Content-Range", "Preference-Applied", "X-Request-Id", "Retry-After", "RateLimit-Limit",
-                         "RateLimit-Remaining", "RateLimit-Reset"],
-        maxAge: .seconds(600)))
+        exposeHeaders: ["Content-Range", "Preference-Applied", "X-Request-Id", "Retry-After", "RateLimit-Limit",
+                        "RateLimit-Remaining", "RateLimit-Reset"]))
     router.add(middleware: MetricsMiddleware())
     router.add(middleware: ErrorMiddleware())
     router.add(middleware: CredentialsMiddleware(keys: core.keys))

@@ -1,0 +1,122 @@
+import EventStore
+import Foundation
+import PostgresNIO
+import Synchronization
+import Testing
+import TestSupport
+
+@Suite("Global order and subscriptions")
+struct EventOrderingTests {
+    @Test func aLateCommittingTransactionIsNeverSkipped() async throws {
+        try await withEventStore(pollInterval: .milliseconds(50)) { store, db in
+            try await store.append([EventData(type: "Early", data: "{}")], to: "early-1")
+            // Another session appends position 2 and keeps its transaction open.
+            let held = try await db.connect()
+            try await held.query("BEGIN", logger: TestDatabase.logger)
+            try await held.query("""
+                SELECT * FROM system.append_events('late-1', NULL, ARRAY[gen_random_uuid()], ARRAY['Late'],
+                                                   ARRAY['{}'::jsonb], ARRAY['{}'::jsonb])
+                """, logger: TestDatabase.logger)
+
+            let consumer = Task {
+                var seen: [RecordedEvent] = []
+                for try await event in store.subscribe(after: 0) {
+                    seen.append(event)
+                    if seen.count == 3 { break }
+                }
+                return seen
+            }
+            let laterDone = Atomic(false)
+            let later = Task {
+                try await store.append([EventData(type: "Later", data: "{}")], to: "later-1")
+                laterDone.store(true, ordering: .sequentiallyConsistent)
+            }
+            try await Task.sleep(for: .milliseconds(600))
+            // The later append cannot commit ahead of the open one, so nothing past 1 is visible.
+            #expect(laterDone.load(ordering: .sequentiallyConsistent) == false)
+            #expect(try await store.readAll(after: 1).isEmpty)
+
+            try await held.query("COMMIT", logger: TestDatabase.logger)
+            try await held.close().get()
+            try await later.value
+            let seen = try await consumer.value
+            #expect(seen.map(\.type) == ["Early", "Late", "Later"])
+            #expect(seen.map(\.position) == [1, 2, 3])
+        }
+    }
+
+    @Test func subscriptionIsWokenByNotifyNotByPolling() async throws {
+        try await withEventStore(pollInterval: .seconds(30)) { store, _ in
+            try await store.append([EventData(type: "Before", data: "{}")], to: "x-1")
+            let head = try await store.headPosition()
+            let consumer = Task { () -> RecordedEvent? in
+                for try await event in store.subscribe(after: head) { return event }
+                return nil
+            }
+            try await Task.sleep(for: .milliseconds(300))  // the consumer is now waiting on the signal
+            let started = ContinuousClock.now
+            try await store.append([EventData(type: "After", data: "{}")], to: "x-1")
+            let event = try await consumer.value
+            #expect(event?.type == "After")
+            #expect(ContinuousClock.now - started < .seconds(5))
+        }
+    }
+
+    @Test func subscriptionFiltersByCategoryInLogOrder() async throws {
+        try await withEventStore { store, _ in
+            for i in 0..<10 {
+                try await store.append([EventData(type: "Tick", data: "{\"i\":\(i)}")], to: i % 2 == 0 ? "even-\(i)" : "odd-\(i)")
+            }
+            var seen: [RecordedEvent] = []
+            for try await event in store.subscribe(after: 0, filter: EventFilter(category: "odd"), batchSize: 2) {
+                seen.append(event)
+                if seen.count == 5 { break }
+            }
+            #expect(seen.map(\.category) == Array(repeating: "odd", count: 5))
+            #expect(seen.map(\.position) == [2, 4, 6, 8, 10])
+        }
+    }
+
+    @Test func envelopeJSONIsValidAndComplete() async throws {
+        try await withEventStore { store, _ in
+            let metadata = EventMetadata(actor: .init(type: .admin), requestId: "r-1")
+            try await store.append([EventData(type: "Quoted", data: "{\"s\":\"a\\\"b\\n\"}", metadata: metadata)], to: "q-1")
+            let event = try #require(try await store.readAll(after: 0).first)
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(event.envelopeJSON().utf8)) as? [String: Any])
+            #expect(object["position"] as? Int == 1)
+            #expect(object["streamId"] as? String == "q-1")
+            #expect((object["data"] as? [String: Any])?["s"] as? String == "a\"b\n")
+            #expect(((object["metadata"] as? [String: Any])?["actor"] as? [String: Any])?["type"] as? String == "admin")
+            #expect((object["recordedAt"] as? String)?.hasSuffix("Z") == true)
+        }
+    }
+}
+
+@Suite("Migrations")
+struct MigrationTests {
+    @Test func migrationsApplyOnceAndRefuseEditedFiles() async throws {
+        try await TestDatabase.with(migrate: false) { client, _ in
+            let migrator = Migrator(logger: TestDatabase.logger)
+            let applied = try await migrator.migrate(client)
+            #expect(applied == migrator.migrations.map(\.name))
+            #expect(applied.first == "001_event_log.sql")
+            #expect(try await migrator.migrate(client).isEmpty)
+            try await client.query("UPDATE system.migrations SET checksum = 'edited' WHERE version = 1")
+            let error = await #expect(throws: MigrationError.self) { try await migrator.migrate(client) }
+            #expect(error?.description.contains("edited after it was applied") == true)
+        }
+    }
+
+    @Test func aFailingMigrationLeavesNothingBehind() async throws {
+        try await TestDatabase.with(migrate: false) { client, _ in
+            let bad = Migrator(migrations: Migrator.bundled + [Migration(version: 999, name: "999_bad.sql",
+                                                                        sql: "CREATE TABLE system.half (x int); SELECT 1/0;")],
+                               logger: TestDatabase.logger)
+            await #expect(throws: MigrationError.self) { try await bad.migrate(client) }
+            let recorded = try await scalar(client, "SELECT count(*) FROM system.migrations WHERE version = 999", as: Int64.self)
+            let tableGone = try await scalar(client, "SELECT to_regclass('system.half') IS NULL", as: Bool.self)
+            #expect(recorded == 0)
+            #expect(tableGone)
+        }
+    }
+}

@@ -1,0 +1,176 @@
+import EventStore
+import Foundation
+import PostgresNIO
+import Testing
+import TestSupport
+
+@Suite("Appending to the log")
+struct EventStoreAppendTests {
+    static func event(_ type: String = "ThingHappened", _ n: Int = 0, id: UUID = UUID()) -> EventData {
+        EventData(eventId: id, type: type, data: "{\"n\":\(n)}")
+    }
+
+    @Test func appendsAndReadsAStreamInVersionOrder() async throws {
+        try await withEventStore { store, _ in
+            let first = try await store.append([Self.event(), Self.event()], to: "order-1", expected: .noStream)
+            #expect(first.positions == [1, 2])
+            #expect(first.nextExpectedVersion == 2)
+            let second = try await store.append([Self.event()], to: "order-1", expected: .exact(2))
+            #expect(second.positions == [3])
+            let events = try await store.readStream("order-1")
+            #expect(events.map(\.streamVersion) == [1, 2, 3])
+            #expect(events.map(\.position) == [1, 2, 3])
+            #expect(events.allSatisfy { $0.category == "order" && $0.type == "ThingHappened" })
+            #expect(try await store.headPosition() == 3)
+        }
+    }
+
+    @Test func wrongExpectedVersionIsAConflictAndWritesNothing() async throws {
+        try await withEventStore { store, _ in
+            try await store.append([Self.event()], to: "order-1", expected: .noStream)
+            for expected: ExpectedVersion in [.noStream, .exact(0), .exact(5)] {
+                let error = await #expect(throws: EventStoreError.self) {
+                    try await store.append([Self.event()], to: "order-1", expected: expected)
+                }
+                #expect(error?.code == .wrongExpectedVersion)
+                #expect(error?.currentVersion == 1)
+            }
+            let missing = await #expect(throws: EventStoreError.self) {
+                try await store.append([Self.event()], to: "order-2", expected: .streamExists)
+            }
+            #expect(missing?.code == .wrongExpectedVersion)
+            try await store.append([Self.event()], to: "order-1", expected: .streamExists)
+            try await store.append([Self.event()], to: "order-1", expected: .exact(2))
+            #expect(try await store.headPosition() == 3)
+        }
+    }
+
+    @Test func retriedAppendIsIdempotent() async throws {
+        try await withEventStore { store, _ in
+            let ids = [UUID(), UUID()]
+            let events = ids.map { Self.event(id: $0) }
+            let first = try await store.append(events, to: "order-1", expected: .noStream)
+            let retry = try await store.append(events, to: "order-1", expected: .noStream)
+            #expect(!first.wasDuplicate)
+            #expect(retry.wasDuplicate)
+            #expect(retry.positions == first.positions)
+            #expect(retry.nextExpectedVersion == 2)
+            #expect(try await store.headPosition() == 2)
+            // The same id in another stream, or only some of the ids again, is a conflict.
+            let reused = await #expect(throws: EventStoreError.self) {
+                try await store.append([Self.event(id: ids[0])], to: "order-2")
+            }
+            #expect(reused?.code == .eventIdReused)
+            let partial = await #expect(throws: EventStoreError.self) {
+                try await store.append([Self.event(id: ids[0]), Self.event()], to: "order-1")
+            }
+            #expect(partial?.code == .eventIdReused)
+        }
+    }
+
+    @Test func invalidAppendsAreRefusedBeforeTheLog() async throws {
+        try await withEventStore { store, _ in
+            for (events, stream) in [([Self.event()], "nodash"), ([Self.event()], "Order-1"), ([Self.event()], "order-"),
+                                     ([Self.event("lowercase")], "order-1"), ([], "order-1")] {
+                let error = await #expect(throws: EventStoreError.self) { try await store.append(events, to: stream) }
+                #expect(error?.code == .invalidEvent)
+            }
+            let id = UUID()
+            await #expect(throws: EventStoreError.self) {
+                try await store.append([Self.event(id: id), Self.event(id: id)], to: "order-1")
+            }
+            let head = try await store.headPosition()
+            #expect(head == 0)
+        }
+    }
+
+    @Test func concurrentAppendsKeepDenseVersionsAndPositions() async throws {
+        try await withEventStore { store, _ in
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for writer in 0..<32 {
+                    group.addTask {
+                        for i in 0..<20 { try await store.append([Self.event("Counted", i)], to: "counter-\(writer % 4)") }
+                    }
+                }
+                try await group.waitForAll()
+            }
+            #expect(try await store.headPosition() == 640)
+            let all = try await store.readAll(after: 0, limit: 1000)
+            #expect(all.map(\.position) == Array(1...640))
+            for s in 0..<4 {
+                let stream = try await store.readStream("counter-\(s)")
+                #expect(stream.map(\.streamVersion) == Array(1...160))
+                #expect(stream.map(\.position) == stream.map(\.position).sorted())
+            }
+        }
+    }
+
+    @Test func optimisticConcurrencyLetsExactlyOneWriterWin() async throws {
+        try await withEventStore { store, _ in
+            let outcomes = try await withThrowingTaskGroup(of: Bool.self) { group in
+                for _ in 0..<20 {
+                    group.addTask {
+                        do {
+                            try await store.append([Self.event()], to: "seat-1", expected: .exact(0))
+                            return true
+                        } catch let error as EventStoreError where error.code == .wrongExpectedVersion {
+                            return false
+                        }
+                    }
+                }
+                return try await group.reduce(into: [Bool]()) { $0.append($1) }
+            }
+            #expect(outcomes.filter { $0 }.count == 1)
+            #expect(try await store.readStream("seat-1").count == 1)
+        }
+    }
+
+    @Test func aFailingCommandDoesNotFailItsNeighbours() async throws {
+        try await withEventStore { store, _ in
+            // Bad JSON reaches the database (the store does not parse payloads): its batch fails,
+            // and is retried command by command so only the bad one fails.
+            let results = try await withThrowingTaskGroup(of: (Int, Bool).self) { group in
+                for i in 0..<40 {
+                    group.addTask {
+                        let data = i == 17 ? "{not json" : "{\"i\":\(i)}"
+                        do {
+                            try await store.append([EventData(type: "Mixed", data: data)], to: "mixed-\(i)")
+                            return (i, true)
+                        } catch {
+                            return (i, false)
+                        }
+                    }
+                }
+                return try await group.reduce(into: [Int: Bool]()) { $0[$1.0] = $1.1 }
+            }
+            #expect(results[17] == false)
+            #expect(results.filter { $0.value }.count == 39)
+            #expect(try await store.headPosition() == 39)
+        }
+    }
+
+    @Test func theLogRejectsUpdateDeleteAndTruncate() async throws {
+        try await withEventStore { store, _ in
+            try await store.append([Self.event()], to: "order-1")
+            for statement: PostgresQuery in ["UPDATE system.events SET type = 'Changed'", "DELETE FROM system.events",
+                                             "TRUNCATE system.events"] {
+                await #expect(throws: PSQLError.self) { try await store.client.query(statement) }
+            }
+            #expect(try await store.readStream("order-1").first?.type == "ThingHappened")
+        }
+    }
+
+    @Test func sqlCanAppendThroughWriteEvent() async throws {
+        try await withEventStore { store, _ in
+            let position = try await scalar(store.client, """
+                SELECT system.write_event(gen_random_uuid(), 'audit-1', 'RowAudited', '{"ok":true}'::jsonb)
+                """, as: Int64.self)
+            #expect(position == 1)
+            let conflict = await #expect(throws: PSQLError.self) {
+                try await store.client.query("SELECT system.write_event(gen_random_uuid(), 'audit-1', 'RowAudited', '{}'::jsonb, '{}'::jsonb, 0)")
+            }
+            #expect(conflict?.serverInfo?[.sqlState] == "40001")
+            #expect(try await store.readStream("audit-1").map(\.type) == ["RowAudited"])
+        }
+    }
+}

@@ -1,0 +1,75 @@
+# Shared by scripts/*.sh: install what is missing, start a throwaway PostgreSQL.
+# Sourced, not run.
+
+SYSTEM_PACKAGES=(libpq-dev libssl-dev libcurl4-openssl-dev liblz4-dev postgresql postgresql-contrib curl)
+
+say() { printf '==> %s\n' "$*" >&2; }
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+        say "need root for: $*"; return 1; fi
+}
+
+# Debian packages from the design card, installed only when missing.
+install_system_packages() {
+    local missing=()
+    for p in "${SYSTEM_PACKAGES[@]}"; do
+        dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        say "installing ${missing[*]}"
+        as_root apt-get update -qq
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+    if ! command -v swift >/dev/null; then
+        for d in /opt/swift/usr/bin /usr/share/swift/usr/bin; do [ -x "$d/swift" ] && export PATH="$d:$PATH"; done
+    fi
+    command -v swift >/dev/null || { say "Swift 6 toolchain not found: install it from swift.org and put it on PATH"; return 1; }
+}
+
+# The Python clients the end-to-end tests drive the server with.
+install_python_packages() {
+    local req="$1"
+    if ! python3 -c 'import pytest, requests, lz4' >/dev/null 2>&1; then
+        say "installing Python test clients ($req)"
+        python3 -m pip install -q --disable-pip-version-check -r "$req"
+    fi
+}
+
+pg_bindir() {
+    local d
+    d=$(pg_config --bindir 2>/dev/null || true)
+    if [ -n "$d" ] && [ -x "$d/initdb" ]; then echo "$d"; return; fi
+    ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1
+}
+
+# Starts a PostgreSQL cluster in a fresh temporary folder on a free loopback port (trust auth,
+# loopback only) and stops it when the calling shell exits. Sets PG_TEST_PORT and PG_TEST_DIR.
+start_throwaway_postgres() {
+    local bin port
+    bin=$(pg_bindir)
+    [ -n "$bin" ] || { say "PostgreSQL server binaries not found (apt-get install -y postgresql)"; return 1; }
+    PG_TEST_DIR=$(mktemp -d /tmp/insforge-pg.XXXXXX)
+    chmod 755 "$PG_TEST_DIR"
+    port=55500
+    while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((port + 1)); done
+    PG_TEST_PORT=$port
+    local run=()
+    if [ "$(id -u)" -eq 0 ]; then chown postgres "$PG_TEST_DIR"; run=(runuser -u postgres --); fi
+    "${run[@]}" "$bin/initdb" -D "$PG_TEST_DIR/data" -U postgres -A trust -E UTF8 --no-instructions >"$PG_TEST_DIR/initdb.log" 2>&1 \
+        || { cat "$PG_TEST_DIR/initdb.log"; return 1; }
+    "${run[@]}" "$bin/pg_ctl" -D "$PG_TEST_DIR/data" -l "$PG_TEST_DIR/postgres.log" -w -t 60 \
+        -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories='' -c max_connections=300 -c fsync=on" \
+        start >/dev/null || { cat "$PG_TEST_DIR/postgres.log"; return 1; }
+    PG_STOP=("${run[@]}" "$bin/pg_ctl" -D "$PG_TEST_DIR/data" -m immediate -w stop)
+    trap 'stop_throwaway_postgres' EXIT
+    say "throwaway PostgreSQL on 127.0.0.1:$port ($PG_TEST_DIR)"
+}
+
+stop_throwaway_postgres() {
+    if [ -n "${PG_TEST_DIR:-}" ]; then
+        "${PG_STOP[@]}" >/dev/null 2>&1 || true
+        rm -rf "$PG_TEST_DIR"
+        PG_TEST_DIR=
+    fi
+}
