@@ -18,6 +18,7 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "Concurrent writers.") var writers = 64
     @Option(help: "Appends per writer in each append run.") var appendsPerWriter = 500
     @Option(help: "Log size for the catch-up and replay figures.") var logSize = 1_000_000
+    @Flag(help: "Skip the baseline run (for profiling the store alone).") var skipBaseline = false
     @Option(help: "Path of the insforge binary for the idle-memory figure (default: beside this one).") var server: String?
 
     func run() async throws {
@@ -28,7 +29,7 @@ struct Bench: AsyncParsableCommand {
         defer { database.close() }
         try await database.withSingleConnection { try await Migrator(logger: logger).migrate(on: $0) }
         let core = try ServerCore(configuration: configuration, database: database, logger: logger)
-        let writers = self.writers, perWriter = self.appendsPerWriter, logSize = self.logSize
+        let writers = self.writers, perWriter = self.appendsPerWriter, logSize = self.logSize, skipBaseline = self.skipBaseline
         let serverPath = server ?? URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
             .appendingPathComponent("insforge").path
 
@@ -38,11 +39,15 @@ struct Bench: AsyncParsableCommand {
             defer { group.cancelAll() }
 
             print("== appends: \(writers) writers x \(perWriter) single-event appends")
-            let baseline = try await Self.baseline(database.settings, writers: writers, perWriter: perWriter, logger: logger)
+            let baseline = skipBaseline ? Run(events: 1, duration: .seconds(1), latencies: [.zero])
+                : try await Self.baseline(database.settings, writers: writers, perWriter: perWriter, logger: logger)
             print(baseline.line("baseline (one INSERT per transaction)"))
             let rss = RSSSampler()
             let store = try await Self.storeAppends(core.store, writers: writers, perWriter: perWriter, rss: rss)
             print(store.line("event store (group commit)"))
+            let stats = core.store.appendStatistics
+            print(String(format: "  %d batches, %.1f commands per batch, writer busy %.2f s of %.2f s", stats.batches,
+                         Double(stats.commands) / Double(max(stats.batches, 1)), stats.busySeconds, store.duration.seconds))
             print(String(format: "ratio: %.2fx the baseline (target >= 5x, >= 20,000 events/s, p99 <= 25 ms)",
                          store.eventsPerSecond / baseline.eventsPerSecond))
             print(String(format: "memory: this process peaked at %.0f MB RSS during the store appends (target <= 300 MB)", rss.peakMB))

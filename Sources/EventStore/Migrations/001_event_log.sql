@@ -1,5 +1,9 @@
 -- The event log: one append-only table and a handful of functions (in the spirit of message-db).
 --
+-- Plans: the append functions run with enable_seqscan off. A long-lived connection otherwise
+-- keeps the generic plan it made while the log was nearly empty (a sequential scan), and every
+-- append gets slower as the log grows.
+--
 -- Ordering: every append takes one transaction-scoped advisory lock before it picks
 -- positions, and holds it until commit. Positions are therefore handed out in commit
 -- order, so a reader that has seen position N can never later find an unseen row
@@ -45,7 +49,7 @@ CREATE FUNCTION system.append_locked(
     p_stream_id text, p_expected bigint,
     p_event_ids uuid[], p_types text[], p_data jsonb[], p_metadata jsonb[],
     OUT outcome text, OUT first_position bigint, OUT last_version bigint
-) LANGUAGE plpgsql AS $$
+) LANGUAGE plpgsql SET enable_seqscan = off AS $$
 DECLARE
     n int := cardinality(p_event_ids);
     current_version bigint;
@@ -113,58 +117,49 @@ END $$;
 
 -- Many commands in one round trip (group commit). Commands are laid out flat: command i owns
 -- p_counts[i] consecutive entries of the event arrays. Callers sort commands by stream (keeping
--- their order within a stream), so one pass can carry each stream's version forward. The work per
--- batch is a fixed handful of statements, whatever its size: that is what makes group commit pay.
+-- their order within a stream), so one pass carries each stream's version forward.
+--
+-- The caller may pass the versions it knows (p_known_versions[i], -1 when unknown) together with
+-- the head position they were exact at (p_known_head). Under the log lock, if the head is still
+-- p_known_head nobody else has appended since, so those versions are still exact and need no
+-- lookup. Duplicate event ids are left to the unique index: the batch then fails as a whole and
+-- the caller retries its commands one by one through system.append_events, which answers retries.
 CREATE FUNCTION system.append_batch(
     p_streams text[], p_expected bigint[], p_counts int[],
-    p_event_ids uuid[], p_types text[], p_data text[], p_metadata text[]
-) RETURNS TABLE (command int, outcome text, first_position bigint, last_version bigint)
-LANGUAGE plpgsql AS $$
+    p_event_ids uuid[], p_types text[], p_data text[], p_metadata text[],
+    p_known_head bigint DEFAULT -1, p_known_versions bigint[] DEFAULT NULL
+) RETURNS TABLE (command int, outcome text, first_position bigint, last_version bigint, head bigint, knew_head boolean)
+LANGUAGE plpgsql SET enable_seqscan = off AS $$
 DECLARE
     n_commands int := cardinality(p_streams);
     accepted boolean[] := array_fill(false, ARRAY[n_commands]);
     position_base bigint[] := array_fill(0::bigint, ARRAY[n_commands]);
     version_base bigint[] := array_fill(0::bigint, ARRAY[n_commands]);
-    outcomes text[] := array_fill('wrong_version'::text, ARRAY[n_commands]);
-    distinct_streams text[];
-    current_versions bigint[];
-    stream_index int := 0;
-    current_version bigint;
+    versions bigint[];
+    start_head bigint;
     next_position bigint;
+    current_version bigint;
+    known boolean;
     e bigint;
-    k int;
-    off int := 0;
     event_command int[];
     event_ordinal int[];
 BEGIN
     PERFORM system.lock_log();
+    SELECT coalesce(max(ev.position), 0) INTO start_head FROM system.events ev;
+    next_position := start_head;
+    known := p_known_head = start_head AND p_known_versions IS NOT NULL;
 
-    -- A retry (some ids already stored) takes the careful path, command by command.
-    IF EXISTS (SELECT 1 FROM system.events WHERE event_id = ANY (p_event_ids)) THEN
-        FOR i IN 1 .. n_commands LOOP
-            k := p_counts[i];
-            SELECT i, a.outcome, a.first_position, a.last_version INTO command, outcome, first_position, last_version
-              FROM system.append_locked(p_streams[i], p_expected[i],
-                   p_event_ids[off + 1 : off + k], p_types[off + 1 : off + k],
-                   p_data[off + 1 : off + k]::jsonb[], p_metadata[off + 1 : off + k]::jsonb[]) a;
-            IF outcome = 'appended' THEN
-                PERFORM pg_notify('system_events', (first_position + k - 1)::text);
-            END IF;
-            off := off + k;
-            RETURN NEXT;
-        END LOOP;
-        RETURN;
-    END IF;
-
-    SELECT array_agg(s ORDER BY s) INTO distinct_streams FROM (SELECT DISTINCT unnest(p_streams) AS s) d;
-    SELECT array_agg(coalesce((SELECT max(ev.stream_version) FROM system.events ev WHERE ev.stream_id = s), 0) ORDER BY ord)
-      INTO current_versions FROM unnest(distinct_streams) WITH ORDINALITY AS u(s, ord);
-    SELECT coalesce(max(ev.position), 0) INTO next_position FROM system.events ev;
+    -- The version of each command's stream before the batch: known, or looked up (index only).
+    SELECT array_agg(CASE WHEN known AND kv >= 0 THEN kv
+                          ELSE coalesce((SELECT max(ev.stream_version) FROM system.events ev WHERE ev.stream_id = s), 0) END
+                     ORDER BY ord)
+      INTO versions
+      FROM unnest(p_streams, coalesce(p_known_versions, array_fill(-1::bigint, ARRAY[n_commands])))
+           WITH ORDINALITY AS u(s, kv, ord);
 
     FOR i IN 1 .. n_commands LOOP
         IF i = 1 OR p_streams[i] <> p_streams[i - 1] THEN
-            stream_index := stream_index + 1;
-            current_version := current_versions[stream_index];
+            current_version := versions[i];
         END IF;
         e := p_expected[i];
         version_base[i] := current_version;
@@ -172,7 +167,6 @@ BEGIN
             CONTINUE;
         END IF;
         accepted[i] := true;
-        outcomes[i] := 'appended';
         position_base[i] := next_position;
         next_position := next_position + p_counts[i];
         current_version := current_version + p_counts[i];
@@ -181,22 +175,30 @@ BEGIN
     SELECT array_agg(c ORDER BY c, o), array_agg(o ORDER BY c, o) INTO event_command, event_ordinal
       FROM (SELECT c, generate_series(1, p_counts[c]) AS o FROM generate_series(1, n_commands) AS c) x;
 
-    INSERT INTO system.events (position, stream_id, stream_version, event_id, type, data, metadata)
-    SELECT position_base[u.c] + u.o, p_streams[u.c], version_base[u.c] + u.o, u.id, u.t, u.d::jsonb, u.m::jsonb
-      FROM unnest(event_command, event_ordinal, p_event_ids, p_types, p_data, p_metadata) AS u(c, o, id, t, d, m)
-     WHERE accepted[u.c]
-     ORDER BY 1;
+    -- A refused command may be a retry of one that already went in: let the careful path answer it.
+    IF false = ANY (accepted) AND EXISTS (
+        SELECT 1 FROM unnest(event_command, p_event_ids) AS u(c, id)
+        JOIN system.events ev ON ev.event_id = u.id WHERE NOT accepted[u.c]) THEN
+        RAISE EXCEPTION 'a refused command of this batch may be a retry' USING ERRCODE = 'unique_violation';
+    END IF;
+
+    IF next_position > start_head THEN
+        INSERT INTO system.events (position, stream_id, stream_version, event_id, type, data, metadata)
+        SELECT position_base[u.c] + u.o, p_streams[u.c], version_base[u.c] + u.o, u.id, u.t, u.d::jsonb, u.m::jsonb
+          FROM unnest(event_command, event_ordinal, p_event_ids, p_types, p_data, p_metadata) AS u(c, o, id, t, d, m)
+         WHERE accepted[u.c];
+        PERFORM pg_notify('system_events', next_position::text);
+    END IF;
 
     FOR i IN 1 .. n_commands LOOP
         command := i;
-        outcome := outcomes[i];
+        outcome := CASE WHEN accepted[i] THEN 'appended' ELSE 'wrong_version' END;
         first_position := CASE WHEN accepted[i] THEN position_base[i] + 1 END;
         last_version := CASE WHEN accepted[i] THEN version_base[i] + p_counts[i] ELSE version_base[i] END;
+        head := next_position;
+        knew_head := known;
         RETURN NEXT;
     END LOOP;
-    IF next_position > 0 AND bool_or(x) FROM unnest(accepted) AS x THEN
-        PERFORM pg_notify('system_events', next_position::text);
-    END IF;
 END $$;
 
 -- Reads (message-db's get_stream_messages / get_category_messages).

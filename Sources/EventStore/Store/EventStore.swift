@@ -55,6 +55,12 @@ public final class EventStore: Service, Sendable {
         return try await writer.submit(AppendCommand(streamId: streamId, expected: expected, events: events))
     }
 
+    /// Group-commit figures since start: batches written, commands in them, and seconds spent writing.
+    public var appendStatistics: (batches: Int, commands: Int, busySeconds: Double) {
+        (writer.batches.load(ordering: .relaxed), writer.commands.load(ordering: .relaxed),
+         Double(writer.busy.load(ordering: .relaxed)) / 1e9)
+    }
+
     /// The highest committed position (0 for an empty log).
     public func headPosition() async throws -> Int64 {
         let rows = try await client.query("SELECT coalesce(max(position), 0) FROM system.events")

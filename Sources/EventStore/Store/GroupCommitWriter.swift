@@ -4,6 +4,18 @@ import Metrics
 import PostgresNIO
 import Synchronization
 
+/// Stream versions this writer knows to be exact as long as the log's head is `validAtHead`
+/// (no one else has appended since): `system.append_batch` then skips their lookups.
+struct VersionCache {
+    var validAtHead: Int64?
+    var versions: [String: Int64] = [:]
+
+    mutating func invalidate() {
+        validAtHead = nil
+        versions.removeAll()
+    }
+}
+
 /// One caller's append, waiting for its batch to commit.
 struct AppendCommand: Sendable {
     var streamId: String
@@ -30,9 +42,14 @@ final class GroupCommitWriter: Sendable {
     private let maxBatchCommands: Int
     private let logger: Logger
     private let state = Mutex(State())
+    private let versionCache = Mutex(VersionCache())
     private let wake: AsyncStream<Void>.Continuation
     private let wakes: AsyncStream<Void>
     private let batchSize = Recorder(label: "insforge_event_append_batch_commands")
+    /// Batches written and commands in them, since start (for benchmarks and metrics).
+    let batches = Atomic<Int>(0)
+    let commands = Atomic<Int>(0)
+    let busy = Atomic<Int>(0)  // nanoseconds spent writing batches
     private let appended = Counter(label: "insforge_events_appended_total")
 
     init(client: PostgresClient, inlineProjections: [any Projection], maxBatchCommands: Int, logger: Logger) {
@@ -81,11 +98,16 @@ final class GroupCommitWriter: Sendable {
             }
             if batch.isEmpty { return }
             batchSize.record(batch.count)
+            batches.add(1, ordering: .relaxed)
+            commands.add(batch.count, ordering: .relaxed)
+            let started = ContinuousClock.now
             await write(batch)
+            let spent = (ContinuousClock.now - started).components
+            busy.add(Int(spent.seconds) * 1_000_000_000 + Int(spent.attoseconds / 1_000_000_000), ordering: .relaxed)
         }
     }
 
-    private func write(_ batch: [Waiting]) async {
+    private func write(_ batch: [Waiting], careful: Bool = false) async {
         // Sorted by stream (stable, so each stream keeps its order): `system.append_batch`
         // carries each stream's version forward in one pass.
         let batch = batch.enumerated().sorted { a, b in
@@ -93,7 +115,7 @@ final class GroupCommitWriter: Sendable {
                 ? a.offset < b.offset : a.element.command.streamId < b.element.command.streamId
         }.map(\.element)
         do {
-            let results = try await commit(batch.map(\.command))
+            let results = try await commit(batch.map(\.command), careful: careful)
             for (waiting, result) in zip(batch, results) {
                 switch result {
                 case .success(let r):
@@ -103,12 +125,15 @@ final class GroupCommitWriter: Sendable {
                 }
             }
         } catch {
-            if batch.count == 1 {
+            versionCache.withLock { $0.invalidate() }
+            if careful {
                 batch[0].continuation.resume(throwing: Self.unwrap(error))
                 return
             }
+            // A duplicate id, bad JSON or a refusing projection: go command by command through the
+            // careful path, so only the guilty command fails and retries are answered as such.
             logger.debug("batch of \(batch.count) failed, retrying one by one", metadata: ["error": "\(String(reflecting: error))"])
-            for waiting in batch { await write([waiting]) }
+            for waiting in batch { await write([waiting], careful: true) }
         }
     }
 
@@ -119,17 +144,21 @@ final class GroupCommitWriter: Sendable {
         return error
     }
 
-    /// Writes one batch in one transaction; a thrown error means nothing of it committed.
-    private func commit(_ commands: [AppendCommand]) async throws -> [Result<AppendResult, EventStoreError>] {
+    /// Writes commands in one transaction; a thrown error means nothing of it committed.
+    /// The fast path is `system.append_batch`; `careful` (one command) is `system.append_events`,
+    /// which recognises a retried append by its event ids.
+    private func commit(_ commands: [AppendCommand], careful: Bool) async throws -> [Result<AppendResult, EventStoreError>] {
         let needsProjection = commands.contains { command in
             command.events.contains { event in inlineProjections.contains { $0.eventTypes?.contains(event.type) ?? true } }
         }
-        var streams: [String] = [], expected: [Int64] = [], counts: [Int32] = []
+        var streams: [String] = [], expected: [Int64] = [], counts: [Int32] = [], known: [Int64] = []
         var ids: [UUID] = [], types: [String] = [], data: [String] = [], metadata: [String] = []
+        let (knownHead, cached) = versionCache.withLock { cache in (cache.validAtHead ?? -1, cache.versions) }
         for command in commands {
             streams.append(command.streamId)
             expected.append(command.expected.sqlValue ?? -3)
             counts.append(Int32(command.events.count))
+            known.append(knownHead >= 0 ? cached[command.streamId] ?? -1 : -1)
             for event in command.events {
                 ids.append(event.eventId)
                 types.append(event.type)
@@ -137,27 +166,32 @@ final class GroupCommitWriter: Sendable {
                 metadata.append(event.metadata.json)
             }
         }
-        let query: PostgresQuery = """
-            SELECT outcome, first_position, last_version, now() FROM system.append_batch(
-                \(streams), \(expected), \(counts), \(ids), \(types), \(data), \(metadata))
-            """
+        let query: PostgresQuery = careful
+            ? """
+              SELECT outcome, first_position, last_version, now(), -1::int8, false FROM system.append_events(
+                  \(streams[0]), \(commands[0].expected.sqlValue), \(ids), \(types), \(data)::jsonb[], \(metadata)::jsonb[])
+              """
+            : """
+              SELECT outcome, first_position, last_version, now(), head, knew_head FROM system.append_batch(
+                  \(streams), \(expected), \(counts), \(ids), \(types), \(data), \(metadata), \(knownHead), \(known))
+              """
         let projections = inlineProjections
         let logger = self.logger
-        return try await client.withConnection { connection in
+        let outcome = try await client.withConnection { connection in
             if !needsProjection {
                 // One statement outside BEGIN/COMMIT is its own transaction: one round trip.
-                return try await Self.outcomes(connection.query(query, logger: logger), commands).results
+                return try await Self.outcomes(connection.query(query, logger: logger), commands)
             }
             try await connection.query("BEGIN", logger: logger)
             do {
-                let (results, recordedAt) = try await Self.outcomes(connection.query(query, logger: logger), commands)
+                let outcome = try await Self.outcomes(connection.query(query, logger: logger), commands)
                 let context = ProjectionContext(connection: connection, logger: logger)
-                for (command, result) in zip(commands, results) {
+                for (command, result) in zip(commands, outcome.results) {
                     guard case .success(let r) = result, !r.wasDuplicate else { continue }
                     let recorded = zip(command.events, zip(r.positions, Self.versions(r, count: command.events.count))).map {
                         event, pv in
                         RecordedEvent(position: pv.0, streamId: command.streamId, streamVersion: pv.1, eventId: event.eventId,
-                                      type: event.type, data: event.data, metadata: event.metadata.json, recordedAt: recordedAt)
+                                      type: event.type, data: event.data, metadata: event.metadata.json, recordedAt: outcome.recordedAt)
                     }
                     for projection in projections {
                         let mine = recorded.filter { projection.eventTypes?.contains($0.type) ?? true }
@@ -171,29 +205,47 @@ final class GroupCommitWriter: Sendable {
                     }
                 }
                 try await connection.query("COMMIT", logger: logger)
-                return results
+                return outcome
             } catch {
                 _ = try? await connection.query("ROLLBACK", logger: logger)
                 throw error
             }
         }
+        versionCache.withLock { cache in
+            guard outcome.head >= 0 else { return cache.invalidate() }
+            if !outcome.knewHead { cache.versions.removeAll(keepingCapacity: true) }
+            for (command, result) in zip(commands, outcome.results) {
+                switch result {
+                case .success(let r): cache.versions[command.streamId] = r.nextExpectedVersion
+                case .failure(let e): cache.versions[command.streamId] = e.currentVersion
+                }
+            }
+            cache.validAtHead = outcome.head
+            if cache.versions.count > 100_000 { cache.versions.removeAll() }
+        }
+        return outcome.results
     }
 
     private static func versions(_ r: AppendResult, count: Int) -> [Int64] {
         (0..<Int64(count)).map { r.nextExpectedVersion - Int64(count) + 1 + $0 }
     }
 
-    /// Per-command outcomes, and the transaction's timestamp (the events' `recorded_at`).
+    /// Per-command outcomes, the transaction's timestamp (the events' `recorded_at`), the head after
+    /// the batch (-1 when unknown) and whether the known versions could be used.
     private static func outcomes(_ rows: PostgresRowSequence, _ commands: [AppendCommand]) async throws
-        -> (results: [Result<AppendResult, EventStoreError>], recordedAt: Date) {
+        -> (results: [Result<AppendResult, EventStoreError>], recordedAt: Date, head: Int64, knewHead: Bool) {
         var recordedAt = Date()
+        var head: Int64 = -1
+        var knewHead = false
         var out: [Result<AppendResult, EventStoreError>] = []
         out.reserveCapacity(commands.count)
         var i = 0
-        for try await (outcome, first, last, now) in rows.decode((String, Int64?, Int64?, Date).self) {
+        for try await (outcome, first, last, now, batchHead, knew) in rows.decode((String, Int64?, Int64?, Date, Int64, Bool).self) {
             let command = commands[i]
             i += 1
             recordedAt = now
+            head = batchHead
+            knewHead = knew
             let n = Int64(command.events.count)
             switch outcome {
             case "appended", "duplicate":
@@ -209,6 +261,6 @@ final class GroupCommitWriter: Sendable {
                 out.append(.failure(EventStoreError(.eventIdReused, "an event id of this append is already stored in another append")))
             }
         }
-        return (out, recordedAt)
+        return (out, recordedAt, head, knewHead)
     }
 }
