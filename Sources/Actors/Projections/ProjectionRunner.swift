@@ -15,7 +15,7 @@ import ServiceLifecycle
 public actor ProjectionRunner: Service {
     /// Tuning knobs.
     public struct Options: Sendable {
-        public var batchSize = 1000
+        public var batchSize = 5000
         public var maxAttempts = 5
         public var initialBackoff: Duration = .milliseconds(100)
         public var maxBackoff: Duration = .seconds(5)
@@ -141,7 +141,8 @@ public actor ProjectionRunner: Service {
                 return false
             }
             batch = try await EventStore.readAll(
-                on: connection, after: current, limit: limit, filter: EventFilter(types: projection.eventTypes, until: head))
+                on: connection, after: current, limit: limit, filter: EventFilter(types: projection.eventTypes, until: head),
+                payload: projection.needsPayload)
             // A short batch means nothing else of ours up to `head`: skip straight to it.
             let next = batch.count == limit ? batch.last!.position : head
             if !batch.isEmpty {

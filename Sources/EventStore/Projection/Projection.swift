@@ -14,8 +14,15 @@ public protocol Projection: Sendable {
     var tables: [ReadModelTable] { get }
     /// Event types it reads; `nil` means every event.
     var eventTypes: Set<String>? { get }
+    /// Whether `apply` reads `data` and `metadata`; when false they are not fetched (faster catch-up).
+    var needsPayload: Bool { get }
     /// Applies events (in log order) to the read model.
     func apply(_ events: [RecordedEvent], in context: ProjectionContext) async throws
+}
+
+extension Projection {
+    /// Most projections read the payload.
+    public var needsPayload: Bool { true }
 }
 
 /// A read-model table and the columns that order its rows for checksums.

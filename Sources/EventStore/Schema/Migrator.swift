@@ -106,16 +106,15 @@ public struct Migrator: Sendable {
                     }
                     continue
                 }
-                try await connection.query("BEGIN", logger: logger)
                 do {
-                    try await connection.query("SELECT pg_temp.run_migration(\(migration.sql))", logger: logger)
-                    try await connection.query("""
-                        INSERT INTO system.migrations (version, name, checksum)
-                        VALUES (\(migration.version), \(migration.name), \(migration.checksum))
-                        """, logger: logger)
-                    try await connection.query("COMMIT", logger: logger)
+                    try await connection.inTransaction(logger: logger) {
+                        try await connection.query("SELECT pg_temp.run_migration(\(migration.sql))", logger: logger)
+                        try await connection.query("""
+                            INSERT INTO system.migrations (version, name, checksum)
+                            VALUES (\(migration.version), \(migration.name), \(migration.checksum))
+                            """, logger: logger)
+                    }
                 } catch {
-                    _ = try? await connection.query("ROLLBACK", logger: logger)
                     throw MigrationError(description: "migration \(migration.name) failed: \(String(reflecting: error))")
                 }
                 logger.info("applied migration \(migration.name)")

@@ -83,8 +83,10 @@ public final class EventStore: Service, Sendable {
     }
 
     /// `readAll` on a given connection or pool (projection runners read inside their own transactions).
-    public static func readAll(on db: some PostgresQueryRunner, after position: Int64, limit: Int, filter: EventFilter) async throws -> [RecordedEvent] {
-        var query: PostgresQuery = "SELECT \(unescaped: columns) FROM system.events WHERE position > \(position)"
+    /// Without `payload`, `data` and `metadata` come back as `{}` (for projections that do not read them).
+    public static func readAll(on db: some PostgresQueryRunner, after position: Int64, limit: Int, filter: EventFilter,
+                               payload: Bool = true) async throws -> [RecordedEvent] {
+        var query: PostgresQuery = "SELECT \(unescaped: payload ? columns : headerColumns) FROM system.events WHERE position > \(position)"
         if let category = filter.category {
             query.sql += " AND category = $\(query.binds.count + 1)"
             query.binds.append(category)
@@ -113,6 +115,7 @@ public final class EventStore: Service, Sendable {
     }
 
     static let columns = "position, stream_id, stream_version, event_id, type, data::text, metadata::text, recorded_at"
+    static let headerColumns = "position, stream_id, stream_version, event_id, type, '{}'::text, '{}'::text, recorded_at"
 
     static func collect(_ rows: PostgresRowSequence) async throws -> [RecordedEvent] {
         var out: [RecordedEvent] = []

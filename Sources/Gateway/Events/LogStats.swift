@@ -37,14 +37,8 @@ public struct LogStats: Codable, Sendable {
         for runner in runners { statuses[runner.projection.name] = await runner.status() }
         let logger = Logger(label: "stats", factory: { _ in SwiftLogNoOpLogHandler() })
         return try await store.client.withConnection { connection in
-            try await connection.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", logger: logger)
-            do {
-                let stats = try await snapshot(connection, statuses: statuses, includeOwnership: !runners.isEmpty, logger: logger)
-                try await connection.query("COMMIT", logger: logger)
-                return stats
-            } catch {
-                _ = try? await connection.query("ROLLBACK", logger: logger)
-                throw error
+            try await connection.inTransaction("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", logger: logger) {
+                try await snapshot(connection, statuses: statuses, includeOwnership: !runners.isEmpty, logger: logger)
             }
         }
     }

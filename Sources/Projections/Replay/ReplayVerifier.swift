@@ -29,14 +29,8 @@ public struct ReplayVerifier: Sendable {
         let started = ContinuousClock.now
         let scratch = "replay_\(UInt32.random(in: 0...UInt32.max))"
         return try await client.withConnection { connection in
-            try await connection.query("BEGIN ISOLATION LEVEL REPEATABLE READ", logger: logger)
-            do {
-                let report = try await replay(into: scratch, inline: inline, on: connection, started: started, progress: progress)
-                try await connection.query("ROLLBACK", logger: logger)
-                return report
-            } catch {
-                _ = try? await connection.query("ROLLBACK", logger: logger)
-                throw error
+            try await connection.inRolledBackTransaction("BEGIN ISOLATION LEVEL REPEATABLE READ", logger: logger) {
+                try await replay(into: scratch, inline: inline, on: connection, started: started, progress: progress)
             }
         }
     }
@@ -71,7 +65,8 @@ public struct ReplayVerifier: Sendable {
         var replayed: Int64 = 0
         while cursor < last {
             let batch = try await EventStore.readAll(
-                on: connection, after: cursor, limit: batchSize, filter: EventFilter(types: wanted, until: last))
+                on: connection, after: cursor, limit: batchSize, filter: EventFilter(types: wanted, until: last),
+                payload: projections.contains { $0.needsPayload })
             guard let end = batch.last?.position else { break }
             for (projection, bound) in zip(projections, bounds) {
                 let mine = batch.filter { $0.position <= bound && (projection.eventTypes?.contains($0.type) ?? true) }

@@ -11,6 +11,7 @@ public struct EventStatsProjection: Projection {
     public var name: String { "event_stats" }
     public var tables: [ReadModelTable] { [Self.table] }
     public var eventTypes: Set<String>? { nil }
+    public var needsPayload: Bool { false }
 
     public func apply(_ events: [RecordedEvent], in context: ProjectionContext) async throws {
         struct Key: Hashable { var category: String; var type: String }
