@@ -56,8 +56,8 @@ start_throwaway_postgres() {
     PG_TEST_PORT=$port
     local run=()
     if [ "$(id -u)" -eq 0 ]; then chown postgres "$PG_TEST_DIR"; run=(runuser -u postgres --); fi
-    "${run[@]}" "$bin/initdb" -D "$PG_TEST_DIR/data" -U postgres -A trust -E UTF8 --no-instructions >"$PG_TEST_DIR/initdb.log" 2>&1 \
-        || { cat "$PG_TEST_DIR/initdb.log"; return 1; }
+    (cd / && "${run[@]}" "$bin/initdb" -D "$PG_TEST_DIR/data" -U postgres -A trust -E UTF8 --no-instructions >"$PG_TEST_DIR/initdb.log" 2>&1 \
+        ) || { cat "$PG_TEST_DIR/initdb.log"; return 1; }
     "${run[@]}" "$bin/pg_ctl" -D "$PG_TEST_DIR/data" -l "$PG_TEST_DIR/postgres.log" -w -t 60 \
         -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories='' -c max_connections=300 -c fsync=on" \
         start >/dev/null || { cat "$PG_TEST_DIR/postgres.log"; return 1; }

@@ -29,7 +29,7 @@ public struct ReplayVerifier: Sendable {
         let started = ContinuousClock.now
         let scratch = "replay_\(UInt32.random(in: 0...UInt32.max))"
         return try await client.withConnection { connection in
-            try await connection.inRolledBackTransaction("BEGIN ISOLATION LEVEL REPEATABLE READ", logger: logger) {
+            try await connection.inTransaction("BEGIN ISOLATION LEVEL REPEATABLE READ", keep: false, logger: logger) {
                 try await replay(into: scratch, inline: inline, on: connection, started: started, progress: progress)
             }
         }
