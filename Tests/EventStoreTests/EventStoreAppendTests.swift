@@ -149,6 +149,30 @@ struct EventStoreAppendTests {
         }
     }
 
+    @Test func cachedVersionsAreNeverTrustedAcrossAnotherWriter() async throws {
+        try await withEventStore { store, _ in
+            // The writer now caches version 1 of cache-1 at head 1.
+            try await store.append([Self.event()], to: "cache-1", expected: .noStream)
+            // Another writer (SQL, a trigger, another node) appends to the same stream.
+            _ = try await scalar(store.client,
+                "SELECT system.write_event(gen_random_uuid(), 'cache-1', 'External', '{}'::jsonb)", as: Int64.self)
+            // The head moved, so the cache is not used: version 2 is seen, not 1.
+            let next = try await store.append([Self.event()], to: "cache-1", expected: .exact(2))
+            #expect(next.nextExpectedVersion == 3)
+            let stale = await #expect(throws: EventStoreError.self) {
+                try await store.append([Self.event()], to: "cache-1", expected: .exact(1))
+            }
+            #expect(stale?.currentVersion == 3)
+            // Concurrent appends from many writers with the cache warm keep versions dense.
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for _ in 0..<50 { group.addTask { try await store.append([Self.event()], to: "cache-1") } }
+                try await group.waitForAll()
+            }
+            let versions = try await store.readStream("cache-1").map(\.streamVersion)
+            #expect(versions == Array(1...53))
+        }
+    }
+
     @Test func theLogRejectsUpdateDeleteAndTruncate() async throws {
         try await withEventStore { store, _ in
             try await store.append([Self.event()], to: "order-1")

@@ -35,6 +35,12 @@ final class GroupCommitWriter: Sendable {
     private struct State {
         var queue: [Waiting] = []
         var isShutdown = false
+        /// Commands submitted and not yet answered (waiting or in a batch).
+        var inPlay = 0
+        /// A decaying maximum of `inPlay`: how many writers are around, even while some are between appends.
+        var recentPeak = 0
+        var batchesInFlight = 0
+        var laneWaiter: CheckedContinuation<Void, Never>?
     }
 
     private let client: PostgresClient
@@ -50,9 +56,9 @@ final class GroupCommitWriter: Sendable {
     let batches = Atomic<Int>(0)
     let commands = Atomic<Int>(0)
     let busy = Atomic<Int>(0)  // nanoseconds spent writing batches
-    /// Commands in play at the end of the last batch (answered plus waiting).
-    private let expected = Atomic<Int>(0)
     private let maxLinger: Duration = .milliseconds(1)
+    /// Batches in flight at once.
+    private let lanes = 2
     private let appended = Counter(label: "insforge_events_appended_total")
 
     init(client: PostgresClient, inlineProjections: [any Projection], maxBatchCommands: Int, logger: Logger) {
@@ -68,6 +74,7 @@ final class GroupCommitWriter: Sendable {
             let accepted = state.withLock { state -> Bool in
                 guard !state.isShutdown else { return false }
                 state.queue.append(Waiting(command: command, continuation: continuation))
+                state.inPlay += 1
                 return true
             }
             if accepted {
@@ -85,32 +92,71 @@ final class GroupCommitWriter: Sendable {
     }
 
     func run() async {
-        for await _ in wakes {
-            await drain()
+        await withDiscardingTaskGroup { group in
+            for await _ in wakes {
+                await drain(into: &group)
+            }
+            await drain(into: &group)
         }
-        await drain()
     }
 
-    private func drain() async {
+    /// Takes batches while commands wait, up to `lanes` batches in flight: while one batch is in
+    /// PostgreSQL the next is being gathered and sent, and waits on the log lock rather than on us.
+    private func drain(into group: inout DiscardingTaskGroup) async {
         while true {
+            await acquireLane()
             await linger()
             let batch = state.withLock { state -> [Waiting] in
-                let n = min(state.queue.count, maxBatchCommands)
+                // Share the writers between the lanes, so both are busy.
+                let share = (state.recentPeak + lanes - 1) / lanes
+                let n = min(state.queue.count, maxBatchCommands, max(1, share))
                 let batch = Array(state.queue.prefix(n))
                 state.queue.removeFirst(n)
                 return batch
             }
-            if batch.isEmpty { return }
+            if batch.isEmpty {
+                releaseLane()
+                return
+            }
             batchSize.record(batch.count)
             batches.add(1, ordering: .relaxed)
             commands.add(batch.count, ordering: .relaxed)
-            let started = ContinuousClock.now
-            await write(batch)
-            // Those just answered will likely append again at once: expect them with the ones waiting.
-            expected.store(batch.count + state.withLock { $0.queue.count }, ordering: .relaxed)
-            let spent = (ContinuousClock.now - started).components
-            busy.add(Int(spent.seconds) * 1_000_000_000 + Int(spent.attoseconds / 1_000_000_000), ordering: .relaxed)
+            group.addTask {
+                let started = ContinuousClock.now
+                await self.write(batch)
+                let spent = (ContinuousClock.now - started).components
+                self.busy.add(Int(spent.seconds) * 1_000_000_000 + Int(spent.attoseconds / 1_000_000_000), ordering: .relaxed)
+                self.state.withLock { $0.inPlay -= batch.count }
+                self.releaseLane()
+            }
         }
+    }
+
+    private func acquireLane() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let ready = state.withLock { state -> Bool in
+                if state.batchesInFlight < lanes {
+                    state.batchesInFlight += 1
+                    return true
+                }
+                state.laneWaiter = continuation
+                return false
+            }
+            if ready { continuation.resume() }
+        }
+    }
+
+    /// Frees a lane, handing it straight to the pump if it is waiting for one.
+    private func releaseLane() {
+        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            if let waiter = state.laneWaiter {
+                state.laneWaiter = nil
+                return waiter
+            }
+            state.batchesInFlight -= 1
+            return nil
+        }
+        waiter?.resume()
     }
 
     private func write(_ batch: [Waiting], careful: Bool = false) async {
@@ -143,11 +189,14 @@ final class GroupCommitWriter: Sendable {
         }
     }
 
-    /// Under load, concurrent writers fall into cohorts that alternate half-full batches. When fewer
-    /// commands wait than were in play last round, wait (at most `maxLinger`) for the rest: one full
-    /// batch costs much less than two half ones. Under light load nothing waits.
+    /// Under load, writers answered a moment ago are about to append again. When fewer commands
+    /// wait than a lane's share of the writers around, wait (at most `maxLinger`) for the rest: one
+    /// full batch costs much less than several small ones. Under light load nothing waits.
     private func linger() async {
-        let target = min(expected.load(ordering: .relaxed), maxBatchCommands)
+        let target = state.withLock { state -> Int in
+            state.recentPeak = max(state.inPlay, state.recentPeak - state.recentPeak / 16)
+            return min(maxBatchCommands, (state.recentPeak + lanes - 1) / lanes)
+        }
         let deadline = ContinuousClock.now + maxLinger
         while state.withLock({ $0.queue.count }) < target && ContinuousClock.now < deadline {
             try? await Task.sleep(for: .microseconds(100))
@@ -225,7 +274,14 @@ final class GroupCommitWriter: Sendable {
         }
         versionCache.withLock { cache in
             guard outcome.head >= 0 else { return cache.invalidate() }
-            if !outcome.knewHead { cache.versions.removeAll(keepingCapacity: true) }
+            let written = Int64(outcome.results.reduce(0) { total, result in
+                if case .success(let r) = result, !r.wasDuplicate { return total + r.positions.count }
+                return total
+            })
+            if let valid = cache.validAtHead, outcome.head <= valid { return }  // an older batch answered late
+            // Only when this batch directly follows the cached state is the rest of the cache still
+            // exact; otherwise (the other lane or another process wrote in between) keep only ours.
+            if cache.validAtHead != outcome.head - written { cache.versions.removeAll(keepingCapacity: true) }
             for (command, result) in zip(commands, outcome.results) {
                 switch result {
                 case .success(let r): cache.versions[command.streamId] = r.nextExpectedVersion
