@@ -16,7 +16,7 @@ struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "insforge-bench")
 
     @Option(help: "Concurrent writers.") var writers = 64
-    @Option(help: "Appends per writer in each append run.") var appendsPerWriter = 500
+    @Option(help: "Appends per writer in each append run.") var appendsPerWriter = 2000
     @Option(help: "Log size for the catch-up and replay figures.") var logSize = 1_000_000
     @Flag(help: "Skip the baseline run (for profiling the store alone).") var skipBaseline = false
     @Option(help: "Path of the insforge binary for the idle-memory figure (default: beside this one).") var server: String?

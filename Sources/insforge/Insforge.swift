@@ -40,7 +40,7 @@ func openDatabase(_ configuration: ServerConfiguration, _ logger: Logger) async 
     do {
         let database = try await Database.open(configuration, logger: logger)
         do {
-            try await database.withSingleConnection { try await Migrator(logger: logger).migrate(on: $0) }
+            _ = try await database.withSingleConnection { try await Migrator(logger: logger).migrate(on: $0) }
         } catch {
             database.close()
             throw error
