@@ -27,7 +27,7 @@ struct Bench: AsyncParsableCommand {
         let configuration = try ServerConfiguration.fromEnvironment()
         let database = try await Database.open(configuration, logger: logger)
         defer { database.close() }
-        try await database.withSingleConnection { try await Migrator(logger: logger).migrate(on: $0) }
+        _ = try await database.withSingleConnection { try await Migrator(logger: logger).migrate(on: $0) }
         let core = try ServerCore(configuration: configuration, database: database, logger: logger)
         let writers = self.writers, perWriter = self.appendsPerWriter, logSize = self.logSize, skipBaseline = self.skipBaseline
         let serverPath = server ?? URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
