@@ -14,7 +14,9 @@ public protocol Projection: Sendable {
     var tables: [ReadModelTable] { get }
     /// Event types it reads; `nil` means every event.
     var eventTypes: Set<String>? { get }
-    /// Whether `apply` reads `data` and `metadata`; when false they are not fetched (faster catch-up).
+    /// Whether `apply` reads more than `position`, `streamId`, `streamVersion` and `type`. When false
+    /// only those are fetched (`data`/`metadata` are `{}`, `eventId` zero, `recordedAt` the epoch):
+    /// catch-up then moves a fraction of the bytes.
     var needsPayload: Bool { get }
     /// Applies events (in log order) to the read model.
     func apply(_ events: [RecordedEvent], in context: ProjectionContext) async throws

@@ -105,7 +105,7 @@ public final class EventStore: Service, Sendable {
         }
         query.sql += " ORDER BY position LIMIT $\(query.binds.count + 1)"
         query.binds.append(limit)
-        return try await collect(db.runQuery(query))
+        return payload ? try await collect(db.runQuery(query)) : try await collectHeaders(db.runQuery(query))
     }
 
     /// A live, ordered sequence of events after `position`: catch-up reads, then woken by NOTIFY
@@ -115,7 +115,18 @@ public final class EventStore: Service, Sendable {
     }
 
     static let columns = "position, stream_id, stream_version, event_id, type, data::text, metadata::text, recorded_at"
-    static let headerColumns = "position, stream_id, stream_version, event_id, type, '{}'::text, '{}'::text, recorded_at"
+    static let headerColumns = "position, stream_id, stream_version, type"
+
+    static func collectHeaders(_ rows: PostgresRowSequence) async throws -> [RecordedEvent] {
+        var out: [RecordedEvent] = []
+        let zero = UUID(uuid: (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0))
+        let epoch = Date(timeIntervalSince1970: 0)
+        for try await (position, streamId, version, type) in rows.decode((Int64, String, Int64, String).self) {
+            out.append(RecordedEvent(position: position, streamId: streamId, streamVersion: version, eventId: zero,
+                                     type: type, data: "{}", metadata: "{}", recordedAt: epoch))
+        }
+        return out
+    }
 
     static func collect(_ rows: PostgresRowSequence) async throws -> [RecordedEvent] {
         var out: [RecordedEvent] = []
