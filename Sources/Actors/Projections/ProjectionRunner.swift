@@ -126,70 +126,73 @@ public actor ProjectionRunner: Service {
         let limit = (isolateUntil.map { checkpoint < $0 } ?? false) ? 1 : options.batchSize
         var batch: [RecordedEvent] = []
         do {
-            try await connection.query("BEGIN", logger: logger)
-            var current: Int64 = 0, head: Int64 = 0
-            for try await (c, h) in try await connection.query("""
-                SELECT c.position, (SELECT coalesce(max(position), 0) FROM system.events)
-                FROM system.checkpoints c WHERE c.projection = \(projection.name) FOR UPDATE
-                """, logger: logger).decode((Int64, Int64).self) {
-                current = c
-                head = h
+            let moved = try await connection.inTransaction(logger: logger) { () async throws -> (from: Int64, to: Int64) in
+                var current: Int64 = 0, head: Int64 = 0
+                for try await (c, h) in try await connection.query("""
+                    SELECT c.position, (SELECT coalesce(max(position), 0) FROM system.events)
+                    FROM system.checkpoints c WHERE c.projection = \(projection.name) FOR UPDATE
+                    """, logger: logger).decode((Int64, Int64).self) {
+                    current = c
+                    head = h
+                }
+                guard head > current else { return (current, current) }
+                batch = try await EventStore.readAll(
+                    on: connection, after: current, limit: limit, filter: EventFilter(types: projection.eventTypes, until: head),
+                    payload: projection.needsPayload)
+                // A short batch means nothing else of ours up to `head`: skip straight to it.
+                let next = batch.count == limit ? batch.last!.position : head
+                if !batch.isEmpty {
+                    try await projection.apply(batch, in: ProjectionContext(connection: connection, logger: logger))
+                }
+                try await moveCheckpoint(to: next, on: connection)
+                return (current, next)
             }
-            checkpoint = current
-            guard head > current else {
-                try await connection.query("COMMIT", logger: logger)
-                return false
-            }
-            batch = try await EventStore.readAll(
-                on: connection, after: current, limit: limit, filter: EventFilter(types: projection.eventTypes, until: head),
-                payload: projection.needsPayload)
-            // A short batch means nothing else of ours up to `head`: skip straight to it.
-            let next = batch.count == limit ? batch.last!.position : head
-            if !batch.isEmpty {
-                try await projection.apply(batch, in: ProjectionContext(connection: connection, logger: logger))
-            }
-            try await connection.query("""
-                UPDATE system.checkpoints SET position = \(next), updated_at = now() WHERE projection = \(projection.name)
-                """, logger: logger)
-            try await connection.query("COMMIT", logger: logger)
-            checkpoint = next
-            if let end = isolateUntil, next >= end { isolateUntil = nil }
+            checkpoint = moved.to
+            guard moved.to > moved.from else { return false }
+            if let end = isolateUntil, moved.to >= end { isolateUntil = nil }
             attempts = 0
             lastError = nil
             return true
         } catch let error as PSQLError where error.code != .server {
             throw error  // the connection is gone: restart (and re-own) from the top
         } catch {
-            _ = try? await connection.query("ROLLBACK", logger: logger)
             try await failed(batch, error, on: connection)
             return true
         }
     }
 
+    private func moveCheckpoint(to position: Int64, on connection: PostgresConnection) async throws {
+        try await connection.query("""
+            UPDATE system.checkpoints SET position = \(position), updated_at = now() WHERE projection = \(projection.name)
+            """, logger: logger)
+    }
+
     /// Backoff, then isolate the failing event, then park it.
     private func failed(_ batch: [RecordedEvent], _ error: any Error, on connection: PostgresConnection) async throws {
         attempts += 1
-        lastError = "\(String(reflecting: error))"
-        logger.warning("projection batch failed", metadata: ["attempt": "\(attempts)", "error": "\(lastError!)"])
+        let message = String(reflecting: error)
+        lastError = message
+        logger.warning("projection batch failed", metadata: ["attempt": "\(attempts)", "error": "\(message)"])
         if batch.count > 1 {
             isolateUntil = batch.last?.position
             attempts = 0
             return
         }
         if let event = batch.first, attempts >= options.maxAttempts {
-            try await connection.query("BEGIN", logger: logger)
-            try await connection.query("""
-                INSERT INTO system.parked_events (projection, position, event_id, type, attempts, error)
-                VALUES (\(projection.name), \(event.position), \(event.eventId), \(event.type), \(attempts), \(lastError!))
-                ON CONFLICT DO NOTHING
-                """, logger: logger)
-            try await connection.query("""
-                UPDATE system.checkpoints SET position = \(event.position), updated_at = now() WHERE projection = \(projection.name)
-                """, logger: logger)
-            try await connection.query("COMMIT", logger: logger)
+            let attempts = Int32(self.attempts)
+            try await connection.inTransaction(logger: logger) {
+                // The id comes from the log: payload-free reads do not carry it.
+                try await connection.query("""
+                    INSERT INTO system.parked_events (projection, position, event_id, type, attempts, error)
+                    SELECT \(projection.name), position, event_id, type, \(attempts), \(message)
+                    FROM system.events WHERE position = \(event.position)
+                    ON CONFLICT DO NOTHING
+                    """, logger: logger)
+                try await moveCheckpoint(to: event.position, on: connection)
+            }
             logger.error("parked event \(event.position) (\(event.type)) after \(attempts) attempts")
             checkpoint = event.position
-            attempts = 0
+            self.attempts = 0
             return
         }
         let delay = min(options.initialBackoff * (1 << min(attempts, 16)), options.maxBackoff)

@@ -63,10 +63,4 @@ public enum JSONCoding {
         if let d = try? Date(s, strategy: .iso8601.year().month().day().time(includingFractionalSeconds: true)) { return d }
         return try? Date(s, strategy: .iso8601)
     }
-
-    /// True when `text` is one JSON object.
-    public static func isObject(_ text: String) -> Bool {
-        guard let value = try? JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed]) else { return false }
-        return value is [String: Any]
-    }
 }

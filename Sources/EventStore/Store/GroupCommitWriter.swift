@@ -179,7 +179,7 @@ final class GroupCommitWriter: Sendable {
         } catch {
             versionCache.withLock { $0.invalidate() }
             if careful {
-                batch[0].continuation.resume(throwing: Self.unwrap(error))
+                batch[0].continuation.resume(throwing: error)
                 return
             }
             // A duplicate id, bad JSON or a refusing projection: go command by command through the
@@ -201,13 +201,6 @@ final class GroupCommitWriter: Sendable {
         while state.withLock({ $0.queue.count }) < target && ContinuousClock.now < deadline {
             try? await Task.sleep(for: .microseconds(100))
         }
-    }
-
-    private static func unwrap(_ error: any Error) -> any Error {
-        if let tx = error as? PostgresTransactionError {
-            return tx.closureError ?? tx.commitError ?? tx.beginError ?? error
-        }
-        return error
     }
 
     /// Writes commands in one transaction; a thrown error means nothing of it committed.

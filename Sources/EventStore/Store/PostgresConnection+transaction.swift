@@ -7,6 +7,7 @@ extension PostgresConnection {
     /// The body's own errors come out as they are (unlike `withTransaction`, which wraps them), so
     /// callers can tell a conflict from a lost connection.
     public func inTransaction<T>(_ begin: PostgresQuery = "BEGIN", keep: Bool = true, logger: Logger,
+                                 isolation: isolated (any Actor)? = #isolation,
                                  _ body: () async throws -> T) async throws -> T {
         try await query(begin, logger: logger)
         do {

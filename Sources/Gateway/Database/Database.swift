@@ -39,19 +39,6 @@ public final class Database: Sendable {
         embedded?.stop()
     }
 
-    /// Runs `body` with the pool running (for commands that are not the server).
-    public func withClient<T: Sendable>(_ body: @Sendable @escaping (PostgresClient) async throws -> T) async throws -> T {
-        try await withThrowingTaskGroup(of: T?.self) { group in
-            group.addTask { await self.client.run(); return nil }
-            group.addTask { try await body(self.client) }
-            defer { group.cancelAll() }
-            while let result = try await group.next() {
-                if let result { return result }
-            }
-            throw CancellationError()
-        }
-    }
-
     static func makeClient(_ settings: DatabaseSettings, poolSize: Int, logger: Logger) -> PostgresClient {
         var configuration = PostgresClient.Configuration(
             host: settings.host, port: settings.port, username: settings.username, password: settings.password,
