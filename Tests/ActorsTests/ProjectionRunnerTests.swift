@@ -134,4 +134,33 @@ struct ProjectionRunnerTests {
             #expect(try await scalar(store.client, "SELECT attempts FROM system.parked_events", as: Int32.self) == 3)
         }
     }
+
+    /// Reads no payload (so its events carry no id) and refuses one type.
+    struct HeaderOnlyRefusing: Projection {
+        var name: String { "header_only" }
+        var tables: [ReadModelTable] { [] }
+        var eventTypes: Set<String>? { nil }
+        var needsPayload: Bool { false }
+        struct Refused: Error {}
+        func apply(_ events: [RecordedEvent], in context: ProjectionContext) async throws {
+            if events.contains(where: { $0.type == "Refused" }) { throw Refused() }
+        }
+    }
+
+    @Test func aParkedEventKeepsItsRealIdEvenWithoutPayloadReads() async throws {
+        try await withEventStore { store, _ in
+            let id = UUID()
+            try await store.append([EventData(type: "Fine", data: "{}")], to: "h-1")
+            try await store.append([EventData(eventId: id, type: "Refused", data: "{}")], to: "h-2")
+            try await store.append([EventData(type: "Fine", data: "{}")], to: "h-3")
+            let runner = ProjectionRunner(projection: HeaderOnlyRefusing(), store: store, options: Self.fast, logger: TestDatabase.logger)
+            let task = Task { try await runner.run() }
+            #expect(try await Self.caughtUp(runner, store))
+            task.cancel()
+            _ = try? await task.value
+            let parked = try await scalar(store.client, "SELECT event_id FROM system.parked_events WHERE projection = 'header_only'",
+                                          as: UUID.self)
+            #expect(parked == id)
+        }
+    }
 }
