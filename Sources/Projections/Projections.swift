@@ -3,7 +3,9 @@ import EventStore
 /// The projections of this server, in one place: what the store applies inline and what runner actors follow.
 public enum ProjectionCatalog {
     /// Applied in the append transaction.
-    public static var inline: [any Projection] { [ApiKeysProjection()] }
+    public static var inline: [any Projection] {
+        [ApiKeysProjection(), UsersProjection(), SessionsProjection(), AuthCodesProjection(), AuthSettingsProjection()]
+    }
     /// Applied by runner actors, once per cluster.
     public static var async: [any Projection] { [EventStatsProjection()] }
     /// Every projection (what a replay rebuilds).

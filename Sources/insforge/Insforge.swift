@@ -62,7 +62,7 @@ struct Serve: AsyncParsableCommand {
         let database = await openDatabase(configuration, logger)
         do {
             let core = try ServerCore(configuration: configuration, database: database, logger: logger)
-            let app = buildApplication(core: core, registry: registry, logger: logger)
+            let app = try await buildApplication(core: core, registry: registry, logger: logger)
             try await app.runService()
         } catch {
             logger.error("server stopped: \(error)")

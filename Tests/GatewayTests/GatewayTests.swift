@@ -27,7 +27,7 @@ struct GatewayTests {
             let database = try await Database.open(configuration, logger: logger)
             try await database.withSingleConnection { try await Migrator(logger: logger).migrate(on: $0) }
             let core = try ServerCore(configuration: configuration, database: database, logger: logger)
-            let app = buildApplication(core: core, registry: PrometheusCollectorRegistry(), logger: logger)
+            let app = try await buildApplication(core: core, registry: PrometheusCollectorRegistry(), logger: logger)
             try await app.test(.live) { client in try await body(client) }
         }
     }

@@ -31,6 +31,32 @@ public struct ServerConfiguration: Sendable {
     public var eventPollInterval: Duration
     /// How long a rotated key stays valid.
     public var keyRotationGrace: Duration
+    /// `ADMIN_EMAIL` (or `ROOT_ADMIN_USERNAME`): the admin's sign-in name; none means no password sign-in for the admin.
+    public var adminEmail: String?
+    /// `ADMIN_PASSWORD` (or `ROOT_ADMIN_PASSWORD`).
+    public var adminPassword: String?
+    /// `BCRYPT_COST` (10...15, default 10).
+    public var bcryptCost: Int
+    /// `RATE_LIMIT_AUTH_PER_MINUTE`: sign-in/sign-up/refresh/code attempts per IP and minute (default 60).
+    public var authRateLimitPerMinute: Int
+    /// `RATE_LIMIT_EMAIL_PER_HOUR`: auth e-mails per address and hour (default 10).
+    public var emailRateLimitPerHour: Int
+    /// `SMTP_HOST`, `SMTP_PORT`, `SMTP_USER`, `SMTP_PASSWORD`, `SMTP_FROM`, `SMTP_FROM_NAME`, `SMTP_CA_FILE`;
+    /// nil when `SMTP_HOST` is not set (auth e-mails are then logged as not sent).
+    public var smtp: SMTPSettings?
+    /// The OAuth provider variables (`<PROVIDER>_CLIENT_ID`, `_CLIENT_SECRET`, `_AUTHORIZE_URL`, ...), as given.
+    public var oauthEnvironment: [String: String]
+
+    /// Where to send e-mail.
+    public struct SMTPSettings: Sendable, Equatable {
+        public var host: String
+        public var port: Int
+        public var username: String?
+        public var password: String?
+        public var from: String
+        public var fromName: String?
+        public var caFile: String?
+    }
 
     /// Why the environment cannot be used; printed as is.
     public struct Problem: Error, CustomStringConvertible {
@@ -73,6 +99,22 @@ public struct ServerConfiguration: Sendable {
         if let key = value("ACCESS_API_KEY"), !Credential.isAdminKeyShape(key) {
             throw Problem(description: "ACCESS_API_KEY must be ik_ followed by 64 hex digits")
         }
+        let adminEmail = value("ADMIN_EMAIL") ?? value("ROOT_ADMIN_USERNAME")
+        let adminPassword = value("ADMIN_PASSWORD") ?? value("ROOT_ADMIN_PASSWORD")
+        if (adminEmail == nil) != (adminPassword == nil) {
+            throw Problem(description: "ADMIN_EMAIL and ADMIN_PASSWORD must be set together")
+        }
+        if let password = adminPassword, password.utf8.count > 72 {
+            throw Problem(description: "ADMIN_PASSWORD must be at most 72 bytes (bcrypt's limit)")
+        }
+        var smtp: SMTPSettings?
+        if let host = value("SMTP_HOST") {
+            smtp = SMTPSettings(host: host, port: try int("SMTP_PORT", default: 587, range: 1...65535), username: value("SMTP_USER"),
+                                password: value("SMTP_PASSWORD"), from: value("SMTP_FROM") ?? "noreply@localhost",
+                                fromName: value("SMTP_FROM_NAME"), caFile: value("SMTP_CA_FILE"))
+        }
+        let providerPrefixes = ["GOOGLE_", "GITHUB_", "MICROSOFT_", "DISCORD_", "LINKEDIN_", "X_", "APPLE_", "FACEBOOK_"]
+        let oauthEnvironment = environment.filter { key, _ in providerPrefixes.contains { key.hasPrefix($0) } }
         return ServerConfiguration(
             host: value("HOST") ?? "0.0.0.0",
             port: try int("PORT", default: 7130, range: 0...65535),
@@ -87,7 +129,14 @@ public struct ServerConfiguration: Sendable {
             logLevel: value("LOG_LEVEL") ?? "info",
             databasePoolSize: try int("DB_POOL_SIZE", default: 20, range: 2...500),
             eventPollInterval: .milliseconds(try int("EVENT_POLL_INTERVAL_MS", default: 1000, range: 10...60_000)),
-            keyRotationGrace: .seconds(try int("KEY_ROTATION_GRACE_SECONDS", default: 86_400, range: 0...2_592_000))
+            keyRotationGrace: .seconds(try int("KEY_ROTATION_GRACE_SECONDS", default: 86_400, range: 0...2_592_000)),
+            adminEmail: adminEmail,
+            adminPassword: adminPassword,
+            bcryptCost: try int("BCRYPT_COST", default: 10, range: 10...15),
+            authRateLimitPerMinute: try int("RATE_LIMIT_AUTH_PER_MINUTE", default: 60, range: 1...1_000_000),
+            emailRateLimitPerHour: try int("RATE_LIMIT_EMAIL_PER_HOUR", default: 10, range: 1...1_000_000),
+            smtp: smtp,
+            oauthEnvironment: oauthEnvironment
         )
     }
 }

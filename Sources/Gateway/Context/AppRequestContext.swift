@@ -22,8 +22,16 @@ public struct AppRequestContext: RequestContext {
 
     /// Throws unless the caller holds the admin role.
     public func requireAdmin() throws {
+        if credential.isAdmin { return }
+        if credential == .none { throw APIError.missingCredentials }
+        throw APIError.forbidden
+    }
+
+    /// The signed-in user (an access token with role `authenticated`); 401 without a credential,
+    /// 403 for keys and admin tokens.
+    public func requireUser() throws -> TokenSubject {
         switch credential {
-        case .admin: return
+        case .token(let subject) where subject.role == "authenticated": return subject
         case .none: throw APIError.missingCredentials
         default: throw APIError.forbidden
         }

@@ -6,16 +6,20 @@ import Hummingbird
 public struct CredentialsMiddleware: RouterMiddleware {
     public typealias Context = AppRequestContext
     let keys: KeyRing
+    let tokens: AccessTokens
 
-    public init(keys: KeyRing) { self.keys = keys }
+    public init(keys: KeyRing, tokens: AccessTokens) {
+        self.keys = keys
+        self.tokens = tokens
+    }
 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var context = context
-        context.credential = try resolve(request)
+        context.credential = try await resolve(request)
         return try await next(request, context)
     }
 
-    func resolve(_ request: Request) throws -> Credential {
+    func resolve(_ request: Request) async throws -> Credential {
         let presented: String?
         if let header = request.headers[.authorization] {
             let parts = header.split(separator: " ", maxSplits: 1)
@@ -33,7 +37,8 @@ public struct CredentialsMiddleware: RouterMiddleware {
             guard Credential.isAnonKeyShape(token), keys.kind(of: token) == .anon else { throw APIError.invalidAPIKey }
             return .anon
         }
-        // Anything else is a JWT; user tokens arrive with the auth feature. Until then none is valid.
-        throw APIError.invalidToken
+        // Anything else is a JWT: valid, or refused (never treated as anonymous).
+        guard let claims = await tokens.verify(token) else { throw APIError.invalidToken }
+        return .token(TokenSubject(id: claims.sub.value, email: claims.email, role: claims.role))
     }
 }

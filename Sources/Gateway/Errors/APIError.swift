@@ -12,6 +12,8 @@ public struct APIError: Error, Sendable, CustomStringConvertible {
     public var code: String
     public var message: String
     public var nextActions: String?
+    /// Extra response headers (`Retry-After` and `RateLimit-*` on 429).
+    public var headers: HTTPFields = [:]
 
     public init(_ status: HTTPResponse.Status, _ code: String, _ message: String, nextActions: String? = nil) {
         self.status = status

@@ -20,7 +20,8 @@ public struct ErrorMiddleware: RouterMiddleware {
                 context.logger.error("request failed", metadata: ["error": "\(String(reflecting: error))", "path": "\(request.uri.path)"])
             }
             var response = Response.json(apiError.body, status: apiError.status)
-            if apiError.status == .tooManyRequests { response.headers[.retryAfter] = "60" }
+            response.headers.append(contentsOf: apiError.headers)
+            if apiError.status == .tooManyRequests, response.headers[.retryAfter] == nil { response.headers[.retryAfter] = "60" }
             return response
         }
     }

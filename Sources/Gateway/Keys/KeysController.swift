@@ -47,6 +47,9 @@ extension AppRequestContext {
         let actor: EventMetadata.Actor = switch credential {
         case .admin: .init(type: .admin)
         case .anon, .none: .init(type: .anon)
+        case .token(let subject) where subject.role == "project_admin": .init(type: .admin, id: subject.id)
+        case .token(let subject) where subject.role == "authenticated": .init(type: .user, id: subject.id)
+        case .token: .init(type: .anon)
         }
         return EventMetadata(actor: actor, requestId: requestId, correlationId: requestId, clientIp: clientIP)
     }

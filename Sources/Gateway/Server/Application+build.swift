@@ -17,6 +17,8 @@ public struct ServerCore: Sendable {
     public let keys: KeyRing
     public let issuer: KeyIssuer
     public let runners: [ProjectionRunner]
+    /// The HS256 key of access tokens (and the root of the other derived auth keys).
+    public let jwtSecret: String
 
     /// Loads secrets (generating them once into the data folder) and wires the store, keys and runners.
     public init(configuration: ServerConfiguration, database: Database, logger: Logger) throws {
@@ -24,6 +26,7 @@ public struct ServerCore: Sendable {
         let jwtSecret = try configuration.jwtSecret ?? folder.secret("jwt-secret") { DataFolder.randomHex(bytes: 32) }
         self.configuration = configuration
         self.database = database
+        self.jwtSecret = jwtSecret
         let store = EventStore(client: database.client, inlineProjections: ProjectionCatalog.inline, logger: logger,
                                pollInterval: configuration.eventPollInterval)
         self.store = store
@@ -40,7 +43,13 @@ public let serverVersion = "0.1.0"
 
 /// Builds the HTTP application: middleware, every controller, and the services it runs
 /// (the pool, the event store, the projection runners, the key-ring follower).
-public func buildApplication(core: ServerCore, registry: PrometheusCollectorRegistry, logger: Logger) -> some ApplicationProtocol {
+public func buildApplication(core: ServerCore, registry: PrometheusCollectorRegistry, logger: Logger) async throws
+    -> some ApplicationProtocol {
+    let configuration = core.configuration
+    let accessTokens = await AccessTokens(secret: core.jwtSecret)
+    let auth = try await AuthService.make(core: core, accessTokens: accessTokens, logger: logger)
+    let oauth = OAuthFlow(auth: auth, environment: configuration.oauthEnvironment, client: OAuthClient(), box: core.box,
+                          secret: core.jwtSecret)
     let router = Router(context: AppRequestContext.self)
     router.add(middleware: RequestIDMiddleware())
     router.add(middleware: CORSPolicyMiddleware(
@@ -51,15 +60,19 @@ public func buildApplication(core: ServerCore, registry: PrometheusCollectorRegi
                         "RateLimit-Remaining", "RateLimit-Reset"]))
     router.add(middleware: MetricsMiddleware())
     router.add(middleware: ErrorMiddleware())
-    router.add(middleware: CredentialsMiddleware(keys: core.keys))
+    router.add(middleware: CredentialsMiddleware(keys: core.keys, tokens: accessTokens))
 
     let routes = RouteTable(router: router)
     HealthController(version: serverVersion, registry: registry).register(routes)
     KeysController(issuer: core.issuer).register(routes)
     EventsController(store: core.store, runners: core.runners).register(routes)
+    AuthController(auth: auth).register(routes)
+    AdminAuthController(auth: auth).register(routes)
+    EmailAuthController(auth: auth).register(routes)
+    AuthConfigController(auth: auth, oauth: oauth).register(routes)
+    OAuthController(auth: auth, flow: oauth).register(routes)
     OpenAPIController(version: serverVersion).register(routes)
 
-    let configuration = core.configuration
     var app = Application(
         router: router,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "insforge"),

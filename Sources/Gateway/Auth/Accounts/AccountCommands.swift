@@ -1,0 +1,116 @@
+import EventStore
+import Foundation
+import Logging
+
+/// The admin sign-in from `ADMIN_EMAIL`/`ADMIN_PASSWORD` (or `ROOT_ADMIN_USERNAME`/`ROOT_ADMIN_PASSWORD`).
+public struct AdminAccount: Sendable {
+    public var email: String
+    /// bcrypt hash of the configured password, made once at start-up (the password itself is not kept).
+    var passwordHash: String
+    /// The admin's stable id in tokens and events.
+    public static let subject = "00000000-0000-0000-0000-000000000001"
+}
+
+/// Decides account commands (sign-up, sign-in, profiles, deletion) and appends their events.
+/// Hashing happens before the append; the read models are written by the inline projections.
+public struct AccountCommands: Sendable {
+    let store: EventStore
+    let directory: AuthDirectory
+    let hasher: PasswordHasher
+    let sessions: SessionIssuer
+
+    static func stream(_ user: UUID) -> String { "user-\(user.uuidString.lowercased())" }
+
+    /// Validates and normalises an e-mail address (trimmed; 400 when it is not one).
+    static func normalizedEmail(_ raw: String?) throws -> String {
+        guard let raw else { throw APIError.invalidInput("email is required") }
+        let email = raw.trimmingCharacters(in: .whitespacesAndNewlines)
+        let parts = email.split(separator: "@", omittingEmptySubsequences: false)
+        guard email.utf8.count <= 254, parts.count == 2, !parts[0].isEmpty, parts[1].contains("."),
+              !parts[1].hasPrefix("."), !parts[1].hasSuffix("."),
+              email.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value != 0x7F && $0 != "<" && $0 != ">" && $0 != "," })
+        else { throw APIError.invalidInput("email must be a valid e-mail address") }
+        return email
+    }
+
+    /// Creates a password account. 409 `AUTH_EMAIL_EXISTS` when the address is taken (also when
+    /// another sign-up with it commits first: the unique index decides).
+    func signUp(email: String, password: String, name: String?, settings: AuthSettings, verified: Bool,
+                metadata: EventMetadata) async throws -> UserRecord {
+        if let problem = settings.passwordPolicy.problem(with: password) { throw APIError.invalidInput(problem) }
+        if try await directory.user(email: email) != nil { throw Self.emailExists }
+        let hash = try await hasher.hash(password)
+        let id = UUID()
+        let profile: JSONValue? = name.map { .object(["name": .string($0)]) }
+        let event = UserSignedUp(userId: id, email: email, passwordHash: hash, emailVerified: verified, providerType: "email",
+                                 profile: profile)
+        try await create(event, metadata: metadata)
+        guard let user = try await directory.user(id: id) else { throw APIError.notFound("User not found") }
+        return user
+    }
+
+    /// Appends a `UserSignedUp`; a lost race on the address is 409 `AUTH_EMAIL_EXISTS`.
+    func create(_ event: UserSignedUp, metadata: EventMetadata) async throws {
+        do {
+            try await store.append([try EventData(event, metadata: metadata)], to: Self.stream(event.userId), expected: .noStream)
+        } catch let error as EventStoreError where error.code == .projectionFailed && APIError.from(error).status == .conflict {
+            throw Self.emailExists
+        }
+    }
+
+    static let emailExists = APIError(.conflict, "AUTH_EMAIL_EXISTS", "User already exists",
+                                      nextActions: "Sign in instead, or reset the password")
+    static let invalidCredentials = APIError(.unauthorized, "AUTH_INVALID_CREDENTIALS", "Invalid credentials")
+
+    /// The account for `email` and `password`, or 401 "Invalid credentials" (same time either way).
+    func authenticate(email: String, password: String) async throws -> UserRecord {
+        let user = try await directory.user(email: email)
+        guard try await hasher.verify(password, against: user?.passwordHash), let user else { throw Self.invalidCredentials }
+        return user
+    }
+
+    /// Marks the address verified (once).
+    func markVerified(_ user: UserRecord, method: String, metadata: EventMetadata) async throws {
+        guard !user.emailVerified else { return }
+        try await store.append([try EventData(EmailVerified(userId: user.id, method: method), metadata: metadata)],
+                               to: Self.stream(user.id))
+    }
+
+    /// Sets a new password (hash made here), which also ends the user's sessions.
+    func changePassword(_ user: UUID, to password: String, settings: AuthSettings, reason: String,
+                        metadata: EventMetadata) async throws {
+        if let problem = settings.passwordPolicy.problem(with: password) { throw APIError.invalidInput(problem) }
+        let hash = try await hasher.hash(password)
+        try await store.append([try EventData(PasswordChanged(userId: user, passwordHash: hash, reason: reason), metadata: metadata)],
+                               to: Self.stream(user), expected: .streamExists)
+    }
+
+    /// Merges `patch` into the profile (a key set to null removes it) and returns the user.
+    func updateProfile(_ id: UUID, patch: [String: JSONValue], metadata: EventMetadata) async throws -> UserRecord {
+        guard let user = try await directory.user(id: id) else { throw APIError.notFound("User not found") }
+        var profile = user.profile?.objectValue ?? [:]
+        for (key, value) in patch {
+            if value == .null { profile.removeValue(forKey: key) } else { profile[key] = value }
+        }
+        try await store.append([try EventData(ProfileUpdated(userId: id, profile: .object(profile)), metadata: metadata)],
+                               to: Self.stream(id), expected: .streamExists)
+        guard let updated = try await directory.user(id: id) else { throw APIError.notFound("User not found") }
+        return updated
+    }
+
+    /// Deletes users (unknown ids are skipped); returns how many were deleted.
+    func delete(_ ids: [UUID], metadata: EventMetadata) async throws -> Int {
+        var deleted = 0
+        for id in Set(ids) {
+            guard try await directory.user(id: id) != nil else { continue }
+            do {
+                try await store.append([try EventData(UserDeleted(userId: id), metadata: metadata)], to: Self.stream(id),
+                                       expected: .streamExists)
+                deleted += 1
+            } catch let error as EventStoreError where error.code == .wrongExpectedVersion {
+                continue
+            }
+        }
+        return deleted
+    }
+}
