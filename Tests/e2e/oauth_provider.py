@@ -131,7 +131,9 @@ def _random_user(provider):
         "email": f"{provider}-{token}@example.test",
         "email_verified": True,
         "name": f"Test {provider.capitalize()} {token}",
-        "avatar": None,  # filled in by LocalOAuthProvider (needs the base URL)
+        # Discord sends an avatar hash, the others a URL (never fetched by anyone).
+        "avatar": (secrets.token_hex(16) if provider == "discord"
+                   else f"https://avatars.example.test/{provider}/{uid}.png"),
     }
 
 
@@ -155,9 +157,10 @@ class LocalOAuthProvider:
             if p == "apple":
                 client_id = f"test.{secrets.token_hex(4)}.signin"  # a Services ID
             self.clients[p] = (client_id, secrets.token_urlsafe(24))
-        self.requests = []  # (method, path, params or form, headers), in arrival order
+        # (method, path, query params (GET) or form (POST) as a dict, headers as a dict with lower-case names)
+        self.requests = []
         self._lock = threading.Lock()
-        self._users = {}
+        self._users = {p: _random_user(p) for p in PROVIDERS}
         self._codes = {}
         self._tokens = {}
         self._apple_authorized = set()  # Apple user ids that already got the `user` form field
@@ -175,9 +178,6 @@ class LocalOAuthProvider:
         self._httpd.daemon_threads = True
         self.port = self._httpd.server_address[1]
         self.base = f"http://127.0.0.1:{self.port}"
-        for p in PROVIDERS:
-            if p not in self._users:
-                self.set_user(p)
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1},
                                         name=f"oauth-provider-{self.port}", daemon=True)
         self._thread.start()
@@ -275,10 +275,8 @@ class LocalOAuthProvider:
             user["name"] = name
         if avatar is not _UNSET:
             user["avatar"] = avatar
-        elif provider == "discord":
-            user["avatar"] = secrets.token_hex(16)
-        elif self.base is not None:
-            user["avatar"] = f"{self.base}/{provider}/avatars/{user['id']}.png"
+        elif provider != "discord":
+            user["avatar"] = f"https://avatars.example.test/{provider}/{user['id']}.png"
         user.update(extra)
         with self._lock:
             self._users[provider] = user
@@ -344,7 +342,8 @@ class LocalOAuthProvider:
             if not (43 <= len(challenge) <= 128):
                 return _json(400, {"error": "invalid_request", "error_description": "bad code_challenge"})
         elif method is not None:
-            return _json(400, {"error": "invalid_request", "error_description": "code_challenge_method without code_challenge"})
+            return _json(400, {"error": "invalid_request",
+                               "error_description": "code_challenge_method without code_challenge"})
         elif provider == "x":
             return _json(400, {"error": "invalid_request", "error_description": "code_challenge is required"})
 
@@ -521,7 +520,8 @@ class LocalOAuthProvider:
             return _json(200, body)
         if provider == "github":
             if route == "/user":
-                return _json(200, {"id": int(user["id"]), "login": login, "name": user.get("name"),
+                uid = int(user["id"]) if user["id"].isdigit() else user["id"]  # GitHub ids are numbers
+                return _json(200, {"id": uid, "login": login, "name": user.get("name"),
                                    "email": email if user.get("public_email") else None,
                                    "avatar_url": user.get("avatar")})
             emails = []

@@ -3,6 +3,7 @@ end-to-end tests would be testing the harness rather than the server."""
 
 import base64
 import json
+import os
 import smtplib
 import ssl
 import time
@@ -472,4 +473,4 @@ def test_mailbox_starttls_with_auth():
             s.send_message(make_message("frank@example.test")[0])
         got = box.wait_for("frank@example.test")
         assert got.tls and got.auth_login == "u"
-    assert box.ca_file and not __import__("os").path.exists(box.ca_file)  # cleaned up on stop
+    assert box.ca_file and not os.path.exists(box.ca_file)  # cleaned up on stop

@@ -40,12 +40,11 @@ struct AuthController {
         if settings.requireEmailVerification {
             try await EmailFlows(auth: auth).sendVerification(to: user, settings: settings, redirectTo: body.redirectTo,
                                                                context: context, countAgainstLimits: false)
-            return try Response.json(encoding: SignUpPending(user: user.view, accessToken: nil, requireEmailVerification: true),
-                                     status: .created)
+            return try Response.json(encoding: SignUpPending(user: user.view, accessToken: nil, requireEmailVerification: true))
         }
         let grant = try await auth.sessions.start(subject: user.id.uuidString.lowercased(), email: user.email, role: "authenticated",
                                                   clientType: clientType, method: "signup", metadata: context.eventMetadata)
-        return try auth.sessionResponse(user: user.view, grant: grant, status: .created, extra: ["requireEmailVerification": false])
+        return try auth.sessionResponse(user: user.view, grant: grant, extra: ["requireEmailVerification": false])
     }
 
     struct SignUpPending: Encodable {
@@ -89,8 +88,8 @@ struct AuthController {
         }
         let settings = try await auth.settings()
         if settings.requireEmailVerification, !user.emailVerified {
-            throw APIError(.forbidden, "AUTH_EMAIL_NOT_VERIFIED", "Email verification is required before signing in",
-                           nextActions: "Verify the e-mail address (POST /api/auth/email/send-verification), then sign in")
+            throw APIError(.forbidden, "FORBIDDEN", "Email verification required",
+                           nextActions: "Please verify your email address before logging in")
         }
         let grant = try await auth.sessions.start(subject: user.id.uuidString.lowercased(), email: user.email, role: "authenticated",
                                                   clientType: clientType, method: method, metadata: context.eventMetadata)

@@ -37,8 +37,24 @@ public struct CredentialsMiddleware: RouterMiddleware {
             guard Credential.isAnonKeyShape(token), keys.kind(of: token) == .anon else { throw APIError.invalidAPIKey }
             return .anon
         }
-        // Anything else is a JWT: valid, or refused (never treated as anonymous).
-        guard let claims = await tokens.verify(token) else { throw APIError.invalidToken }
+        // Anything else is a JWT: valid, or refused (never treated as anonymous), except on the
+        // routes that authenticate by other means, where it is not used at all.
+        guard let claims = await tokens.verify(token) else {
+            if Self.authenticatesOtherwise(request) { return .none }
+            throw APIError.invalidToken
+        }
         return .token(TokenSubject(id: claims.sub.value, email: claims.email, role: claims.role))
+    }
+
+    /// Sign-in, sign-up, refresh, logout, code and OAuth-exchange routes authenticate with a password,
+    /// a refresh token or a code. The SDKs send their (possibly expired) access token along with every
+    /// request; refusing it there would block the very request that renews it.
+    static func authenticatesOtherwise(_ request: Request) -> Bool {
+        let path = request.uri.path
+        guard path.hasPrefix("/api/auth/") else { return false }
+        if path.hasPrefix("/api/auth/email/") { return true }
+        guard request.method == .post else { return false }
+        return ["/api/auth/refresh", "/api/auth/logout", "/api/auth/admin/refresh", "/api/auth/admin/logout",
+                "/api/auth/sessions", "/api/auth/admin/sessions", "/api/auth/users", "/api/auth/oauth/exchange"].contains(path)
     }
 }

@@ -38,12 +38,42 @@ public struct UserView: Codable, Sendable, Equatable {
     public var profile: JSONValue?
     public var metadata: JSONValue?
 
+    enum CodingKeys: String, CodingKey {
+        case id, email, emailVerified, identities, providers, providerType, role, createdAt, updatedAt, profile, metadata
+    }
+
+    public init(id: String, email: String, emailVerified: Bool, identities: [Identity], providerType: String, role: String,
+                createdAt: Date, updatedAt: Date, profile: JSONValue?, metadata: JSONValue?) {
+        self.id = id
+        self.email = email
+        self.emailVerified = emailVerified
+        self.identities = identities
+        self.providerType = providerType
+        self.role = role
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+        self.profile = profile
+        self.metadata = metadata
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(id: try c.decode(String.self, forKey: .id), email: try c.decode(String.self, forKey: .email),
+                  emailVerified: try c.decode(Bool.self, forKey: .emailVerified),
+                  identities: try c.decode([Identity].self, forKey: .identities),
+                  providerType: try c.decode(String.self, forKey: .providerType), role: try c.decode(String.self, forKey: .role),
+                  createdAt: try c.decode(Date.self, forKey: .createdAt), updatedAt: try c.decode(Date.self, forKey: .updatedAt),
+                  profile: try c.decodeIfPresent(JSONValue.self, forKey: .profile),
+                  metadata: try c.decodeIfPresent(JSONValue.self, forKey: .metadata))
+    }
+
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(id, forKey: .id)
         try c.encode(email, forKey: .email)
         try c.encode(emailVerified, forKey: .emailVerified)
         try c.encode(identities, forKey: .identities)
+        try c.encode(identities.map(\.provider), forKey: .providers)  // InsForge's JS SDK reads `providers`
         try c.encode(providerType, forKey: .providerType)
         try c.encode(role, forKey: .role)
         try c.encode(createdAt, forKey: .createdAt)

@@ -11,9 +11,10 @@ struct EmailFlows {
     static let codeLifetime: TimeInterval = 15 * 60
     static let resetTokenLifetime: TimeInterval = 15 * 60
 
-    /// The same answer for every send request.
-    static func sentResponse() throws -> Response {
-        try .json(encoding: Sent(success: true, message: "If the e-mail is registered, a message is on its way"))
+    /// The same answer for every send request: 202, whether or not the address has an account.
+    static func sentResponse(_ what: String) throws -> Response {
+        try .json(encoding: Sent(success: true, message: "If your email is registered, we have sent you \(what). Please check your inbox."),
+                  status: .accepted)
     }
 
     struct Sent: Encodable { var success: Bool; var message: String }
@@ -85,7 +86,7 @@ struct EmailFlows {
             try await sendVerification(to: user, settings: settings, redirectTo: body.redirectTo, context: context,
                                              countAgainstLimits: false)
         }
-        return try Self.sentResponse()
+        return try Self.sentResponse(settings.verifyEmailMethod == "link" ? "a verification link" : "a verification code")
     }
 
     /// `POST /email/verify {email, otp}`: verifies by code (or by a link token in `otp`) and signs in.
@@ -125,7 +126,8 @@ struct EmailFlows {
             if let redirectTo { return .redirect(to: Self.appending(redirectTo, [("insforge_status", "success"), ("insforge_type", "verify_email")])) }
             return try .json(encoding: Verified(success: true, message: "Email verified successfully", user: user.view))
         } catch let error as APIError where redirectTo != nil {
-            return .redirect(to: Self.appending(redirectTo!, [("insforge_status", "error"), ("insforge_error", error.message)]))
+            return .redirect(to: Self.appending(redirectTo!, [("insforge_status", "error"), ("insforge_type", "verify_email"),
+                                                              ("insforge_error", error.message)]))
         }
     }
 
@@ -151,7 +153,7 @@ struct EmailFlows {
                 try await deliver(.resetPassword, to: user.email, code: issued.code, link: nil)
             }
         }
-        return try Self.sentResponse()
+        return try Self.sentResponse(settings.resetPasswordMethod == "link" ? "a password reset link" : "a password reset code")
     }
 
     /// `POST /email/exchange-reset-password-token {email, code}` -> `{token, expiresAt}`.
@@ -182,7 +184,7 @@ struct EmailFlows {
             // Whoever could read the reset mail owns the address.
             try await auth.accounts.markVerified(user, method: "password_reset", metadata: context.eventMetadata)
         }
-        return try .json(encoding: Sent(success: true, message: "Password reset successfully"))
+        return try .json(encoding: Sent(success: true, message: "Password reset successfully. Please login with your new password."))
     }
 
     /// `POST /email/send-otp {email}`: a sign-in code.
@@ -195,7 +197,7 @@ struct EmailFlows {
                                                     lifetime: Self.codeLifetime, metadata: context.eventMetadata)
             try await deliver(.signIn, to: user.email, code: issued.code, link: nil)
         }
-        return try Self.sentResponse()
+        return try Self.sentResponse("a sign-in code")
     }
 
     /// Checks and consumes a sign-in OTP; a successful one also proves the address.

@@ -208,16 +208,16 @@ public struct OAuthFlow: Sendable {
     /// Step 3: `insforge_code` + `code_verifier` -> the user (the code works once).
     func exchange(code: String, verifier: String, metadata: EventMetadata) async throws -> (user: UserRecord, provider: String) {
         guard let sealed = codes.open(code, as: Code.self) else {
-            throw APIError.invalidInput("The code is invalid or has expired")
+            throw APIError.invalidInput("Invalid or expired code")
         }
         guard PKCE.isWellFormed(verifier), AuthCodes.constantTimeEqual(PKCE.challenge(verifier), sealed.c) else {
-            throw APIError.invalidInput("code_verifier does not match the code_challenge")
+            throw APIError(.badRequest, "AUTH_UNAUTHORIZED", "PKCE verification failed")
         }
         do {
             try await auth.store.append([try EventData(OAuthCodeExchanged(userId: sealed.u, provider: sealed.p), metadata: metadata)],
                                         to: "oauthcode-\(sealed.n.uuidString.lowercased())", expected: .noStream)
         } catch let error as EventStoreError where error.code == .wrongExpectedVersion {
-            throw APIError.invalidInput("The code was already used")
+            throw APIError.invalidInput("Invalid or expired code")
         }
         guard let user = try await auth.directory.user(id: sealed.u) else { throw APIError.notFound("User not found") }
         return (user, sealed.p)

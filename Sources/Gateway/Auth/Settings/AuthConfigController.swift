@@ -27,12 +27,23 @@ struct AuthConfigController {
     struct PublicConfig: Encodable {
         var oAuthProviders: [String]
         var settings: AuthSettings
+        /// The settings a sign-in screen needs; the redirect allow-list stays private.
         func encode(to encoder: any Encoder) throws {
-            try settings.encode(to: encoder)
-            var c = encoder.container(keyedBy: Keys.self)
-            try c.encode(oAuthProviders, forKey: .oAuthProviders)
+            var c = encoder.container(keyedBy: AuthSettings.CodingKeys.self)
+            try c.encode(settings.requireEmailVerification, forKey: .requireEmailVerification)
+            try c.encode(settings.passwordMinLength, forKey: .passwordMinLength)
+            try c.encode(settings.requireNumber, forKey: .requireNumber)
+            try c.encode(settings.requireLowercase, forKey: .requireLowercase)
+            try c.encode(settings.requireUppercase, forKey: .requireUppercase)
+            try c.encode(settings.requireSpecialChar, forKey: .requireSpecialChar)
+            try c.encode(settings.verifyEmailMethod, forKey: .verifyEmailMethod)
+            try c.encode(settings.resetPasswordMethod, forKey: .resetPasswordMethod)
+            try c.encode(settings.disableSignup, forKey: .disableSignup)
+            var p = encoder.container(keyedBy: Keys.self)
+            try p.encode(oAuthProviders, forKey: .oAuthProviders)
+            try p.encode([String](), forKey: .customOAuthProviders)
         }
-        enum Keys: String, CodingKey { case oAuthProviders }
+        enum Keys: String, CodingKey { case oAuthProviders, customOAuthProviders }
     }
 
     @Sendable func update(_ request: Request, context: AppRequestContext) async throws -> Response {
