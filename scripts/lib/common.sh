@@ -30,7 +30,7 @@ install_system_packages() {
 # The Python clients the end-to-end tests drive the server with.
 install_python_packages() {
     local req="$1"
-    if ! python3 -c 'import pytest, requests, lz4' >/dev/null 2>&1; then
+    if ! python3 -c 'import pytest, requests, lz4, jwt, cryptography, aiosmtpd' >/dev/null 2>&1; then
         say "installing Python test clients ($req)"
         python3 -m pip install -q --disable-pip-version-check -r "$req"
     fi
