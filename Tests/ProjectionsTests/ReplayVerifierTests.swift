@@ -45,7 +45,9 @@ struct ReplayVerifierTests {
             let report = try await Self.verifier.verify(inline: Self.inline, client: store.client)
             #expect(report.matches)
             #expect(report.head == 44)
-            #expect(report.tables.map(\.table).sorted() == ["system.api_keys", "system.event_stats"])
+            let expected = ProjectionCatalog.all.flatMap(\.tables).map { "\($0.schema).\($0.name)" }.sorted()
+            #expect(report.tables.map(\.table).sorted() == expected)
+            #expect(expected.contains("system.api_keys") && expected.contains("auth.users"))
             let keys = try #require(report.tables.first { $0.table == "system.api_keys" })
             #expect(keys.liveRows == 2)
             let previous = try await scalar(store.client, "SELECT previous_fingerprint FROM system.api_keys WHERE kind = 'admin'",

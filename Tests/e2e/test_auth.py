@@ -12,6 +12,7 @@ import re
 import secrets
 import threading
 import time
+import urllib.parse
 import uuid
 
 import jwt
@@ -228,7 +229,7 @@ def test_sign_up_answers_201(server, client_type):
 
 def test_sign_up_web_default(server):
     email = new_email()
-    r = sign_up(server, email=email, name="Ada Lovelace")
+    r = sign_up(server, email=email, name="Ada Lovelace", redirectTo="https://app.example.com/welcome")
     assert r.status_code in SIGNED_UP, r.text
     assert r.headers["Content-Type"].startswith("application/json")
     body = r.json()
@@ -470,7 +471,7 @@ def test_refresh_without_token_is_401(server, kwargs):
 @pytest.mark.parametrize("token", ["garbage", "x" * 200, "eyJhbGciOiJIUzI1NiJ9.e30.c2ln", str(uuid.uuid4())])
 def test_refresh_with_garbage_token_is_401(server, token):
     assert_error(refresh_body(server, token), 401)
-    assert_error(refresh_cookie(server, token, "whatever"), 401)
+    assert_error(refresh_body(server, token, field="refresh_token"), 401)
 
 
 def test_logout_with_body(server):
@@ -712,7 +713,9 @@ def test_admin_refresh_with_body(server):
 
 
 def list_users(server, key="admin", **params):
-    r = call(server, "GET", "/api/auth/users", key=key, params=params)
+    # spaces as %20 (test_user_search_decodes_plus_as_space checks the form encoding `+`)
+    query = urllib.parse.urlencode(params, quote_via=urllib.parse.quote)
+    r = call(server, "GET", "/api/auth/users", key=key, params=query)
     assert r.status_code == 200, r.text
     return r.json()
 
@@ -752,6 +755,16 @@ def test_admin_user_list_search_and_paging(server):
     assert everyone["pagination"]["total"] >= 3
     created = [u["createdAt"] for u in everyone["data"]]
     assert created == sorted(created, reverse=True)
+
+
+def test_user_search_decodes_plus_as_space(server):
+    """Query strings are form-encoded by browsers and the JS SDK (URLSearchParams): `+` is a space."""
+    tag = uuid.uuid4().hex[:10]
+    uid = sign_up_ok(server, name=f"Plus Space{tag}")["user"]["id"]
+    r = call(server, "GET", "/api/auth/users", key="admin", params={"search": f"plus space{tag}"})  # search=plus+space…
+    assert r.status_code == 200, r.text
+    assert "+space" in r.url  # requests form-encodes the space
+    assert [u["id"] for u in r.json()["data"]] == [uid], r.json()
 
 
 def test_admin_get_user(server, alice):
@@ -946,24 +959,26 @@ def test_auth_events_are_logged_without_secrets(server, admin_token):
     assert call(server, "POST", "/api/auth/logout", json={"refreshToken": mob.json()["refreshToken"]}).status_code == 200
     assert call(server, "POST", "/api/auth/logout", cookie=web2_cookie).status_code == 200
 
+    # (ids in event data are compared case-insensitively: the API writes UUIDs in lower case, events may not)
     signed_up = [e for e in server.all_events(category="user")
-                 if e["type"] == "UserSignedUp" and e["data"].get("userId") == uid]
+                 if e["type"] == "UserSignedUp" and str(e["data"].get("userId")).lower() == uid]
     assert len(signed_up) == 1, signed_up
     data = signed_up[0]["data"]
     assert data["email"] == email
     assert re.match(r"^\$2[aby]?\$10\$", data["passwordHash"]), data["passwordHash"]
 
     session_events = server.all_events(category="session")
-    started = [e for e in session_events if e["type"] == "SessionStarted" and e["data"].get("subject") == uid]
+    started = [e for e in session_events
+               if e["type"] == "SessionStarted" and str(e["data"].get("subject")).lower() == uid]
     assert len(started) == 2, started
-    sessions = {e["data"]["sessionId"] for e in started}
-    mine = [e for e in session_events if e["data"].get("sessionId") in sessions]
+    sessions = {e["data"]["sessionId"].lower() for e in started}
+    mine = [e for e in session_events if str(e["data"].get("sessionId")).lower() in sessions]
     types = [e["type"] for e in mine]
     assert types.count("SessionStarted") == 2, types
     assert types.count("SessionRefreshed") == 2, types
     assert types.count("SessionRevoked") == 2, types
     for sid in sessions:
-        assert [e["type"] for e in mine if e["data"]["sessionId"] == sid] == [
+        assert [e["type"] for e in mine if e["data"]["sessionId"].lower() == sid] == [
             "SessionStarted", "SessionRefreshed", "SessionRevoked"], mine
 
     secrets_in_clear = {

@@ -139,13 +139,16 @@ struct EmailFlows {
         let email = try AccountCommands.normalizedEmail(body.email)
         let settings = try await auth.settings()
         let redirect = try Self.checkedRedirect(body.redirectTo, settings)
+        if settings.resetPasswordMethod == "link", redirect == nil {
+            throw APIError.invalidInput("redirectTo is required when resetPasswordMethod is link")
+        }
         try auth.limitSends(to: email, context)
         if let user = try await auth.directory.user(email: email) {
             if settings.resetPasswordMethod == "link" {
                 let issued = try await auth.codes.issue(for: user.id, email: user.email, purpose: .resetToken, code: false, link: true,
                                                         lifetime: Self.resetTokenLifetime, metadata: context.eventMetadata)
-                let base = redirect ?? "\(auth.publicBaseURL)/auth/reset-password"
-                let link = Self.appending(base, [("token", issued.linkToken!), ("email", user.email)])
+                let link = Self.appending("\(auth.publicBaseURL)/api/auth/email/reset-password-link",
+                                          [("token", issued.linkToken!), ("redirectTo", redirect!)])
                 try await deliver(.resetPassword, to: user.email, code: nil, link: link)
             } else {
                 let issued = try await auth.codes.issue(for: user.id, email: user.email, purpose: .resetPassword, code: true, link: false,
@@ -154,6 +157,25 @@ struct EmailFlows {
             }
         }
         return try Self.sentResponse(settings.resetPasswordMethod == "link" ? "a password reset link" : "a password reset code")
+    }
+
+    /// `GET /email/reset-password-link?token=&redirectTo=`: the link in a reset mail. Sends the browser to the
+    /// app's reset page with the token (still unused: `reset-password` consumes it), or with an error.
+    func resetLink(_ request: Request, context: AppRequestContext) async throws -> Response {
+        try auth.limitByIP(context, auth.limits.codeChecksPerIP)
+        let settings = try await auth.settings()
+        guard let redirectTo = try Self.checkedRedirect(request.queryString("redirectTo"), settings) else {
+            throw APIError.invalidInput("redirectTo is required")
+        }
+        guard let token = request.queryString("token") else { throw APIError.invalidInput("token is required") }
+        do {
+            _ = try await auth.codes.check(link: token, purpose: .resetToken)
+            return .redirect(to: Self.appending(redirectTo, [("token", token), ("insforge_status", "ready"),
+                                                             ("insforge_type", "reset_password")]))
+        } catch let error as APIError {
+            return .redirect(to: Self.appending(redirectTo, [("insforge_status", "error"), ("insforge_type", "reset_password"),
+                                                             ("insforge_error", error.message)]))
+        }
     }
 
     /// `POST /email/exchange-reset-password-token {email, code}` -> `{token, expiresAt}`.
@@ -240,6 +262,9 @@ struct EmailAuthController {
         }
         routes.add(.post, "/api/auth/email/send-reset-password", "Send a password-reset code or link", access: .public) {
             try await flows.sendReset($0, context: $1)
+        }
+        routes.add(.get, "/api/auth/email/reset-password-link", "Follow a password-reset link to the app", access: .public) {
+            try await flows.resetLink($0, context: $1)
         }
         routes.add(.post, "/api/auth/email/exchange-reset-password-token", "Exchange a reset code for a reset token", access: .public) {
             try await flows.exchangeReset($0, context: $1)
