@@ -10,22 +10,28 @@ Every request goes through `call()`, which uses no cookie jar, so one test's ses
 """
 
 import base64
+import hashlib
+import hmac
 import json
+import os
 import re
 import secrets
+import threading
+import time
 import urllib.parse
 import uuid
 
-import jwt
 import pytest
 import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from conftest import HTTP_TIMEOUT, assert_error, psql, run_cli
 from oauth_provider import PROVIDERS, TAMPER_KINDS, LocalOAuthProvider, parse_form_post, pkce_challenge, pkce_pair, \
     unverified_claims
 
+JWT_SECRET = "e2e-oauth-jwt-secret-" + secrets.token_hex(16)  # known, so test_expired_* can seal tokens
 APP = "http://127.0.0.1:9/app/cb"  # the app's redirect URI: never contacted, redirects are not followed
 ADMIN_EMAIL = "admin@example.com"
 ADMIN_PASSWORD = "change-this-password"
@@ -49,7 +55,8 @@ def provider():
 @pytest.fixture(scope="module")
 def server(deployment, provider):
     s = deployment.server(name="oauth", start=False, **provider.server_env(), ADMIN_EMAIL=ADMIN_EMAIL,
-                          ADMIN_PASSWORD=ADMIN_PASSWORD, RATE_LIMIT_AUTH_PER_MINUTE="100000")
+                          ADMIN_PASSWORD=ADMIN_PASSWORD, RATE_LIMIT_AUTH_PER_MINUTE="100000",
+                          JWT_SECRET=JWT_SECRET)
     s.extra_env["API_BASE_URL"] = s.base  # the callback URL is API_BASE_URL + /api/auth/oauth/<p>/callback
     s.start()
     return s
@@ -150,7 +157,8 @@ class Flow:
 
 def exchange(server, code, verifier, client_type="mobile"):
     params = {"client_type": client_type} if client_type else None
-    return call(server, "POST", "/api/auth/oauth/exchange", params=params, json={"code": code, "code_verifier": verifier})
+    return call(server, "POST", "/api/auth/oauth/exchange", params=params,
+                json={"code": code, "code_verifier": verifier})
 
 
 def sign_in(server, p, client_type="mobile"):
@@ -195,6 +203,17 @@ def configs(server):
 
 def delete_config(server, p):
     return call(server, "DELETE", f"/api/auth/oauth/{p}/config", key="admin")
+
+
+def seal(purpose, value, exp):
+    """A token sealed the way the server seals OAuth states ("oauth state") and insforge codes ("insforge code"):
+    AES-256-GCM under HMAC-SHA256(JWT secret, "insforge sealed <purpose>"), base64url(nonce | ciphertext | tag)
+    of {"value": ..., "exp": <unix seconds>}. Used only to make tokens that are genuine but expired; each use is
+    paired with an unexpired control, so a wrong guess at the format cannot make a test pass."""
+    key = hmac.new(JWT_SECRET.encode(), f"insforge sealed {purpose}".encode(), hashlib.sha256).digest()
+    nonce = os.urandom(12)
+    plain = json.dumps({"value": value, "exp": int(exp)}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(nonce + AESGCM(key).encrypt(nonce, plain, None)).rstrip(b"=").decode()
 
 
 @pytest.fixture(scope="module")
@@ -321,7 +340,8 @@ def test_round_trip(server, provider, p):
     assert isinstance(u["profile"], dict), u
     assert u["profile"].get("name") == "Grace Hopper", u
     if p == "discord":
-        assert u["profile"].get("avatar_url") == f"https://cdn.discordapp.com/avatars/{user['id']}/{user['avatar']}.png", u
+        cdn = f"https://cdn.discordapp.com/avatars/{user['id']}/{user['avatar']}.png"
+        assert u["profile"].get("avatar_url") == cdn, u
     elif p in ("google", "github", "linkedin", "x", "facebook"):
         assert u["profile"].get("avatar_url") == user["avatar"], u
 
@@ -399,7 +419,8 @@ def test_exchange_rejects_garbage(server):
     for code in ("garbage", "A" * 200, base64.urlsafe_b64encode(secrets.token_bytes(64)).decode().rstrip("=")):
         assert_error(exchange(server, code, verifier), 400, "INVALID_INPUT")
     assert_error(call(server, "POST", "/api/auth/oauth/exchange", json={"code": "garbage"}), 400, "INVALID_INPUT")
-    assert_error(call(server, "POST", "/api/auth/oauth/exchange", json={"code_verifier": verifier}), 400, "INVALID_INPUT")
+    assert_error(call(server, "POST", "/api/auth/oauth/exchange", json={"code_verifier": verifier}), 400,
+                 "INVALID_INPUT")
     assert_error(call(server, "POST", "/api/auth/oauth/exchange", data="{not json",
                       headers={"Content-Type": "application/json"}), 400, "INVALID_INPUT")
 
@@ -442,8 +463,7 @@ def test_state_of_one_provider_refused_at_another(server, provider):
     _, _, fields = browse(auth_url(server, "google", challenge))
     r = call(server, "GET", "/api/auth/oauth/github/callback", params=fields)
     assert_error(r, 400, "INVALID_INPUT")
-    assert not provider.requests_to("github", "token") or all(
-        req[2].get("code") != fields["code"] for req in provider.requests_to("github", "token"))
+    assert all(req[2].get("code") != fields["code"] for req in provider.requests_to("github", "token"))
 
 
 def test_user_denies_authorization(server, provider):
@@ -477,6 +497,116 @@ def test_apple_tampered_id_token(server, provider, kind):
     r = exchange(server, flow.insforge_code, flow.verifier)
     assert r.status_code == 200, r.text
     assert r.json()["user"]["email"] == user["email"]
+
+
+def test_expired_state_refused(server, provider):
+    provider.set_user("google")
+    _, challenge = pkce_pair()
+    server_verifier, _ = pkce_pair()
+    _, url, fields = browse(auth_url(server, "google", challenge))
+    state = {"p": "google", "r": APP, "c": challenge, "v": server_verifier}
+    cb = "/api/auth/oauth/google/callback"
+    expired = seal("oauth state", state, time.time() - 5)
+    assert_error(call(server, "GET", cb, params={"code": fields["code"], "state": expired}), 400, "INVALID_INPUT")
+    # control: the same state, unexpired, is accepted (it reaches the provider, whose code was for another
+    # verifier, so the sign-in fails there and the app is told)
+    fresh = seal("oauth state", state, time.time() + 600)
+    assert to_app(call(server, "GET", cb, params={"code": fields["code"], "state": fresh})).get("error") \
+        == "token_exchange_failed"
+    # a state sealed as an insforge code is not a state
+    as_code = seal("insforge code", state, time.time() + 600)
+    assert_error(call(server, "GET", cb, params={"code": "c", "state": as_code}), 400, "INVALID_INPUT")
+
+
+def test_expired_insforge_code_refused(server, provider):
+    provider.set_user("google")
+    _, u = sign_in(server, "google")
+    verifier, challenge = pkce_pair()
+
+    def code(exp, purpose="insforge code"):
+        return seal(purpose, {"u": u["id"].upper(), "p": "google", "c": challenge, "n": str(uuid.uuid4()).upper()}, exp)
+
+    assert_error(exchange(server, code(time.time() - 5), verifier), 400, "INVALID_INPUT")
+    assert_error(exchange(server, code(time.time() + 600, purpose="oauth state"), verifier), 400, "INVALID_INPUT")
+    # control: unexpired, it is a valid code for that user
+    r = exchange(server, code(time.time() + 300), verifier)
+    assert r.status_code == 200, r.text
+    assert r.json()["user"]["id"] == u["id"]
+
+
+def test_concurrent_exchanges_of_one_code(server, provider):
+    provider.set_user("github")
+    flow = Flow(server, "github")
+    results = [None] * 8
+    barrier = threading.Barrier(len(results))
+
+    def run(i):
+        barrier.wait()
+        results[i] = exchange(server, flow.insforge_code, flow.verifier)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(results))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    statuses = sorted(r.status_code for r in results)
+    assert statuses == [200] + [400] * (len(results) - 1), [(r.status_code, r.text) for r in results]
+    for r in results:
+        if r.status_code == 400:
+            assert_error(r, 400, "INVALID_INPUT")
+
+
+def test_concurrent_first_sign_ins_make_one_account(server, provider):
+    """Two callbacks for the same new identity at once (double click): one account, both sign in to it."""
+    user = provider.set_user("facebook")
+    flows = []
+    for _ in range(2):
+        verifier, challenge = pkce_pair()
+        method, url, fields = browse(auth_url(server, "facebook", challenge))
+        flows.append((verifier, method, url, fields))
+    answers = [None, None]
+    barrier = threading.Barrier(2)
+
+    def run(i):
+        barrier.wait()
+        answers[i] = back_to_server(*flows[i][1:])
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    ids = set()
+    for (verifier, *_), answer in zip(flows, answers):
+        q = to_app(answer)
+        assert "insforge_code" in q, q
+        r = exchange(server, q["insforge_code"], verifier)
+        assert r.status_code == 200, r.text
+        ids.add(r.json()["user"]["id"])
+    assert len(ids) == 1, ids
+    users = admin_user_by_email(server, user["email"])
+    assert len(users) == 1 and users[0]["identities"] == [{"provider": "facebook"}], users
+
+
+def test_provider_tokens_not_in_event_log(server, provider):
+    """What the provider handed our server (access tokens, id_tokens, our PKCE verifiers, Apple client secrets)
+    is used and forgotten, never written to the log."""
+    for p in ("google", "apple", "x"):
+        provider.set_user(p)
+        sign_in(server, p)
+    leaked = set()
+    for method, path, params, headers in provider.requests:
+        auth = headers.get("authorization", "")
+        if auth.lower().startswith("bearer "):
+            leaked.add(auth[7:].strip())
+        for name in ("code_verifier", "client_secret"):
+            if params.get(name):
+                leaked.add(params[name])
+    assert len(leaked) > 5, leaked
+    dumped = json.dumps(server.all_events())
+    assert "OAuthCodeExchanged" in dumped
+    found = [t for t in leaked if t in dumped]
+    assert found == [], found
 
 
 # --------------------------------------------------------------------------- accounts
@@ -640,8 +770,7 @@ def test_configs_list_environment(server, provider):
     assert r.status_code == 200, r.text
     body = r.json()
     data = body["data"]
-    assert [c["provider"] for c in data] == list(PROVIDERS) or sorted(c["provider"] for c in data) == sorted(PROVIDERS)
-    assert len(data) == 8
+    assert sorted(c["provider"] for c in data) == sorted(PROVIDERS) and len(data) == 8, data
     for c in data:
         assert set(c) == CONFIG_VIEW_KEYS, c
         p = c["provider"]

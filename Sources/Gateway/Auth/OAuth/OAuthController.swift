@@ -73,8 +73,7 @@ struct OAuthController {
         var out: [String: String] = [:]
         for pair in text.split(separator: "&") {
             let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            func decode(_ s: Substring) -> String { s.replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? String(s) }
-            out[decode(kv[0])] = kv.count > 1 ? decode(kv[1]) : ""
+            out[Request.formDecode(kv[0])] = kv.count > 1 ? Request.formDecode(kv[1]) : ""
         }
         return out
     }
