@@ -25,7 +25,7 @@ struct GatewayTests {
             ])
             let logger = Logger(label: "gw", factory: { _ in SwiftLogNoOpLogHandler() })
             let database = try await Database.open(configuration, logger: logger)
-            try await database.withSingleConnection { try await Migrator(logger: logger).migrate(on: $0) }
+            _ = try await database.withSingleConnection { try await Migrator(logger: logger).migrate(on: $0) }
             let core = try ServerCore(configuration: configuration, database: database, logger: logger)
             let app = try await buildApplication(core: core, registry: PrometheusCollectorRegistry(), logger: logger)
             try await app.test(.live) { client in try await body(client) }

@@ -137,7 +137,10 @@ extension AuthService {
         if let email = configuration.adminEmail, let password = configuration.adminPassword {
             admin = AdminAccount(email: email, passwordHash: try await hasher.hash(password))
         }
-        let sender: any EmailSender = DisabledEmailSender(logger: logger) // TODO SMTP
+        let sender: any EmailSender = configuration.smtp.map { s in
+            SMTPEmailSender(configuration: SMTPConfiguration(host: s.host, port: s.port, username: s.username, password: s.password,
+                                                             from: s.from, fromName: s.fromName, caFile: s.caFile), logger: logger)
+        } ?? DisabledEmailSender(logger: logger)
         let host = configuration.host == "0.0.0.0" || configuration.host == "::" ? "localhost" : configuration.host
         let base = configuration.apiBaseURL ?? "http://\(host):\(configuration.port)"
         return AuthService(

@@ -23,7 +23,7 @@ public struct DataFolder: Sendable {
         }
         try create()
         let value = make()
-        FileManager.default.createFile(atPath: file.path, contents: Data(value.utf8), attributes: [.posixPermissions: 0o600])
+        _ = FileManager.default.createFile(atPath: file.path, contents: Data(value.utf8), attributes: [.posixPermissions: 0o600])
         return value
     }
 

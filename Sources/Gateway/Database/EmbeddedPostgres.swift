@@ -48,7 +48,7 @@ public struct EmbeddedPostgres: Sendable {
         }
         let port = try freePort()
         if !FileManager.default.fileExists(atPath: logFile.path) {
-            FileManager.default.createFile(atPath: logFile.path, contents: nil, attributes: [.posixPermissions: 0o600])
+            _ = FileManager.default.createFile(atPath: logFile.path, contents: nil, attributes: [.posixPermissions: 0o600])
         }
         if runAsPostgres { try run("/bin/chown", ["postgres", logFile.path]) }
         try runPG(bin.appendingPathComponent("pg_ctl").path, [
@@ -80,7 +80,7 @@ public struct EmbeddedPostgres: Sendable {
         let fm = FileManager.default
         try fm.createDirectory(at: clusterDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let pwfile = dataFolder.url.appendingPathComponent(".initdb-pw")
-        fm.createFile(atPath: pwfile.path, contents: Data(password.utf8), attributes: [.posixPermissions: 0o600])
+        _ = fm.createFile(atPath: pwfile.path, contents: Data(password.utf8), attributes: [.posixPermissions: 0o600])
         defer { try? fm.removeItem(at: pwfile) }
         if runAsPostgres {
             try run("/bin/chown", ["-R", "postgres", clusterDirectory.path, pwfile.path])
