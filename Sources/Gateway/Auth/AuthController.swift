@@ -141,7 +141,7 @@ struct AuthController {
             return try .json(encoding: ["user": AdminView(email: subject.email)])
         }
         let subject = try context.requireUser()
-        guard let id = UUID(uuidString: subject.id), let user = try await auth.directory.user(id: id) else {
+        guard let id = UUID(uuidString: subject.id), let user = try await auth.directory.cachedUser(id: id) else {
             throw APIError(.unauthorized, "AUTH_UNAUTHORIZED", "The user of this token no longer exists")
         }
         return try .json(encoding: ["user": user.view])

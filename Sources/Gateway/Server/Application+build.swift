@@ -77,7 +77,8 @@ public func buildApplication(core: ServerCore, registry: PrometheusCollectorRegi
         router: router,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "insforge"),
         services: [core.database.client, core.store] + core.runners.map { $0 as any Service }
-            + [KeyRingFollower(store: core.store, keys: core.keys, logger: logger)],
+            + [KeyRingFollower(store: core.store, keys: core.keys, logger: logger),
+               UserCacheFollower(store: core.store, cache: auth.directory.cache, logger: logger)],
         logger: logger)
     let issuer = core.issuer
     app.beforeServerStarts {

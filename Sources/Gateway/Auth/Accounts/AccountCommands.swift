@@ -21,6 +21,12 @@ public struct AccountCommands: Sendable {
 
     static func stream(_ user: UUID) -> String { "user-\(user.uuidString.lowercased())" }
 
+    /// Appends events to a user's stream and forgets the cached user, so this node reads its own write.
+    func append(_ events: [EventData], to user: UUID, expected: ExpectedVersion = .any) async throws {
+        defer { directory.cache.invalidate(user) }
+        try await store.append(events, to: Self.stream(user), expected: expected)
+    }
+
     /// Validates and normalises an e-mail address (trimmed; 400 when it is not one).
     static func normalizedEmail(_ raw: String?) throws -> String {
         guard let raw else { throw APIError.invalidInput("email is required") }
@@ -52,7 +58,7 @@ public struct AccountCommands: Sendable {
     /// Appends a `UserSignedUp`; a lost race on the address is 409 `AUTH_EMAIL_EXISTS`.
     func create(_ event: UserSignedUp, metadata: EventMetadata) async throws {
         do {
-            try await store.append([try EventData(event, metadata: metadata)], to: Self.stream(event.userId), expected: .noStream)
+            try await append([try EventData(event, metadata: metadata)], to: event.userId, expected: .noStream)
         } catch let error as EventStoreError where error.code == .projectionFailed && APIError.from(error).status == .conflict {
             throw Self.emailExists
         }
@@ -72,8 +78,7 @@ public struct AccountCommands: Sendable {
     /// Marks the address verified (once).
     func markVerified(_ user: UserRecord, method: String, metadata: EventMetadata) async throws {
         guard !user.emailVerified else { return }
-        try await store.append([try EventData(EmailVerified(userId: user.id, method: method), metadata: metadata)],
-                               to: Self.stream(user.id))
+        try await append([try EventData(EmailVerified(userId: user.id, method: method), metadata: metadata)], to: user.id)
     }
 
     /// Sets a new password (hash made here), which also ends the user's sessions.
@@ -81,8 +86,8 @@ public struct AccountCommands: Sendable {
                         metadata: EventMetadata) async throws {
         if let problem = settings.passwordPolicy.problem(with: password) { throw APIError.invalidInput(problem) }
         let hash = try await hasher.hash(password)
-        try await store.append([try EventData(PasswordChanged(userId: user, passwordHash: hash, reason: reason), metadata: metadata)],
-                               to: Self.stream(user), expected: .streamExists)
+        try await append([try EventData(PasswordChanged(userId: user, passwordHash: hash, reason: reason), metadata: metadata)],
+                         to: user, expected: .streamExists)
     }
 
     /// Merges `patch` into the profile (a key set to null removes it) and returns the user.
@@ -92,8 +97,8 @@ public struct AccountCommands: Sendable {
         for (key, value) in patch {
             if value == .null { profile.removeValue(forKey: key) } else { profile[key] = value }
         }
-        try await store.append([try EventData(ProfileUpdated(userId: id, profile: .object(profile)), metadata: metadata)],
-                               to: Self.stream(id), expected: .streamExists)
+        try await append([try EventData(ProfileUpdated(userId: id, profile: .object(profile)), metadata: metadata)],
+                         to: id, expected: .streamExists)
         guard let updated = try await directory.user(id: id) else { throw APIError.notFound("User not found") }
         return updated
     }
@@ -104,8 +109,7 @@ public struct AccountCommands: Sendable {
         for id in Set(ids) {
             guard try await directory.user(id: id) != nil else { continue }
             do {
-                try await store.append([try EventData(UserDeleted(userId: id), metadata: metadata)], to: Self.stream(id),
-                                       expected: .streamExists)
+                try await append([try EventData(UserDeleted(userId: id), metadata: metadata)], to: id, expected: .streamExists)
                 deleted += 1
             } catch let error as EventStoreError where error.code == .wrongExpectedVersion {
                 continue

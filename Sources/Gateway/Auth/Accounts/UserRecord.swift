@@ -86,8 +86,22 @@ public struct UserView: Codable, Sendable, Equatable {
 /// Reads of the auth read models (the command side decides on these).
 public struct AuthDirectory: Sendable {
     let client: PostgresClient
+    /// Users recently read by id (see `cachedUser`).
+    public let cache: UserCache
 
-    public init(client: PostgresClient) { self.client = client }
+    public init(client: PostgresClient, cache: UserCache = UserCache()) {
+        self.client = client
+        self.cache = cache
+    }
+
+    /// The user with `id`, from the cache when present (the hot path of `sessions/current`).
+    public func cachedUser(id: UUID) async throws -> UserRecord? {
+        if let user = cache.get(id) { return user }
+        let ticket = cache.ticket()
+        guard let user = try await user(id: id) else { return nil }
+        cache.put(user, ticket: ticket)
+        return user
+    }
 
     static let userColumns = """
         u.id, u.email, u.password_hash, u.email_verified, u.provider_type, u.profile::text, u.metadata::text,

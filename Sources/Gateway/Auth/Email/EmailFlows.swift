@@ -123,11 +123,11 @@ struct EmailFlows {
             .flatMap { RedirectAllowList(patterns: settings.allowedRedirectUrls).allows($0) ? $0 : nil }
         do {
             let user = try await completeVerification(try await auth.codes.check(link: token, purpose: .verifyEmail), context: context)
-            if let redirectTo { return .redirect(to: Self.appending(redirectTo, [("insforge_status", "success"), ("insforge_type", "verify_email")])) }
+            if let redirectTo { return .redirect(to: Self.appending(redirectTo, [("insforge_status", "success"), ("insforge_type", "verify_email")]), type: .found) }
             return try .json(encoding: Verified(success: true, message: "Email verified successfully", user: user.view))
         } catch let error as APIError where redirectTo != nil {
             return .redirect(to: Self.appending(redirectTo!, [("insforge_status", "error"), ("insforge_type", "verify_email"),
-                                                              ("insforge_error", error.message)]))
+                                                              ("insforge_error", error.message)]), type: .found)
         }
     }
 
@@ -171,10 +171,10 @@ struct EmailFlows {
         do {
             _ = try await auth.codes.check(link: token, purpose: .resetToken)
             return .redirect(to: Self.appending(redirectTo, [("token", token), ("insforge_status", "ready"),
-                                                             ("insforge_type", "reset_password")]))
+                                                             ("insforge_type", "reset_password")]), type: .found)
         } catch let error as APIError {
             return .redirect(to: Self.appending(redirectTo, [("insforge_status", "error"), ("insforge_type", "reset_password"),
-                                                             ("insforge_error", error.message)]))
+                                                             ("insforge_error", error.message)]), type: .found)
         }
     }
 

@@ -177,8 +177,8 @@ public struct OAuthFlow: Sendable {
                 throw OAuthFailure("email_not_verified",
                                    "An account with this e-mail exists, and \(provider) does not confirm the address is verified")
             }
-            try await auth.store.append([try EventData(IdentityLinked(userId: existing.id, identity: identity), metadata: metadata)],
-                                        to: AccountCommands.stream(existing.id), expected: .streamExists)
+            try await auth.accounts.append([try EventData(IdentityLinked(userId: existing.id, identity: identity), metadata: metadata)],
+                                           to: existing.id, expected: .streamExists)
             return try await auth.directory.user(id: existing.id) ?? existing
         }
         guard !(try await auth.settings()).disableSignup else {

@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import JWTKit
+import Synchronization
 
 /// The claims of our access tokens: `{sub, email, role, iat, exp}` (API.md), HS256, 15 minutes.
 public struct AccessClaims: JWTPayload, Equatable {
@@ -26,6 +27,9 @@ public struct AccessTokens: Sendable {
 
     let keys: JWTKeyCollection
     public let lifetime: TimeInterval
+    /// Tokens that passed full verification, so a client's many requests with one token cost a
+    /// dictionary lookup (plus the expiry check) instead of a signature check and a JSON decode.
+    let verified = VerifiedTokens()
 
     public init(secret: String, lifetime: TimeInterval = 15 * 60) async {
         let keys = JWTKeyCollection()
@@ -44,9 +48,15 @@ public struct AccessTokens: Sendable {
 
     /// The claims of a valid, unexpired token; nil for anything else.
     public func verify(_ token: String) async -> AccessClaims? {
+        if let claims = verified.get(token) {
+            if claims.exp.value > Date() { return claims }
+            verified.remove(token)
+            return nil
+        }
         guard Self.headerIsHS256(token) else { return nil }
         guard let claims = try? await keys.verify(token, as: AccessClaims.self) else { return nil }
         guard Self.roles.contains(claims.role), claims.iat.value.timeIntervalSinceNow < 60 else { return nil }
+        verified.put(token, claims)
         return claims
     }
 
@@ -60,6 +70,23 @@ public struct AccessTokens: Sendable {
         if let typ = object["typ"] { return (typ as? String)?.uppercased() == "JWT" }
         return true
     }
+}
+
+/// A bounded map of verified tokens to their claims (starts over when full).
+final class VerifiedTokens: Sendable {
+    private let entries = Mutex<[String: AccessClaims]>([:])
+    static let capacity = 100_000
+
+    func get(_ token: String) -> AccessClaims? { entries.withLock { $0[token] } }
+
+    func put(_ token: String, _ claims: AccessClaims) {
+        entries.withLock {
+            if $0.count >= Self.capacity { $0.removeAll(keepingCapacity: true) }
+            $0[token] = claims
+        }
+    }
+
+    func remove(_ token: String) { _ = entries.withLock { $0.removeValue(forKey: token) } }
 }
 
 /// base64url without padding (RFC 4648 section 5), as JWTs and PKCE use it.
