@@ -18,6 +18,7 @@ BEGIN
 END $$;
 
 GRANT USAGE ON SCHEMA public TO anon, authenticated, project_admin;
+GRANT CREATE ON SCHEMA public TO project_admin;  -- restricted raw SQL may create tables
 GRANT ALL ON ALL TABLES IN SCHEMA public TO anon, authenticated, project_admin;
 GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO anon, authenticated, project_admin;
 ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ALL ON TABLES TO anon, authenticated, project_admin;

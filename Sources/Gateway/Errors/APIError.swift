@@ -74,6 +74,12 @@ public struct APIError: Error, Sendable, CustomStringConvertible {
             case "42P01": return APIError(.badRequest, "DATABASE_TABLE_NOT_FOUND", "No such table")
             case "22P02", "22007", "22008", "22003": return .invalidInput("A value has the wrong format")
             case "40001", "40P01": return APIError(.conflict, "CONFLICT", "Concurrent change; retry the request")
+            case "42501": return APIError(.forbidden, "FORBIDDEN", e.serverInfo?[.message] ?? "Permission denied")
+            case "42P07", "42710": return APIError(.conflict, "DATABASE_DUPLICATE", e.serverInfo?[.message] ?? "Already exists")
+            case _ where state.hasPrefix("42") || state.hasPrefix("22") || state.hasPrefix("23") || state.hasPrefix("P0"):
+                // The caller's own statement is wrong (syntax, unknown name, bad value, a check or a RAISE):
+                // PostgreSQL's message names the problem in the caller's terms.
+                return APIError(.badRequest, "DATABASE_ERROR", e.serverInfo?[.message] ?? "The statement failed")
             default: return APIError(.internalServerError, "INTERNAL_ERROR", "Internal server error")
             }
         case let e as HTTPError:

@@ -71,6 +71,9 @@ public func buildApplication(core: ServerCore, registry: PrometheusCollectorRegi
     EmailAuthController(auth: auth).register(routes)
     AuthConfigController(auth: auth, oauth: oauth).register(routes)
     OAuthController(auth: auth, flow: oauth).register(routes)
+    let schemaCache = SchemaCache()
+    TablesController(client: core.database.client, schema: schemaCache, logger: logger).register(routes)
+    RawSQLController(client: core.database.client, schema: schemaCache, logger: logger).register(routes)
     OpenAPIController(version: serverVersion).register(routes)
 
     var app = Application(

@@ -1,0 +1,53 @@
+import Foundation
+
+// Schema events on `schema-<table>`; record changes (`RecordsInserted`, `RecordsUpdated`,
+// `RecordsDeleted` on `table-<name>`) are appended by triggers in SQL (schema/004_database.sql).
+
+/// A table was created through the tables API; `sql` is the DDL that ran with it.
+public struct TableCreated: DomainEvent {
+    public static let type = "TableCreated"
+    public var table: String
+    public var columns: JSONValue
+    public var foreignKeys: JSONValue?
+    public var rlsEnabled: Bool
+    public var sql: String
+
+    public init<C: Encodable, F: Encodable>(table: String, columns: C, foreignKeys: F?, rlsEnabled: Bool, sql: String) {
+        self.table = table
+        self.columns = (try? JSONCoding.decoder.decode(JSONValue.self, from: JSONCoding.encoder.encode(columns))) ?? .null
+        self.foreignKeys = foreignKeys.flatMap { try? JSONCoding.decoder.decode(JSONValue.self, from: JSONCoding.encoder.encode($0)) }
+        self.rlsEnabled = rlsEnabled
+        self.sql = sql
+    }
+}
+
+/// A table was altered (columns, defaults, keys, or its name).
+public struct TableAltered: DomainEvent {
+    public static let type = "TableAltered"
+    public var table: String
+    public var newTable: String?
+    public var sql: String
+    public init(table: String, newTable: String?, sql: String) { self.table = table; self.newTable = newTable; self.sql = sql }
+}
+
+/// A table was dropped.
+public struct TableDropped: DomainEvent {
+    public static let type = "TableDropped"
+    public var table: String
+    public init(table: String) { self.table = table }
+}
+
+/// An admin ran raw SQL (the statements' text; parameter values are not kept).
+public struct RawSQLExecuted: DomainEvent {
+    public static let type = "RawSQLExecuted"
+    public var query: String
+    public var parameterCount: Int
+    public var unrestricted: Bool
+    public var rowCount: Int
+    public init(query: String, parameterCount: Int, unrestricted: Bool, rowCount: Int) {
+        self.query = query
+        self.parameterCount = parameterCount
+        self.unrestricted = unrestricted
+        self.rowCount = rowCount
+    }
+}

@@ -1,0 +1,170 @@
+import EventStore
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import PostgresNIO
+
+/// `POST /api/database/advance/rawsql` (runs as `project_admin`, under RLS and its grants) and
+/// `/rawsql/unrestricted` (as the server's own role), `{query, params?, allowMultipleStatements?}`
+/// -> `{rows, rowCount, fields}`. The text is split and checked before anything runs: one statement
+/// unless asked, no transaction control, no role switching, nothing that writes to our `system`
+/// or `auth` schemas. All statements run in one transaction together with a `RawSQLExecuted` event.
+struct RawSQLController {
+    let client: PostgresClient
+    let schema: SchemaCache
+    let logger: Logger
+
+    func register(_ routes: RouteTable) {
+        routes.add(.post, "/api/database/advance/rawsql", "Run SQL as project_admin: {query, params?} -> {rows, rowCount, fields}",
+                   access: .admin) { try await run($0, $1, unrestricted: false) }
+        routes.add(.post, "/api/database/advance/rawsql/unrestricted", "Run SQL as the server's database role",
+                   access: .admin) { try await run($0, $1, unrestricted: true) }
+    }
+
+    struct Body: Decodable {
+        var query: String
+        var params: [JSONValue]?
+        var allowMultipleStatements: Bool?
+    }
+
+    struct Output: Encodable {
+        var rows: JSONValue
+        var rowCount: Int
+        var fields: [Field]
+        struct Field: Encodable { var name: String }
+    }
+
+    static let forbiddenKeywords: Set<String> = ["BEGIN", "START", "COMMIT", "END", "ROLLBACK", "ABORT", "SAVEPOINT", "RELEASE",
+                                                 "PREPARE", "COPY", "LISTEN", "UNLISTEN", "LOAD", "CHECKPOINT", "VACUUM", "DISCARD"]
+    static let protectedSchemas: Set<String> = ["system", "auth", "pg_catalog", "information_schema"]
+
+    /// Why the statements may not run, or nil.
+    static func problem(with statements: [SQLStatements.Statement], unrestricted: Bool, multiple: Bool) -> String? {
+        if statements.isEmpty { return "query is empty" }
+        if statements.count > 1, !multiple { return "query holds \(statements.count) statements; send one, or set allowMultipleStatements" }
+        for statement in statements {
+            if forbiddenKeywords.contains(statement.keyword) { return "\(statement.keyword) is not allowed here (each request is one transaction)" }
+            let upper = statement.text.uppercased()
+            if ["SET", "RESET"].contains(statement.keyword),
+               upper.contains("ROLE") || upper.contains("SESSION") || upper.contains("AUTHORIZATION") {
+                return "changing the role or session authorization is not allowed"
+            }
+            if !unrestricted, statement.keyword == "DO" || upper.contains("SET ROLE") || upper.contains("RESET ROLE")
+                || upper.contains("SESSION AUTHORIZATION") {
+                return "role switching and DO blocks are only allowed in /rawsql/unrestricted"
+            }
+            let reads = ["SELECT", "WITH", "VALUES", "TABLE", "SHOW", "EXPLAIN"].contains(statement.keyword)
+            if let schema = statement.schemas.first(where: { protectedSchemas.contains($0) }), !reads || statement.hasReturning {
+                return "statements may not change the \(schema) schema"
+            }
+        }
+        return nil
+    }
+
+    func run(_ request: Request, _ context: AppRequestContext, unrestricted: Bool) async throws -> Response {
+        try context.requireAdmin()
+        let body = try await request.decodeJSON(Body.self, context: context)
+        guard body.query.utf8.count <= 1 << 20 else { throw APIError.invalidInput("query is longer than 1 MiB") }
+        let statements: [SQLStatements.Statement]
+        switch SQLStatements.split(body.query) {
+        case .success(let s): statements = s
+        case .failure(.unterminated(let what)): throw APIError.invalidInput("query has an unterminated \(what)")
+        }
+        if let problem = Self.problem(with: statements, unrestricted: unrestricted, multiple: body.allowMultipleStatements ?? false) {
+            throw APIError.invalidInput(problem)
+        }
+        let params = body.params ?? []
+        if !params.isEmpty, statements.count > 1 { throw APIError.invalidInput("params need a single statement") }
+        let metadata = context.eventMetadata
+        let output: Output = try await client.withConnection { connection in
+            try await connection.inTransaction(logger: logger) {
+                if !unrestricted { try await connection.query("SET LOCAL ROLE project_admin", logger: logger) }
+                try await connection.query("SELECT set_config('request.jwt.claims', \(Self.claims(context)), true)", logger: logger)
+                var last = Output(rows: .array([]), rowCount: 0, fields: [])
+                for statement in statements {
+                    last = try await execute(statement, params: params, on: connection)
+                }
+                if !unrestricted { try await connection.query("RESET ROLE", logger: logger) }
+                try await TablesController.appendEvent(
+                    RawSQLExecuted(query: body.query, parameterCount: params.count, unrestricted: unrestricted, rowCount: last.rowCount),
+                    stream: "sql-\(UUID().uuidString.lowercased())", metadata: metadata, on: connection, logger: logger)
+                // Tables made here publish their changes like API-made ones.
+                try await connection.query("SELECT system.track_public_tables()", logger: logger)
+                return last
+            }
+        }
+        if statements.contains(where: { !["SELECT", "WITH", "VALUES", "TABLE", "SHOW", "EXPLAIN", "INSERT", "UPDATE", "DELETE"].contains($0.keyword) }) {
+            try await schema.reload()
+        }
+        return try .json(encoding: output)
+    }
+
+    static func claims(_ context: AppRequestContext) -> String {
+        switch context.credential {
+        case .token(let subject): #"{"sub":\#(JSONCoding.quoted(subject.id)),"email":\#(JSONCoding.quoted(subject.email)),"role":"project_admin"}"#
+        default: #"{"role":"project_admin"}"#
+        }
+    }
+
+    private func execute(_ statement: SQLStatements.Statement, params: [JSONValue], on connection: PostgresConnection) async throws -> Output {
+        var bindings = PostgresBindings()
+        for param in params {
+            if param == .null { bindings.appendNull() } else { bindings.append(UntypedParameter(param)) }
+        }
+        let text = statement.text
+        if ["SHOW", "EXPLAIN"].contains(statement.keyword) {
+            var rows: [JSONValue] = []
+            for try await line in try await connection.query(PostgresQuery(unsafeSQL: text, binds: bindings), logger: logger).decode(String.self) {
+                rows.append(.object([statement.keyword == "SHOW" ? "setting" : "QUERY PLAN": .string(line)]))
+            }
+            return Output(rows: .array(rows), rowCount: rows.count, fields: [.init(name: statement.keyword == "SHOW" ? "setting" : "QUERY PLAN")])
+        }
+        if SQLStatements.returnsRows(statement) {
+            let sql = """
+                WITH insforge_raw AS (\(text)\n)
+                SELECT coalesce(json_agg(r), '[]')::text, count(*),
+                       coalesce((SELECT json_agg(k)::text FROM json_object_keys((SELECT row_to_json(f) FROM insforge_raw f LIMIT 1)) k), '[]')
+                FROM insforge_raw r
+                """
+            for try await (rows, count, fields) in try await connection.query(PostgresQuery(unsafeSQL: sql, binds: bindings), logger: logger)
+                .decode((String, Int, String).self) {
+                let names = (try? JSONDecoder().decode([String].self, from: Data(fields.utf8))) ?? []
+                return Output(rows: try JSONCoding.decoder.decode(JSONValue.self, from: Data(rows.utf8)), rowCount: count,
+                              fields: names.map { .init(name: $0) })
+            }
+            return Output(rows: .array([]), rowCount: 0, fields: [])
+        }
+        if ["INSERT", "UPDATE", "DELETE"].contains(statement.keyword) {
+            let sql = "WITH insforge_raw AS (\(text)\nRETURNING 1) SELECT count(*) FROM insforge_raw"
+            for try await count in try await connection.query(PostgresQuery(unsafeSQL: sql, binds: bindings), logger: logger).decode(Int.self) {
+                return Output(rows: .array([]), rowCount: count, fields: [])
+            }
+        }
+        try await connection.query(PostgresQuery(unsafeSQL: text, binds: bindings), logger: logger)
+        return Output(rows: .array([]), rowCount: 0, fields: [])
+    }
+}
+
+/// A parameter sent with no type (OID 0), in text format: PostgreSQL infers its type from where it is
+/// used, as node-postgres clients (and InsForge's raw-SQL route) expect.
+struct UntypedParameter: PostgresDynamicTypeEncodable {
+    let text: String
+
+    init(_ value: JSONValue) {
+        switch value {
+        case .null: text = ""
+        case .bool(let b): text = b ? "true" : "false"
+        case .number(let n): text = n == n.rounded() && abs(n) < 1e15 ? String(Int64(n)) : String(n)
+        case .string(let s): text = s
+        case .array, .object: text = value.jsonText
+        }
+    }
+
+    var psqlType: PostgresDataType { PostgresDataType(0) }
+    var psqlFormat: PostgresFormat { .text }
+
+    func encode<JSONEncoder: PostgresJSONEncoder>(into byteBuffer: inout ByteBuffer, context: PostgresEncodingContext<JSONEncoder>) {
+        byteBuffer.writeString(text)
+    }
+}

@@ -1,0 +1,285 @@
+import EventStore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import PostgresNIO
+
+/// `/api/database/tables` (admin): create, describe, alter and drop tables of the public schema.
+/// Each DDL runs in one transaction with its event (`TableCreated`, `TableAltered`, `TableDropped`
+/// on `schema-<table>`), so the log and the schema never disagree; the schema cache reloads after.
+struct TablesController {
+    let client: PostgresClient
+    let schema: SchemaCache
+    let logger: Logger
+
+    func register(_ routes: RouteTable) {
+        routes.add(.get, "/api/database/tables", "The tables of the public schema", access: .admin, list)
+        routes.add(.post, "/api/database/tables", "Create a table (id, created_at, updated_at added; RLS on by default)",
+                   access: .admin, create)
+        routes.add(.get, "/api/database/tables/:table/schema", "A table's columns, keys and RLS state", access: .admin, describe)
+        routes.add(.patch, "/api/database/tables/:table/schema", "Alter a table: add/drop/rename columns, defaults, foreign keys, rename",
+                   access: .admin, alter)
+        routes.add(.delete, "/api/database/tables/:table", "Drop a table", access: .admin, drop)
+    }
+
+    @Sendable func list(_ request: Request, context: AppRequestContext) async throws -> Response {
+        try context.requireAdmin()
+        var names: [String] = []
+        for try await name in try await client.query("""
+            SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm') ORDER BY c.relname
+            """).decode(String.self) { names.append(name) }
+        return try .json(encoding: names)
+    }
+
+    func tableName(_ context: AppRequestContext) throws -> String {
+        let name = context.parameters.get("table") ?? ""
+        if let problem = TableDDL.identifierProblem(name, what: "table name") { throw APIError.invalidInput(problem) }
+        return name
+    }
+
+    struct CreateBody: Decodable {
+        var tableName: String
+        var columns: [ColumnDefinition]
+        var foreignKeys: [ForeignKeyDefinition]?
+        var rlsEnabled: Bool?
+    }
+
+    /// Resolves an API type to a PostgreSQL type name the database knows (400 otherwise).
+    func resolve(_ type: String, on connection: PostgresConnection) async throws -> String {
+        if let builtin = TableDDL.builtinType(type) { return builtin }
+        guard TableDDL.isPlausibleTypeName(type) else { throw APIError.invalidInput("Unknown column type \(type)") }
+        for try await resolved in try await connection.query("SELECT format_type(to_regtype(\(type)), NULL)", logger: logger)
+            .decode(String?.self) {
+            if let resolved { return resolved }
+        }
+        throw APIError.invalidInput("Unknown column type \(type)")
+    }
+
+    @Sendable func create(_ request: Request, context: AppRequestContext) async throws -> Response {
+        try context.requireAdmin()
+        let body = try await request.decodeJSON(CreateBody.self, context: context)
+        let table = body.tableName
+        if let problem = TableDDL.identifierProblem(table, what: "tableName") { throw APIError.invalidInput(problem) }
+        guard !body.columns.isEmpty || true, body.columns.count <= 500 else { throw APIError.invalidInput("at most 500 columns") }
+        var seen = Set<String>()
+        for (i, column) in body.columns.enumerated() {
+            if let problem = TableDDL.identifierProblem(column.columnName, what: "columns[\(i)].columnName") { throw APIError.invalidInput(problem) }
+            guard seen.insert(column.columnName.lowercased()).inserted else {
+                throw APIError.invalidInput("column \(column.columnName) is listed twice")
+            }
+        }
+        let userPrimaryKey = body.columns.filter { $0.isPrimaryKey == true }.map(\.columnName)
+        let rls = body.rlsEnabled ?? true
+        let metadata = context.eventMetadata
+        try await client.withConnection { connection in
+            try await connection.inTransaction(logger: logger) {
+                var parts: [String] = []
+                if !seen.contains("id") {
+                    parts.append("\"id\" uuid \(userPrimaryKey.isEmpty ? "PRIMARY KEY " : "")DEFAULT gen_random_uuid() NOT NULL")
+                }
+                for column in body.columns {
+                    let type = try await resolve(column.type, on: connection)
+                    parts.append(try TableDDL.columnSQL(column, resolvedType: type, inlinePrimaryKey: false))
+                    if let target = column.foreignKey { parts.append(try TableDDL.foreignKeySQL(column: column.columnName, target: target)) }
+                }
+                if !seen.contains("created_at") { parts.append("\"created_at\" timestamptz NOT NULL DEFAULT now()") }
+                if !seen.contains("updated_at") { parts.append("\"updated_at\" timestamptz NOT NULL DEFAULT now()") }
+                if !userPrimaryKey.isEmpty { parts.append("PRIMARY KEY (\(userPrimaryKey.map(TableDDL.quote).joined(separator: ", ")))") }
+                for fk in body.foreignKeys ?? [] {
+                    if let problem = TableDDL.identifierProblem(fk.columnName, what: "foreignKeys.columnName") { throw APIError.invalidInput(problem) }
+                    parts.append(try TableDDL.foreignKeySQL(column: fk.columnName, target: ForeignKeyTarget(
+                        referenceTable: fk.referenceTable, referenceColumn: fk.referenceColumn, onDelete: fk.onDelete, onUpdate: fk.onUpdate)))
+                }
+                let q = "public.\(TableDDL.quote(table))"
+                var statements = ["CREATE TABLE \(q) (\(parts.joined(separator: ", ")))"]
+                if seen.contains("updated_at") == false {
+                    statements.append("CREATE TRIGGER insforge_touch_updated_at BEFORE UPDATE ON \(q) FOR EACH ROW EXECUTE FUNCTION system.touch_updated_at()")
+                }
+                if rls {
+                    statements.append("ALTER TABLE \(q) ENABLE ROW LEVEL SECURITY")
+                    statements.append("CREATE POLICY project_admin_all ON \(q) TO project_admin USING (true) WITH CHECK (true)")
+                }
+                statements.append("GRANT ALL ON \(q) TO anon, authenticated, project_admin")
+                for statement in statements { try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger) }
+                try await connection.query("SELECT system.track_table(\(q)::regclass)", logger: logger)
+                let event = TableCreated(table: table, columns: body.columns, foreignKeys: body.foreignKeys, rlsEnabled: rls,
+                                         sql: statements.joined(separator: ";\n"))
+                try await Self.appendEvent(event, stream: "schema-\(table)", metadata: metadata, on: connection, logger: logger)
+            }
+        }
+        try await schema.reload()
+        return try .json(encoding: Created(message: "Table created successfully", tableName: table,
+                                          columns: body.columns, autoFields: TableDDL.automaticColumns,
+                                          nextActions: "Insert records with POST /api/database/records/\(table)"), status: .created)
+    }
+
+    struct Created: Encodable {
+        var message: String
+        var tableName: String
+        var columns: [ColumnDefinition]
+        var autoFields: [String]
+        var nextActions: String
+    }
+
+    /// Appends `event` on `connection` (inside the caller's transaction) with `system.write_event`.
+    static func appendEvent<E: DomainEvent>(_ event: E, stream: String, metadata: EventMetadata, on connection: PostgresConnection,
+                                            logger: Logger) async throws {
+        let data = try JSONCoding.encodeString(event)
+        try await connection.query("""
+            SELECT system.write_event(\(UUID()), \(stream), \(E.type), \(data)::jsonb, \(metadata.json)::jsonb)
+            """, logger: logger)
+    }
+
+    @Sendable func describe(_ request: Request, context: AppRequestContext) async throws -> Response {
+        try context.requireAdmin()
+        let table = try tableName(context)
+        guard let description = try await TableDescription.load(table, client: client) else {
+            throw APIError.notFound("Table \(table) does not exist")
+        }
+        return try .json(encoding: description)
+    }
+
+    struct AlterBody: Decodable {
+        struct UpdateColumn: Decodable {
+            var columnName: String
+            var newColumnName: String?
+            var defaultValue: String?
+            var dropDefault: Bool?
+        }
+        struct Rename: Decodable { var newTableName: String }
+        var addColumns: [ColumnDefinition]?
+        var dropColumns: [String]?
+        var updateColumns: [UpdateColumn]?
+        var addForeignKeys: [ForeignKeyDefinition]?
+        var dropForeignKeys: [String]?
+        var renameTable: Rename?
+    }
+
+    @Sendable func alter(_ request: Request, context: AppRequestContext) async throws -> Response {
+        try context.requireAdmin()
+        let table = try tableName(context)
+        let body = try await request.decodeJSON(AlterBody.self, context: context)
+        let q = "public.\(TableDDL.quote(table))"
+        let metadata = context.eventMetadata
+        guard let current = try await TableDescription.load(table, client: client) else { throw APIError.notFound("Table \(table) does not exist") }
+        let types = Dictionary(current.columns.map { ($0.columnName, $0.type) }, uniquingKeysWith: { a, _ in a })
+        var finalName = table
+        try await client.withConnection { connection in
+            try await connection.inTransaction(logger: logger) {
+                var statements: [String] = []
+                for column in body.addColumns ?? [] {
+                    if let problem = TableDDL.identifierProblem(column.columnName, what: "addColumns.columnName") { throw APIError.invalidInput(problem) }
+                    let type = try await resolve(column.type, on: connection)
+                    statements.append("ALTER TABLE \(q) ADD COLUMN \(try TableDDL.columnSQL(column, resolvedType: type, inlinePrimaryKey: true))")
+                    if let target = column.foreignKey {
+                        statements.append("ALTER TABLE \(q) ADD \(try TableDDL.foreignKeySQL(column: column.columnName, target: target))")
+                    }
+                }
+                for name in body.dropColumns ?? [] {
+                    guard types[name] != nil else { throw APIError.invalidInput("column \(name) does not exist") }
+                    guard !TableDDL.automaticColumns.contains(name) else { throw APIError.invalidInput("column \(name) cannot be dropped") }
+                    statements.append("ALTER TABLE \(q) DROP COLUMN \(TableDDL.quote(name))")
+                }
+                for update in body.updateColumns ?? [] {
+                    guard let type = types[update.columnName] else { throw APIError.invalidInput("column \(update.columnName) does not exist") }
+                    if let value = update.defaultValue {
+                        statements.append("ALTER TABLE \(q) ALTER COLUMN \(TableDDL.quote(update.columnName)) SET DEFAULT \(TableDDL.defaultExpression(value, type: type))")
+                    } else if update.dropDefault == true {
+                        statements.append("ALTER TABLE \(q) ALTER COLUMN \(TableDDL.quote(update.columnName)) DROP DEFAULT")
+                    }
+                    if let newName = update.newColumnName {
+                        if let problem = TableDDL.identifierProblem(newName, what: "newColumnName") { throw APIError.invalidInput(problem) }
+                        statements.append("ALTER TABLE \(q) RENAME COLUMN \(TableDDL.quote(update.columnName)) TO \(TableDDL.quote(newName))")
+                    }
+                }
+                for fk in body.addForeignKeys ?? [] {
+                    if let problem = TableDDL.identifierProblem(fk.columnName, what: "addForeignKeys.columnName") { throw APIError.invalidInput(problem) }
+                    statements.append("ALTER TABLE \(q) ADD " + (try TableDDL.foreignKeySQL(column: fk.columnName, target: ForeignKeyTarget(
+                        referenceTable: fk.referenceTable, referenceColumn: fk.referenceColumn, onDelete: fk.onDelete, onUpdate: fk.onUpdate))))
+                }
+                for name in body.dropForeignKeys ?? [] {
+                    if let problem = TableDDL.identifierProblem(name, what: "dropForeignKeys") { throw APIError.invalidInput(problem) }
+                    statements.append("ALTER TABLE \(q) DROP CONSTRAINT \(TableDDL.quote(name))")
+                }
+                if let rename = body.renameTable {
+                    if let problem = TableDDL.identifierProblem(rename.newTableName, what: "newTableName") { throw APIError.invalidInput(problem) }
+                    statements.append("ALTER TABLE \(q) RENAME TO \(TableDDL.quote(rename.newTableName))")
+                    finalName = rename.newTableName
+                }
+                guard !statements.isEmpty else { throw APIError.invalidInput("nothing to change") }
+                for statement in statements { try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger) }
+                let event = TableAltered(table: table, newTable: finalName == table ? nil : finalName, sql: statements.joined(separator: ";\n"))
+                try await Self.appendEvent(event, stream: "schema-\(table)", metadata: metadata, on: connection, logger: logger)
+            }
+        }
+        try await schema.reload()
+        return try .json(encoding: ["message": "Table altered successfully", "tableName": finalName])
+    }
+
+    @Sendable func drop(_ request: Request, context: AppRequestContext) async throws -> Response {
+        try context.requireAdmin()
+        let table = try tableName(context)
+        let metadata = context.eventMetadata
+        try await client.withConnection { connection in
+            try await connection.inTransaction(logger: logger) {
+                var exists = false
+                for try await found in try await connection.query(
+                    "SELECT to_regclass(\("public.\(TableDDL.quote(table))")) IS NOT NULL", logger: logger).decode(Bool.self) { exists = found }
+                guard exists else { throw APIError.notFound("Table \(table) does not exist") }
+                try await connection.query(PostgresQuery(unsafeSQL: "DROP TABLE public.\(TableDDL.quote(table))"), logger: logger)
+                try await Self.appendEvent(TableDropped(table: table), stream: "schema-\(table)", metadata: metadata, on: connection, logger: logger)
+            }
+        }
+        try await schema.reload()
+        return try .json(encoding: ["message": "Table deleted successfully", "tableName": table])
+    }
+}
+
+/// `GET /tables/:t/schema`: `{tableName, columns: [{columnName, type, isNullable, isUnique, isPrimaryKey, defaultValue, foreignKey?}], rlsEnabled}`.
+struct TableDescription: Encodable {
+    struct Column: Encodable {
+        var columnName: String
+        var type: String
+        var isNullable: Bool
+        var isUnique: Bool
+        var isPrimaryKey: Bool
+        var defaultValue: String?
+        var foreignKey: ForeignKeyTarget?
+    }
+    var tableName: String
+    var columns: [Column]
+    var rlsEnabled: Bool
+
+    static func load(_ table: String, client: PostgresClient) async throws -> TableDescription? {
+        var rls: Bool?
+        for try await enabled in try await client.query("""
+            SELECT c.relrowsecurity FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE n.nspname = 'public' AND c.relname = \(table)
+            """).decode(Bool.self) { rls = enabled }
+        guard let rls else { return nil }
+        var columns: [Column] = []
+        for try await (name, type, nullable, unique, primary, defaultValue, refTable, refColumn, onDelete) in try await client.query("""
+            SELECT a.attname, format_type(a.atttypid, a.atttypmod), NOT a.attnotnull,
+                   EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = a.attrelid AND i.indisunique AND i.indnatts = 1 AND i.indkey[0] = a.attnum),
+                   EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = a.attrelid AND i.indisprimary AND a.attnum = ANY (i.indkey)),
+                   pg_get_expr(d.adbin, d.adrelid),
+                   (SELECT rc.relname FROM pg_constraint f JOIN pg_class rc ON rc.oid = f.confrelid
+                    WHERE f.conrelid = a.attrelid AND f.contype = 'f' AND f.conkey = ARRAY[a.attnum] LIMIT 1),
+                   (SELECT ra.attname FROM pg_constraint f JOIN pg_attribute ra ON ra.attrelid = f.confrelid AND ra.attnum = f.confkey[1]
+                    WHERE f.conrelid = a.attrelid AND f.contype = 'f' AND f.conkey = ARRAY[a.attnum] LIMIT 1),
+                   (SELECT CASE f.confdeltype WHEN 'c' THEN 'CASCADE' WHEN 'n' THEN 'SET NULL' WHEN 'd' THEN 'SET DEFAULT'
+                                              WHEN 'r' THEN 'RESTRICT' ELSE 'NO ACTION' END
+                    FROM pg_constraint f WHERE f.conrelid = a.attrelid AND f.contype = 'f' AND f.conkey = ARRAY[a.attnum] LIMIT 1)
+            FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+            WHERE a.attrelid = \("public.\(TableDDL.quote(table))")::regclass AND a.attnum > 0 AND NOT a.attisdropped
+            ORDER BY a.attnum
+            """).decode((String, String, Bool, Bool, Bool, String?, String?, String?, String?).self) {
+            let fk = refTable.map { ForeignKeyTarget(referenceTable: $0, referenceColumn: refColumn ?? "", onDelete: onDelete, onUpdate: nil) }
+            columns.append(Column(columnName: name, type: type, isNullable: nullable, isUnique: unique, isPrimaryKey: primary,
+                                  defaultValue: defaultValue, foreignKey: fk))
+        }
+        return TableDescription(tableName: table, columns: columns, rlsEnabled: rls)
+    }
+}
