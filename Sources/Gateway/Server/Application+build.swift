@@ -71,9 +71,10 @@ public func buildApplication(core: ServerCore, registry: PrometheusCollectorRegi
     EmailAuthController(auth: auth).register(routes)
     AuthConfigController(auth: auth, oauth: oauth).register(routes)
     OAuthController(auth: auth, flow: oauth).register(routes)
-    let schemaCache = SchemaCache()
+    let schemaCache = SchemaCache(client: core.database.client)
     TablesController(client: core.database.client, schema: schemaCache, logger: logger).register(routes)
     RawSQLController(client: core.database.client, schema: schemaCache, logger: logger).register(routes)
+    RecordsController(client: core.database.client, schema: schemaCache, logger: logger).register(routes)
     OpenAPIController(version: serverVersion).register(routes)
 
     var app = Application(
@@ -81,7 +82,8 @@ public func buildApplication(core: ServerCore, registry: PrometheusCollectorRegi
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "insforge"),
         services: [core.database.client, core.store] + core.runners.map { $0 as any Service }
             + [KeyRingFollower(store: core.store, keys: core.keys, logger: logger),
-               UserCacheFollower(store: core.store, cache: auth.directory.cache, logger: logger)],
+               UserCacheFollower(store: core.store, cache: auth.directory.cache, logger: logger),
+               SchemaCacheFollower(store: core.store, cache: schemaCache, logger: logger)],
         logger: logger)
     let issuer = core.issuer
     app.beforeServerStarts {

@@ -38,6 +38,10 @@ struct RawSQLController {
     static let forbiddenKeywords: Set<String> = ["BEGIN", "START", "COMMIT", "END", "ROLLBACK", "ABORT", "SAVEPOINT", "RELEASE",
                                                  "PREPARE", "COPY", "LISTEN", "UNLISTEN", "LOAD", "CHECKPOINT", "VACUUM", "DISCARD"]
     static let protectedSchemas: Set<String> = ["system", "auth", "pg_catalog", "information_schema"]
+    /// Settings a statement may change (for this transaction); the rest could redirect names
+    /// (`search_path`) or identities (`role`), so they are refused.
+    static let settableParameters: Set<String> = ["TIMEZONE", "STATEMENT_TIMEOUT", "LOCK_TIMEOUT", "DATESTYLE", "INTERVALSTYLE",
+                                                  "APPLICATION_NAME", "WORK_MEM", "EXTRA_FLOAT_DIGITS"]
 
     /// Why the statements may not run, or nil.
     static func problem(with statements: [SQLStatements.Statement], unrestricted: Bool, multiple: Bool) -> String? {
@@ -50,12 +54,20 @@ struct RawSQLController {
                upper.contains("ROLE") || upper.contains("SESSION") || upper.contains("AUTHORIZATION") {
                 return "changing the role or session authorization is not allowed"
             }
+            if ["SET", "RESET"].contains(statement.keyword), statement.words.isDisjoint(with: settableParameters) {
+                return "only these settings may be changed: \(settableParameters.sorted().joined(separator: ", ").lowercased())"
+            }
+            if statement.words.contains("SET_CONFIG") { return "set_config is not allowed here" }
+            let head = upper.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "\t" || $0 == "\r" }).prefix(2).joined(separator: " ")
+            if ["ALTER ROLE", "ALTER USER", "ALTER DATABASE", "ALTER SYSTEM", "CREATE ROLE", "CREATE USER", "CREATE DATABASE",
+                "DROP ROLE", "DROP USER", "DROP DATABASE", "ALTER TABLESPACE", "CREATE TABLESPACE"].contains(head) {
+                return "roles, databases and server settings are managed outside the API"
+            }
             if !unrestricted, statement.keyword == "DO" || upper.contains("SET ROLE") || upper.contains("RESET ROLE")
                 || upper.contains("SESSION AUTHORIZATION") {
                 return "role switching and DO blocks are only allowed in /rawsql/unrestricted"
             }
-            let reads = ["SELECT", "WITH", "VALUES", "TABLE", "SHOW", "EXPLAIN"].contains(statement.keyword)
-            if let schema = statement.schemas.first(where: { protectedSchemas.contains($0) }), !reads || statement.hasReturning {
+            if let schema = statement.schemas.first(where: { protectedSchemas.contains($0) }), statement.writes {
                 return "statements may not change the \(schema) schema"
             }
         }
@@ -77,27 +89,47 @@ struct RawSQLController {
         let params = body.params ?? []
         if !params.isEmpty, statements.count > 1 { throw APIError.invalidInput("params need a single statement") }
         let metadata = context.eventMetadata
-        let output: Output = try await client.withConnection { connection in
-            try await connection.inTransaction(logger: logger) {
-                if !unrestricted { try await connection.query("SET LOCAL ROLE project_admin", logger: logger) }
-                try await connection.query("SELECT set_config('request.jwt.claims', \(Self.claims(context)), true)", logger: logger)
-                var last = Output(rows: .array([]), rowCount: 0, fields: [])
-                for statement in statements {
-                    last = try await execute(statement, params: params, on: connection)
-                }
-                if !unrestricted { try await connection.query("RESET ROLE", logger: logger) }
-                try await TablesController.appendEvent(
-                    RawSQLExecuted(query: body.query, parameterCount: params.count, unrestricted: unrestricted, rowCount: last.rowCount),
-                    stream: "sql-\(UUID().uuidString.lowercased())", metadata: metadata, on: connection, logger: logger)
-                // Tables made here publish their changes like API-made ones.
-                try await connection.query("SELECT system.track_public_tables()", logger: logger)
-                return last
+        let output: Output
+        do {
+          output = try await client.withConnection { connection in
+            // A SET without LOCAL survives COMMIT on a pooled connection: put the session back however this ends.
+            do {
+                let result = try await runStatements(statements, params: params, unrestricted: unrestricted, body: body,
+                                                     metadata: metadata, context: context, on: connection)
+                _ = try? await connection.query("RESET ALL", logger: logger)
+                return result
+            } catch {
+                _ = try? await connection.query("RESET ALL", logger: logger)
+                throw error
             }
+          }
+        } catch let error as PSQLError where error.code == .server && (error.serverInfo?[.sqlState] ?? "").hasPrefix("08") {
+            throw APIError(.badRequest, "DATABASE_ERROR", error.serverInfo?[.message] ?? "The statement does not fit its parameters")
         }
         if statements.contains(where: { !["SELECT", "WITH", "VALUES", "TABLE", "SHOW", "EXPLAIN", "INSERT", "UPDATE", "DELETE"].contains($0.keyword) }) {
             try await schema.reload()
         }
         return try .json(encoding: output)
+    }
+
+    /// The statements in one transaction, with the audit event.
+    private func runStatements(_ statements: [SQLStatements.Statement], params: [JSONValue], unrestricted: Bool, body: Body,
+                               metadata: EventMetadata, context: AppRequestContext, on connection: PostgresConnection) async throws -> Output {
+        try await connection.inTransaction(logger: logger) {
+            if !unrestricted { try await connection.query("SET LOCAL ROLE project_admin", logger: logger) }
+            try await connection.query("SELECT set_config('request.jwt.claims', \(Self.claims(context)), true)", logger: logger)
+            var last = Output(rows: .array([]), rowCount: 0, fields: [])
+            for statement in statements {
+                last = try await execute(statement, params: params, on: connection)
+            }
+            if !unrestricted { try await connection.query("RESET ROLE", logger: logger) }
+            try await TablesController.appendEvent(
+                RawSQLExecuted(query: body.query, parameterCount: params.count, unrestricted: unrestricted, rowCount: last.rowCount),
+                stream: "sql-\(UUID().uuidString.lowercased())", metadata: metadata, on: connection, logger: logger)
+            // Tables made here publish their changes like API-made ones.
+            try await connection.query("SELECT system.track_public_tables()", logger: logger)
+            return last
+        }
     }
 
     static func claims(_ context: AppRequestContext) -> String {
@@ -120,12 +152,19 @@ struct RawSQLController {
             }
             return Output(rows: .array(rows), rowCount: rows.count, fields: [.init(name: statement.keyword == "SHOW" ? "setting" : "QUERY PLAN")])
         }
+        if statement.keyword == "WITH", statement.writes {
+            // A data-modifying WITH must stay at the top level: run it as it is and read the cells.
+            return try await Self.generic(connection.query(PostgresQuery(unsafeSQL: text, binds: bindings), logger: logger))
+        }
         if SQLStatements.returnsRows(statement) {
+            // Aliases no user column is likely to shadow (a column named like an alias would win).
             let sql = """
-                WITH insforge_raw AS (\(text)\n)
-                SELECT coalesce(json_agg(r), '[]')::text, count(*),
-                       coalesce((SELECT json_agg(k)::text FROM json_object_keys((SELECT row_to_json(f) FROM insforge_raw f LIMIT 1)) k), '[]')
-                FROM insforge_raw r
+                WITH __insforge_raw AS (\(text)\n)
+                SELECT coalesce(json_agg(__insforge_row), '[]')::text, count(*),
+                       coalesce((SELECT json_agg(__insforge_key)::text
+                                 FROM json_object_keys((SELECT row_to_json(__insforge_first) FROM __insforge_raw __insforge_first LIMIT 1))
+                                      __insforge_key), '[]')
+                FROM __insforge_raw __insforge_row
                 """
             for try await (rows, count, fields) in try await connection.query(PostgresQuery(unsafeSQL: sql, binds: bindings), logger: logger)
                 .decode((String, Int, String).self) {
@@ -136,13 +175,48 @@ struct RawSQLController {
             return Output(rows: .array([]), rowCount: 0, fields: [])
         }
         if ["INSERT", "UPDATE", "DELETE"].contains(statement.keyword) {
-            let sql = "WITH insforge_raw AS (\(text)\nRETURNING 1) SELECT count(*) FROM insforge_raw"
+            let sql = "WITH __insforge_raw AS (\(text)\nRETURNING 1) SELECT count(*) FROM __insforge_raw"
             for try await count in try await connection.query(PostgresQuery(unsafeSQL: sql, binds: bindings), logger: logger).decode(Int.self) {
                 return Output(rows: .array([]), rowCount: count, fields: [])
             }
         }
         try await connection.query(PostgresQuery(unsafeSQL: text, binds: bindings), logger: logger)
         return Output(rows: .array([]), rowCount: 0, fields: [])
+    }
+}
+
+extension RawSQLController {
+    /// Rows read cell by cell (for statements that cannot be wrapped), as JSON.
+    static func generic(_ rows: PostgresRowSequence) async throws -> Output {
+        var out: [JSONValue] = []
+        var fields: [Output.Field] = []
+        for try await row in rows {
+            var object: [String: JSONValue] = [:]
+            for cell in row {
+                if out.isEmpty { fields.append(.init(name: cell.columnName)) }
+                object[cell.columnName] = json(cell)
+            }
+            out.append(.object(object))
+        }
+        return Output(rows: .array(out), rowCount: out.count, fields: fields)
+    }
+
+    static func json(_ cell: PostgresCell) -> JSONValue {
+        guard cell.bytes != nil else { return .null }
+        switch cell.dataType {
+        case .bool: return (try? cell.decode(Bool.self)).map(JSONValue.bool) ?? .null
+        case .int2, .int4, .int8: return (try? cell.decode(Int64.self)).map { .number(Double($0)) } ?? .null
+        case .float4, .float8: return (try? cell.decode(Double.self)).map(JSONValue.number) ?? .null
+        case .uuid: return (try? cell.decode(UUID.self)).map { .string($0.uuidString.lowercased()) } ?? .null
+        case .timestamptz, .timestamp, .date: return (try? cell.decode(Date.self)).map { .string(JSONCoding.timestamp($0)) } ?? .null
+        case .json, .jsonb:
+            guard var bytes = cell.bytes else { return .null }
+            if cell.dataType == .jsonb, cell.format == .binary { bytes.moveReaderIndex(forwardBy: 1) }
+            return (try? JSONCoding.decoder.decode(JSONValue.self, from: Data(buffer: bytes))) ?? .null
+        default:
+            if let s = try? cell.decode(String.self) { return .string(s) }
+            return cell.bytes.map { .string(Data(buffer: $0).base64EncodedString()) } ?? .null
+        }
     }
 }
 

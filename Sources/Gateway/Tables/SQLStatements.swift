@@ -10,7 +10,16 @@ public enum SQLStatements {
         public var schemas: Set<String>
         /// Whether `RETURNING` appears (as a word, outside strings).
         public var hasReturning: Bool
+        /// Every word outside strings and comments, upper-cased.
+        public var words: Set<String> = []
+
+        /// Whether any word makes it write (a data-modifying CTE, `EXPLAIN ANALYZE DELETE` ...).
+        public var writes: Bool { !words.isDisjoint(with: SQLStatements.writingWords) }
     }
+
+    /// Words that make a statement change something.
+    public static let writingWords: Set<String> = ["INSERT", "UPDATE", "DELETE", "MERGE", "TRUNCATE", "DROP", "ALTER", "CREATE",
+                                                   "GRANT", "REVOKE", "COMMENT", "CALL", "REINDEX", "CLUSTER", "SECURITY", "OWNER"]
 
     /// Why the text cannot be split (an unterminated quote or comment), or the statements (empty ones dropped).
     public static func split(_ sql: String) -> Result<[Statement], SplitError> {
@@ -32,7 +41,8 @@ public enum SQLStatements {
             endWord(nextIsDot: false)
             let text = String(decoding: s[start..<end], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
             if !text.isEmpty, let first = words.first {
-                out.append(Statement(text: text, keyword: first, schemas: schemas, hasReturning: words.contains("RETURNING")))
+                out.append(Statement(text: text, keyword: first, schemas: schemas, hasReturning: words.contains("RETURNING"),
+                                     words: Set(words)))
             }
             words.removeAll()
             schemas.removeAll()

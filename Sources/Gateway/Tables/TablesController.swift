@@ -47,12 +47,22 @@ struct TablesController {
     }
 
     /// Resolves an API type to a PostgreSQL type name the database knows (400 otherwise).
+    /// Resolves an API type to a PostgreSQL type (400 otherwise). A name the database parses as exactly
+    /// one type is used as written, so modifiers (`numeric(10,2)`, `varchar(20)`) are kept.
     func resolve(_ type: String, on connection: PostgresConnection) async throws -> String {
         if let builtin = TableDDL.builtinType(type) { return builtin }
         guard TableDDL.isPlausibleTypeName(type) else { throw APIError.invalidInput("Unknown column type \(type)") }
-        for try await resolved in try await connection.query("SELECT format_type(to_regtype(\(type)), NULL)", logger: logger)
-            .decode(String?.self) {
-            if let resolved { return resolved }
+        do {
+            // In a savepoint: a name PostgreSQL cannot parse would otherwise abort the DDL transaction.
+            try await connection.query("SAVEPOINT resolve_type", logger: logger)
+            var known = false
+            for try await found in try await connection.query("SELECT to_regtype(\(type)) IS NOT NULL", logger: logger).decode(Bool.self) {
+                known = found
+            }
+            try await connection.query("RELEASE SAVEPOINT resolve_type", logger: logger)
+            if known { return type }
+        } catch let error as PSQLError where error.code == .server {
+            _ = try? await connection.query("ROLLBACK TO SAVEPOINT resolve_type", logger: logger)
         }
         throw APIError.invalidInput("Unknown column type \(type)")
     }
@@ -247,6 +257,18 @@ struct TableDescription: Encodable {
         var isPrimaryKey: Bool
         var defaultValue: String?
         var foreignKey: ForeignKeyTarget?
+
+        func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(columnName, forKey: .columnName)
+            try c.encode(type, forKey: .type)
+            try c.encode(isNullable, forKey: .isNullable)
+            try c.encode(isUnique, forKey: .isUnique)
+            try c.encode(isPrimaryKey, forKey: .isPrimaryKey)
+            try c.encode(defaultValue, forKey: .defaultValue)  // null when there is none
+            try c.encodeIfPresent(foreignKey, forKey: .foreignKey)
+        }
+        enum CodingKeys: String, CodingKey { case columnName, type, isNullable, isUnique, isPrimaryKey, defaultValue, foreignKey }
     }
     var tableName: String
     var columns: [Column]

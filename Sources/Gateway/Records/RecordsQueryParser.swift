@@ -1,0 +1,902 @@
+/// Parses PostgREST's query grammar (`select=`, filters, `and=`/`or=`, `order=`, `limit`/`offset`,
+/// `columns`, `on_conflict`) into a `RecordsQuery`, plus the `Prefer`, `Accept` and `Range` headers.
+///
+/// A hand-rolled recursive-descent parser over UTF-8 bytes: no regular expressions, one pass per
+/// parameter. It knows nothing of the catalog; names are checked later by `RecordsSQLBuilder`.
+public enum RecordsQueryParser {
+    /// Query names that are never filters.
+    static let reservedNames: Set<String> = ["select", "columns", "on_conflict", "schema"]
+
+    /// Parses decoded query items in order.
+    ///
+    /// - Parameter argumentNames: for `GET /rpc/fn`, the function's argument names; items with these
+    ///   names become `arguments`. Items without an operator (`a=1`) also land in `arguments` (a table
+    ///   request ignores them, as PostgREST does; an RPC call rejects unknown ones).
+    public static func parse(_ query: [(name: String, value: String)], argumentNames: [String] = []) throws(PostgRESTError) -> RecordsQuery {
+        var result = RecordsQuery()
+        for (name, value) in query {
+            switch name {
+            case "select":
+                result.select = value.isEmpty ? [.allColumns] : try parseSelect(value)
+                continue
+            case "columns":
+                result.columns = try parseColumnList(value, what: "columns parameter")
+                continue
+            case "on_conflict":
+                result.onConflict = try parseColumnList(value, what: "on_conflict parameter")
+                continue
+            case "schema":
+                continue
+            default:
+                break
+            }
+            if !argumentNames.isEmpty, argumentNames.contains(name) {
+                result.arguments.append(.init(name: name, value: value))
+                continue
+            }
+            let key: (path: [String], kind: KeyKind)
+            do throws(PostgRESTError) {
+                key = try parseKey(name)
+            } catch {
+                // A name outside the grammar (`foo[]=1`, cache busters) is not a filter unless its value is.
+                guard hasOperator(value) else {
+                    result.arguments.append(.init(name: name, value: value))
+                    continue
+                }
+                throw error
+            }
+            switch key.kind {
+            case .order:
+                result.orders.append(.init(path: key.path, terms: try parseOrder(value)))
+            case .limit:
+                let limit = try parseCount(value, name: "limit")
+                if let index = result.ranges.firstIndex(where: { $0.path == key.path }) {
+                    result.ranges[index].limit = limit
+                } else {
+                    result.ranges.append(.init(path: key.path, limit: limit))
+                }
+            case .offset:
+                let offset = try parseCount(value, name: "offset")
+                if let index = result.ranges.firstIndex(where: { $0.path == key.path }) {
+                    result.ranges[index].offset = offset
+                } else {
+                    result.ranges.append(.init(path: key.path, offset: offset))
+                }
+            case .logic(let negated, let logicOperator):
+                result.conditions.append(.init(path: key.path, try parseLogicTree(value, operator: logicOperator, negated: negated)))
+            case .filter(let field):
+                guard !key.path.isEmpty || hasOperator(value) else {
+                    result.arguments.append(.init(name: name, value: value))
+                    continue
+                }
+                result.conditions.append(.init(path: key.path, .filter(try parseFilter(value, field: field))))
+            }
+        }
+        return result
+    }
+
+    // MARK: - Entry points per parameter
+
+    /// Parses a `select=` value.
+    public static func parseSelect(_ text: String) throws(PostgRESTError) -> [RecordsQuery.SelectItem] {
+        try withCursor(text, what: "select parameter") { (cursor: inout Cursor) throws(PostgRESTError) in
+            let items = try cursor.selectItems()
+            guard cursor.atEnd else { throw cursor.failure("unexpected \(cursor.describeNext) expecting \",\" or end of input") }
+            return items
+        }
+    }
+
+    /// Parses a filter value (`not.eq.5`, `in.(1,2)`, ...) for `field`.
+    public static func parseFilter(_ value: String, field: RecordsQuery.Field) throws(PostgRESTError) -> RecordsQuery.Filter {
+        try withCursor(value, what: "filter") { (cursor: inout Cursor) throws(PostgRESTError) in
+            let (negated, operation) = try cursor.operation(inLogicTree: false)
+            return RecordsQuery.Filter(field: field, negated: negated, operation: operation)
+        }
+    }
+
+    /// Parses an `order=` value.
+    public static func parseOrder(_ text: String) throws(PostgRESTError) -> [RecordsQuery.OrderTerm] {
+        try withCursor(text, what: "order") { (cursor: inout Cursor) throws(PostgRESTError) in
+            try cursor.orderTerms()
+        }
+    }
+
+    /// Parses the value of `or=` / `and=` (`(a.eq.1,b.gt.2)`) into a condition.
+    public static func parseLogicTree(_ text: String, operator logicOperator: RecordsQuery.LogicOperator, negated: Bool = false) throws(PostgRESTError) -> RecordsQuery.Condition {
+        try withCursor(text, what: "logic tree") { (cursor: inout Cursor) throws(PostgRESTError) in
+            let children = try cursor.logicGroup()
+            cursor.skipSpaces()
+            guard cursor.atEnd else { throw cursor.failure("unexpected \(cursor.describeNext) expecting end of input") }
+            return .logic(negated: negated, logicOperator, children)
+        }
+    }
+
+    /// Parses `columns=` / `on_conflict=`: field names separated by commas.
+    public static func parseColumnList(_ text: String, what: String) throws(PostgRESTError) -> [String] {
+        try withCursor(text, what: what) { (cursor: inout Cursor) throws(PostgRESTError) in
+            var names: [String] = []
+            repeat {
+                cursor.skipSpaces()
+                names.append(try cursor.fieldName())
+                cursor.skipSpaces()
+            } while cursor.consume(UInt8(ascii: ","))
+            guard cursor.atEnd else { throw cursor.failure("unexpected \(cursor.describeNext) expecting \",\" or end of input") }
+            return names
+        }
+    }
+
+    /// What a query item's name says it is.
+    enum KeyKind: Equatable {
+        case order, limit, offset
+        case logic(negated: Bool, RecordsQuery.LogicOperator)
+        case filter(RecordsQuery.Field)
+    }
+
+    /// Splits a query item name into its embedding path and what it sets: `comments.order`,
+    /// `not.or`, `author.name`, `data->>a`.
+    static func parseKey(_ name: String) throws(PostgRESTError) -> (path: [String], kind: KeyKind) {
+        try withCursor(name, what: "tree path") { (cursor: inout Cursor) throws(PostgRESTError) in
+            var segments: [String] = []
+            segments.append(try cursor.fieldName())
+            while cursor.consume(UInt8(ascii: ".")) { segments.append(try cursor.fieldName()) }
+            let jsonPath = try cursor.jsonPath()
+            guard cursor.atEnd else { throw cursor.failure("unexpected \(cursor.describeNext) expecting \".\" or end of input") }
+            let last = segments.removeLast()
+            if jsonPath.isEmpty {
+                switch last {
+                case "order": return (segments, .order)
+                case "limit": return (segments, .limit)
+                case "offset": return (segments, .offset)
+                case "and", "or":
+                    let logicOperator: RecordsQuery.LogicOperator = last == "and" ? .and : .or
+                    if segments.last == "not" {
+                        segments.removeLast()
+                        return (segments, .logic(negated: true, logicOperator))
+                    }
+                    return (segments, .logic(negated: false, logicOperator))
+                default: break
+                }
+            }
+            return (segments, .filter(RecordsQuery.Field(name: last, jsonPath: jsonPath)))
+        }
+    }
+
+    /// Whether a value starts with an operator, which makes its item a filter (PostgREST's rule).
+    static func hasOperator(_ value: String) -> Bool {
+        var word: [UInt8] = []
+        word.reserveCapacity(12)
+        var terminator: UInt8 = 0
+        for byte in value.utf8 {
+            if byte == UInt8(ascii: ".") || byte == UInt8(ascii: "(") {
+                terminator = byte
+                break
+            }
+            if word.count >= 12 { return false }
+            word.append(byte)
+        }
+        switch String(decoding: word, as: UTF8.self) {
+        case "not", "in", "is": return terminator == UInt8(ascii: ".")
+        case let name where RecordsQuery.Operator(rawValue: name) != nil: return true
+        case let name where RecordsQuery.FullTextOperator(rawValue: name) != nil: return true
+        default: return false
+        }
+    }
+
+    /// Parses a `limit`/`offset` value.
+    static func parseCount(_ value: String, name: String) throws(PostgRESTError) -> Int {
+        var number = 0
+        var digits = 0
+        var negative = false
+        for (index, byte) in value.utf8.enumerated() {
+            if index == 0, byte == UInt8(ascii: "-") {
+                negative = true
+                continue
+            }
+            guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { throw .invalidNumber(name, value) }
+            let (times, overflow1) = number.multipliedReportingOverflow(by: 10)
+            let (sum, overflow2) = times.addingReportingOverflow(Int(byte - UInt8(ascii: "0")))
+            guard !overflow1, !overflow2 else { throw .invalidNumber(name, value) }
+            number = sum
+            digits += 1
+        }
+        guard digits > 0 else { throw .invalidNumber(name, value) }
+        if negative {
+            if name == "limit" { throw .invalidRange("Limit should be greater than or equal to zero.") }
+            throw .invalidNumber(name, value)
+        }
+        return number
+    }
+
+    // MARK: - Cursor
+
+    /// Runs `body` over the UTF-8 bytes of `text` without copying them.
+    static func withCursor<T>(_ text: String, what: String, _ body: (inout Cursor) throws(PostgRESTError) -> T) throws(PostgRESTError) -> T {
+        var text = text
+        let input = text
+        let result: Result<T, PostgRESTError> = text.withUTF8 { buffer in
+            var cursor = Cursor(bytes: buffer, what: what, input: input)
+            do throws(PostgRESTError) {
+                return .success(try body(&cursor))
+            } catch {
+                return .failure(error)
+            }
+        }
+        return try result.get()
+    }
+
+    /// A read position in one parameter's bytes, with the grammar's productions as methods.
+    struct Cursor {
+        let bytes: UnsafeBufferPointer<UInt8>
+        var position = 0
+        let what: String
+        let input: String
+
+        init(bytes: UnsafeBufferPointer<UInt8>, what: String, input: String) {
+            self.bytes = bytes
+            self.what = what
+            self.input = input
+        }
+
+        var atEnd: Bool { position >= bytes.count }
+        var peek: UInt8? { position < bytes.count ? bytes[position] : nil }
+
+        func peek(_ offset: Int) -> UInt8? {
+            position + offset < bytes.count ? bytes[position + offset] : nil
+        }
+
+        /// A PGRST100 error at the current position.
+        func failure(_ details: String) -> PostgRESTError {
+            .unparsable(what, input: input, column: position + 1, details: details)
+        }
+
+        var describeNext: String {
+            guard let byte = peek else { return "end of input" }
+            return "\"" + String(decoding: [byte], as: UTF8.self) + "\""
+        }
+
+        mutating func consume(_ byte: UInt8) -> Bool {
+            guard peek == byte else { return false }
+            position += 1
+            return true
+        }
+
+        /// Consumes `word` if the input continues with it.
+        mutating func consume(_ word: StaticString) -> Bool {
+            guard hasPrefix(word) else { return false }
+            position += word.utf8CodeUnitCount
+            return true
+        }
+
+        func hasPrefix(_ word: StaticString) -> Bool {
+            let count = word.utf8CodeUnitCount
+            guard position + count <= bytes.count else { return false }
+            let start = word.utf8Start
+            for offset in 0..<count where bytes[position + offset] != start[offset] { return false }
+            return true
+        }
+
+        mutating func skipSpaces() {
+            while let byte = peek, byte == 0x20 || byte == 0x09 { position += 1 }
+        }
+
+        func text(_ range: Range<Int>) -> String {
+            String(decoding: UnsafeBufferPointer(rebasing: bytes[range]), as: UTF8.self)
+        }
+
+        /// The rest of the input as text.
+        mutating func rest() -> String {
+            let value = text(position..<bytes.count)
+            position = bytes.count
+            return value
+        }
+
+        static func isIdentifierByte(_ byte: UInt8) -> Bool {
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+                 UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "_"), UInt8(ascii: "$"), UInt8(ascii: " "):
+                return true
+            default:
+                return byte >= 0x80
+            }
+        }
+
+        /// A field name: `"quoted \" name"` or identifier characters (letters, digits, `_`, `$`,
+        /// spaces) joined by `-` not followed by `>`; surrounding spaces are dropped.
+        mutating func fieldName() throws(PostgRESTError) -> String {
+            if peek == UInt8(ascii: "\"") { return try quotedValue(isName: true) }
+            let start = position
+            while true {
+                while let byte = peek, Self.isIdentifierByte(byte) { position += 1 }
+                if peek == UInt8(ascii: "-"), peek(1) != UInt8(ascii: ">"), let next = peek(1), Self.isIdentifierByte(next) {
+                    position += 1
+                    continue
+                }
+                break
+            }
+            var lower = start
+            var upper = position
+            while lower < upper, bytes[lower] == 0x20 { lower += 1 }
+            while upper > lower, bytes[upper - 1] == 0x20 { upper -= 1 }
+            guard lower < upper else {
+                throw failure("unexpected \(describeNext) expecting field name (* or [a..z0..9_$])")
+            }
+            return text(lower..<upper)
+        }
+
+        /// `"..."` with backslash escapes; returns the contents. Names (which end up as quoted SQL
+        /// identifiers) may be neither empty nor contain control characters.
+        mutating func quotedValue(isName: Bool = false) throws(PostgRESTError) -> String {
+            position += 1
+            var start = position
+            var pieces: [UInt8] = []
+            var escaped = false
+            while let byte = peek {
+                if isName, byte < 0x20 { throw failure("control characters are not allowed in names") }
+                if byte == UInt8(ascii: "\"") {
+                    if isName, position == start, !escaped { throw failure("empty quoted name") }
+                    let value: String
+                    if escaped {
+                        pieces.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start..<position]))
+                        value = String(decoding: pieces, as: UTF8.self)
+                    } else {
+                        value = text(start..<position)
+                    }
+                    position += 1
+                    return value
+                }
+                if byte == UInt8(ascii: "\\") {
+                    escaped = true
+                    pieces.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start..<position]))
+                    position += 1
+                    guard peek != nil else { break }
+                    start = position
+                    position += 1
+                    continue
+                }
+                position += 1
+            }
+            throw failure("unexpected end of input expecting closing quote (\")")
+        }
+
+        /// `->key`, `->>key`, `->0`, `->>-1` steps; `->>` may only end the path.
+        mutating func jsonPath() throws(PostgRESTError) -> [RecordsQuery.JSONPathStep] {
+            var steps: [RecordsQuery.JSONPathStep] = []
+            while true {
+                let yieldsText: Bool
+                if consume("->>") {
+                    yieldsText = true
+                } else if consume("->") {
+                    yieldsText = false
+                } else {
+                    return steps
+                }
+                if let last = steps.last, last.yieldsText {
+                    throw failure("->> must be the last step of a JSON path")
+                }
+                steps.append(RecordsQuery.JSONPathStep(try jsonOperand(), yieldsText: yieldsText))
+            }
+        }
+
+        mutating func jsonOperand() throws(PostgRESTError) -> RecordsQuery.JSONPathStep.Operand {
+            let start = position
+            var negative = false
+            if peek == UInt8(ascii: "-") {
+                negative = true
+                position += 1
+            }
+            var value = 0
+            var digits = 0
+            var overflow = false
+            while let byte = peek, byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") {
+                let (times, o1) = value.multipliedReportingOverflow(by: 10)
+                let (sum, o2) = times.addingReportingOverflow(Int(byte - UInt8(ascii: "0")))
+                overflow = overflow || o1 || o2
+                value = sum
+                digits += 1
+                position += 1
+            }
+            if digits > 0 {
+                let ends = atEnd || hasPrefix("->") || hasPrefix("::") || peek == UInt8(ascii: ".")
+                    || peek == UInt8(ascii: ",") || peek == UInt8(ascii: ")")
+                if ends {
+                    guard !overflow else { throw failure("JSON array index out of range") }
+                    return .index(negative ? -value : value)
+                }
+            }
+            if negative { throw failure("unexpected \(describeNext) expecting digit") }
+            position = start
+            return .key(try fieldName())
+        }
+
+        /// A field with its JSON path.
+        mutating func field() throws(PostgRESTError) -> RecordsQuery.Field {
+            skipSpaces()
+            let name = try fieldName()
+            let path = try jsonPath()
+            skipSpaces()
+            return RecordsQuery.Field(name: name, jsonPath: path)
+        }
+
+        // MARK: select
+
+        mutating func selectItems() throws(PostgRESTError) -> [RecordsQuery.SelectItem] {
+            var items: [RecordsQuery.SelectItem] = []
+            repeat {
+                items.append(try selectItem())
+                skipSpaces()
+            } while consume(UInt8(ascii: ","))
+            return items
+        }
+
+        static let aggregateNames: Set<String> = ["count", "sum", "avg", "max", "min"]
+
+        mutating func selectItem() throws(PostgRESTError) -> RecordsQuery.SelectItem {
+            skipSpaces()
+            if consume(UInt8(ascii: "*")) {
+                skipSpaces()
+                try expectItemEnd()
+                return .allColumns
+            }
+            if consume("...") {
+                let name = try fieldName()
+                let (hint, join) = try embedParameters()
+                let items = try embeddedItems(name: name)
+                return .embed(.init(relation: name, hint: hint, join: join, isSpread: true, items: items))
+            }
+            var alias: String?
+            var name = try fieldName()
+            if peek == UInt8(ascii: ":"), peek(1) != UInt8(ascii: ":") {
+                position += 1
+                alias = name
+                skipSpaces()
+                name = try fieldName()
+            }
+            if peek == UInt8(ascii: "!") || peek == UInt8(ascii: "(") {
+                let (hint, join) = try embedParameters()
+                let items = try embeddedItems(name: name)
+                return .embed(.init(alias: alias, relation: name, hint: hint, join: join, isSpread: false, items: items))
+            }
+            let path = try jsonPath()
+            if peek == UInt8(ascii: ".") {
+                // `amount.sum()`: aggregates are disabled, as in PostgREST's default configuration.
+                position += 1
+                if let word = try? fieldName(), Self.aggregateNames.contains(word), peek == UInt8(ascii: "(") {
+                    throw .aggregatesNotAllowed
+                }
+                throw failure("unexpected \".\" expecting \"->\", \"::\", \",\" or end of input")
+            }
+            var cast: String?
+            if consume("::") {
+                cast = try castType()
+            }
+            skipSpaces()
+            try expectItemEnd()
+            return .field(.init(alias: alias, field: RecordsQuery.Field(name: name, jsonPath: path), cast: cast))
+        }
+
+        mutating func expectItemEnd() throws(PostgRESTError) {
+            guard atEnd || peek == UInt8(ascii: ",") || peek == UInt8(ascii: ")") else {
+                throw failure("unexpected \(describeNext) expecting \",\", \")\" or end of input")
+            }
+        }
+
+        /// Up to two of `!inner`, `!left`, `!hint`.
+        mutating func embedParameters() throws(PostgRESTError) -> (hint: String?, join: RecordsQuery.EmbedJoin?) {
+            var hint: String?
+            var join: RecordsQuery.EmbedJoin?
+            var count = 0
+            while consume(UInt8(ascii: "!")) {
+                count += 1
+                guard count <= 2 else { throw failure("unexpected \"!\" expecting \"(\"") }
+                let word = try fieldName()
+                if word == "inner", join == nil {
+                    join = .inner
+                } else if word == "left", join == nil {
+                    join = .left
+                } else if hint == nil {
+                    hint = word
+                } else {
+                    throw failure("more than one embedding hint")
+                }
+            }
+            return (hint, join)
+        }
+
+        /// `( items )` after an embedding's name.
+        mutating func embeddedItems(name: String) throws(PostgRESTError) -> [RecordsQuery.SelectItem] {
+            guard consume(UInt8(ascii: "(")) else { throw failure("unexpected \(describeNext) expecting \"(\"") }
+            skipSpaces()
+            if peek == UInt8(ascii: ")") {
+                if Self.aggregateNames.contains(name) { throw .aggregatesNotAllowed }
+                throw failure("unexpected \")\" expecting field name (* or [a..z0..9_$])")
+            }
+            let items = try selectItems()
+            guard consume(UInt8(ascii: ")")) else { throw failure("unexpected \(describeNext) expecting \",\" or \")\"") }
+            skipSpaces()
+            try expectItemEnd()
+            return items
+        }
+
+        /// Type names that contain spaces; any other cast must be one word of letters, digits and `_`.
+        static let multiWordTypes: Set<String> = [
+            "double precision", "character varying", "bit varying", "timestamp with time zone",
+            "timestamp without time zone", "time with time zone", "time without time zone",
+        ]
+
+        /// A cast target after `::`. It is written into SQL unquoted, so only plain type names pass.
+        mutating func castType() throws(PostgRESTError) -> String {
+            let start = position
+            while let byte = peek, Self.isIdentifierByte(byte), byte != UInt8(ascii: "$") { position += 1 }
+            var words: [String] = []
+            for word in text(start..<position).split(separator: " ") where !word.isEmpty {
+                words.append(String(word))
+            }
+            guard !words.isEmpty else { throw failure("unexpected \(describeNext) expecting letter or digit") }
+            let joined = words.joined(separator: " ")
+            if words.count > 1 {
+                guard Self.multiWordTypes.contains(joined.lowercased()) else {
+                    throw failure("unsupported cast type \"\(joined)\"")
+                }
+                return joined
+            }
+            for (index, byte) in joined.utf8.enumerated() {
+                let isLetter = (byte | 0x20) >= UInt8(ascii: "a") && (byte | 0x20) <= UInt8(ascii: "z") || byte == UInt8(ascii: "_")
+                let isDigit = byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")
+                guard isLetter || (isDigit && index > 0) else { throw failure("unsupported cast type \"\(joined)\"") }
+            }
+            return joined
+        }
+
+        // MARK: filters
+
+        /// A word up to `.`, `(`, `,`, `)` or the end.
+        mutating func operatorWord() -> String {
+            let start = position
+            while let byte = peek, byte != UInt8(ascii: "."), byte != UInt8(ascii: "("),
+                  byte != UInt8(ascii: ","), byte != UInt8(ascii: ")") {
+                position += 1
+            }
+            return text(start..<position)
+        }
+
+        mutating func expectDelimiter() throws(PostgRESTError) {
+            guard consume(UInt8(ascii: ".")) else { throw failure("unexpected \(describeNext) expecting delimiter (.)") }
+        }
+
+        /// `[not.]operator.value`; inside logic trees values stop at `,` / `)` unless quoted.
+        mutating func operation(inLogicTree: Bool) throws(PostgRESTError) -> (negated: Bool, RecordsQuery.Operation) {
+            var negated = false
+            let operatorStart = position
+            var word = operatorWord()
+            if word == "not", peek == UInt8(ascii: ".") {
+                negated = true
+                position += 1
+                word = operatorWord()
+            }
+            switch word {
+            case "in":
+                try expectDelimiter()
+                return (negated, .list(try listValue(inLogicTree: inLogicTree)))
+            case "is":
+                try expectDelimiter()
+                let start = position
+                let value = inLogicTree ? logicValueRaw() : rest()
+                guard let isValue = RecordsQuery.IsValue(rawValue: value.lowercased()) else {
+                    position = start
+                    throw failure("unexpected \(describeNext) expecting null or trilean value (unknown, true, false)")
+                }
+                return (negated, .is(isValue))
+            default:
+                break
+            }
+            if let fullText = RecordsQuery.FullTextOperator(rawValue: word) {
+                var configuration: String?
+                if consume(UInt8(ascii: "(")) {
+                    let start = position
+                    while let byte = peek, Self.isIdentifierByte(byte), byte != UInt8(ascii: " "), byte != UInt8(ascii: "$") { position += 1 }
+                    guard position > start else { throw failure("unexpected \(describeNext) expecting text search configuration") }
+                    configuration = text(start..<position)
+                    guard consume(UInt8(ascii: ")")) else { throw failure("unexpected \(describeNext) expecting \")\"") }
+                }
+                try expectDelimiter()
+                return (negated, .fullText(fullText, configuration: configuration, try singleValue(inLogicTree: inLogicTree)))
+            }
+            guard let op = RecordsQuery.Operator(rawValue: word) else {
+                position = operatorStart
+                throw failure(word.isEmpty ? "expecting operator (eq, gt, ...)" : "unknown single value operator \(word)")
+            }
+            if consume(UInt8(ascii: "(")) {
+                let quantifierWord = operatorWord()
+                guard let quantifier = RecordsQuery.Quantifier(rawValue: quantifierWord), consume(UInt8(ascii: ")")) else {
+                    throw failure("unexpected \(describeNext) expecting \"any\" or \"all\"")
+                }
+                guard op.allowsQuantifier else { throw failure("operator \(word) does not take (\(quantifierWord))") }
+                try expectDelimiter()
+                return (negated, .quantified(op, quantifier, try singleValue(inLogicTree: inLogicTree)))
+            }
+            try expectDelimiter()
+            return (negated, .binary(op, try singleValue(inLogicTree: inLogicTree)))
+        }
+
+        mutating func singleValue(inLogicTree: Bool) throws(PostgRESTError) -> String {
+            guard inLogicTree else { return rest() }
+            if peek == UInt8(ascii: "\"") {
+                let save = position
+                let value = try quotedValue()
+                if atEnd || peek == UInt8(ascii: ",") || peek == UInt8(ascii: ")") { return value }
+                position = save
+            }
+            if peek == UInt8(ascii: "{") {
+                let start = position
+                while let byte = peek, byte != UInt8(ascii: "}") {
+                    position += 1
+                    if byte == UInt8(ascii: "{"), position - 1 != start { throw failure("unexpected \"{\" inside an array value") }
+                }
+                guard consume(UInt8(ascii: "}")) else { throw failure("unexpected end of input expecting \"}\"") }
+                return text(start..<position)
+            }
+            return logicValueRaw()
+        }
+
+        /// Characters up to `,` / `)` (a plain value inside a logic tree).
+        mutating func logicValueRaw() -> String {
+            let start = position
+            while let byte = peek, byte != UInt8(ascii: ","), byte != UInt8(ascii: ")") { position += 1 }
+            return text(start..<position)
+        }
+
+        /// `(a,b,"c,d")`; an empty `()` is the empty list.
+        mutating func listValue(inLogicTree: Bool) throws(PostgRESTError) -> [String] {
+            skipSpaces()
+            guard consume(UInt8(ascii: "(")) else { throw failure("unexpected \(describeNext) expecting \"(\"") }
+            var values: [String] = []
+            skipSpaces()
+            if consume(UInt8(ascii: ")")) {
+                skipSpaces()
+                try expectListEnd(inLogicTree: inLogicTree)
+                return values
+            }
+            while true {
+                if peek == UInt8(ascii: "\"") {
+                    let save = position
+                    let value = try quotedValue()
+                    if peek == UInt8(ascii: ",") || peek == UInt8(ascii: ")") {
+                        values.append(value)
+                    } else {
+                        position = save
+                        values.append(logicValueRaw())
+                    }
+                } else {
+                    values.append(logicValueRaw())
+                }
+                if consume(UInt8(ascii: ",")) { continue }
+                guard consume(UInt8(ascii: ")")) else { throw failure("unexpected end of input expecting \",\" or \")\"") }
+                break
+            }
+            skipSpaces()
+            try expectListEnd(inLogicTree: inLogicTree)
+            return values
+        }
+
+        func expectListEnd(inLogicTree: Bool) throws(PostgRESTError) {
+            if inLogicTree {
+                guard atEnd || peek == UInt8(ascii: ",") || peek == UInt8(ascii: ")") else {
+                    throw failure("unexpected \(describeNext) expecting \",\" or \")\"")
+                }
+            } else if !atEnd {
+                throw failure("unexpected \(describeNext) expecting end of input")
+            }
+        }
+
+        // MARK: logic trees
+
+        /// `( condition, condition, ... )`
+        mutating func logicGroup() throws(PostgRESTError) -> [RecordsQuery.Condition] {
+            skipSpaces()
+            guard consume(UInt8(ascii: "(")) else { throw failure("unexpected \(describeNext) expecting \"(\"") }
+            var children: [RecordsQuery.Condition] = []
+            repeat {
+                skipSpaces()
+                children.append(try logicCondition())
+                skipSpaces()
+            } while consume(UInt8(ascii: ","))
+            guard consume(UInt8(ascii: ")")) else { throw failure("unexpected \(describeNext) expecting \",\" or \")\"") }
+            return children
+        }
+
+        mutating func logicCondition() throws(PostgRESTError) -> RecordsQuery.Condition {
+            let start = position
+            var negated = false
+            if consume("not.") { negated = true }
+            if consume("and(") || consume("or(") {
+                let logicOperator: RecordsQuery.LogicOperator = bytes[position - 2] == UInt8(ascii: "d") ? .and : .or
+                position -= 1
+                return .logic(negated: negated, logicOperator, try logicGroup())
+            }
+            position = start
+            if atEnd || peek == UInt8(ascii: ")") || peek == UInt8(ascii: ",") {
+                throw failure("unexpected \(describeNext) expecting field name (* or [a..z0..9_$]), negation operator (not) or logic operator (and, or)")
+            }
+            let field = try field()
+            try expectDelimiter()
+            let (filterNegated, operation) = try self.operation(inLogicTree: true)
+            return .filter(RecordsQuery.Filter(field: field, negated: filterNegated, operation: operation))
+        }
+
+        // MARK: order
+
+        mutating func orderTerms() throws(PostgRESTError) -> [RecordsQuery.OrderTerm] {
+            var terms: [RecordsQuery.OrderTerm] = []
+            repeat {
+                skipSpaces()
+                var relation: String?
+                let name = try fieldName()
+                let field: RecordsQuery.Field
+                if consume(UInt8(ascii: "(")) {
+                    relation = name
+                    field = try self.field()
+                    guard consume(UInt8(ascii: ")")) else { throw failure("unexpected \(describeNext) expecting \")\"") }
+                } else {
+                    field = RecordsQuery.Field(name: name, jsonPath: try jsonPath())
+                }
+                var direction: RecordsQuery.OrderDirection?
+                var nulls: RecordsQuery.NullsOrder?
+                while consume(UInt8(ascii: ".")) {
+                    let word = operatorWord()
+                    if direction == nil, nulls == nil, let value = RecordsQuery.OrderDirection(rawValue: word) {
+                        direction = value
+                    } else if nulls == nil, let value = RecordsQuery.NullsOrder(rawValue: word) {
+                        nulls = value
+                    } else {
+                        position -= word.utf8.count
+                        throw failure(nulls == nil && direction == nil
+                            ? "unexpected \"\(word)\" expecting \"asc\", \"desc\", \"nullsfirst\" or \"nullslast\""
+                            : "unexpected \"\(word)\" expecting \"nullsfirst\" or \"nullslast\"")
+                    }
+                }
+                skipSpaces()
+                guard atEnd || peek == UInt8(ascii: ",") else {
+                    throw failure("unexpected \(describeNext) expecting delimiter (.), \",\" or end of input")
+                }
+                terms.append(RecordsQuery.OrderTerm(relation: relation, field: field, direction: direction, nulls: nulls))
+            } while consume(UInt8(ascii: ","))
+            return terms
+        }
+    }
+}
+
+/// The `Prefer` header preferences the records API honours.
+public struct RecordsPreferences: Sendable, Equatable {
+    /// `return=`
+    public enum Return: String, Sendable {
+        case minimal
+        case headersOnly = "headers-only"
+        case representation
+    }
+
+    /// `return=minimal|headers-only|representation`, if given.
+    public var returnPreference: Return?
+    /// `count=exact|planned|estimated`, if given.
+    public var count: String?
+    /// `resolution=merge-duplicates|ignore-duplicates`, if given.
+    public var resolution: String?
+    /// `missing=default`: keys absent from a bulk insert row take the column default.
+    public var missingDefault: Bool = false
+    /// `missing=` was given (either value), so it is echoed in Preference-Applied.
+    var missingGiven: Bool = false
+    /// `handling=strict|lenient`, if given.
+    public var handling: String?
+    /// `params=single-object`: pass the whole body as the function's one json argument.
+    public var singleObjectParameter: Bool = false
+
+    /// Creates preferences.
+    public init() {}
+
+    /// Parses a `Prefer` header: comma-separated `key=value` tokens. Unknown tokens are ignored,
+    /// unless `handling=strict` is among them (then 400 PGRST122).
+    public static func parse(_ header: String?) throws(PostgRESTError) -> RecordsPreferences {
+        var preferences = RecordsPreferences()
+        guard let header, !header.isEmpty else { return preferences }
+        var invalid: [String] = []
+        for rawToken in header.split(separator: ",") {
+            let token = rawToken.trimmingSpaces
+            if token.isEmpty { continue }
+            switch token {
+            case "return=minimal": preferences.returnPreference = .minimal
+            case "return=headers-only": preferences.returnPreference = .headersOnly
+            case "return=representation": preferences.returnPreference = .representation
+            case "count=exact", "count=planned", "count=estimated":
+                preferences.count = String(token.dropFirst("count=".count))
+            case "resolution=merge-duplicates", "resolution=ignore-duplicates":
+                preferences.resolution = String(token.dropFirst("resolution=".count))
+            case "missing=default":
+                preferences.missingDefault = true
+                preferences.missingGiven = true
+            case "missing=null":
+                preferences.missingDefault = false
+                preferences.missingGiven = true
+            case "handling=strict", "handling=lenient":
+                preferences.handling = String(token.dropFirst("handling=".count))
+            case "params=single-object":
+                preferences.singleObjectParameter = true
+            case "tx=commit", "tx=rollback":
+                break
+            default:
+                if token.hasPrefix("timezone=") || token.hasPrefix("max-affected=") { break }
+                invalid.append(token)
+            }
+        }
+        if preferences.handling == "strict", !invalid.isEmpty {
+            throw .invalidPreferences(invalid)
+        }
+        return preferences
+    }
+}
+
+extension Substring {
+    /// The substring without leading and trailing spaces and tabs.
+    var trimmingSpaces: String {
+        var lower = startIndex
+        var upper = endIndex
+        while lower < upper, self[lower] == " " || self[lower] == "\t" { lower = index(after: lower) }
+        while upper > lower, self[index(before: upper)] == " " || self[index(before: upper)] == "\t" { upper = index(before: upper) }
+        return String(self[lower..<upper])
+    }
+}
+
+/// The `Range` request header (`0-9`, `items=0-9`, `10-`), as PostgREST reads it.
+public struct RecordsRangeHeader: Sendable, Equatable {
+    /// First row index.
+    public var lower: Int
+    /// Last row index, inclusive; nil for an open range.
+    public var upper: Int?
+
+    /// Creates a range.
+    public init(lower: Int, upper: Int?) {
+        self.lower = lower
+        self.upper = upper
+    }
+
+    /// Parses the header; nil for headers that are not a row range (PostgREST ignores those).
+    /// A range whose upper bound is below its lower bound is 416 PGRST103.
+    public static func parse(_ header: String?) throws(PostgRESTError) -> RecordsRangeHeader? {
+        guard var text = header?[...].trimmingSpaces, !text.isEmpty else { return nil }
+        if let equals = text.firstIndex(of: "=") {
+            text = String(text[text.index(after: equals)...])
+        }
+        guard let dash = text.firstIndex(of: "-") else { return nil }
+        guard let lower = Int(text[..<dash]), lower >= 0 else { return nil }
+        let upperText = text[text.index(after: dash)...]
+        if upperText.isEmpty { return RecordsRangeHeader(lower: lower, upper: nil) }
+        guard let upper = Int(upperText), upper >= 0 else { return nil }
+        guard upper >= lower else {
+            throw .invalidRange("The lower boundary must be lower than or equal to the upper boundary in the Range header.")
+        }
+        return RecordsRangeHeader(lower: lower, upper: upper)
+    }
+}
+
+/// What the `Accept` header asks for.
+enum RecordsAcceptedMedia: Equatable {
+    /// A JSON array of rows.
+    case json
+    /// `application/vnd.pgrst.object+json`: one object (the executor unwraps it).
+    case singleObject
+
+    /// Picks the first acceptable media type; 406 PGRST107 when none is.
+    static func parse(_ header: String?) throws(PostgRESTError) -> RecordsAcceptedMedia {
+        guard let header, !header.isEmpty else { return .json }
+        for part in header.split(separator: ",") {
+            let type = (part.split(separator: ";", maxSplits: 1).first.map { $0.trimmingSpaces } ?? "").lowercased()
+            switch type {
+            case "application/json", "application/*", "*/*", "application/vnd.pgrst.array+json", "application/vnd.pgrst.array":
+                return .json
+            case "application/vnd.pgrst.object+json", "application/vnd.pgrst.object":
+                return .singleObject
+            default:
+                continue
+            }
+        }
+        throw .unacceptableMediaType(header)
+    }
+}

@@ -1,0 +1,165 @@
+import EventStore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import PostgresNIO
+
+/// `/api/database/records/:table` and `/api/database/rpc/:fn`: PostgREST's query language.
+///
+/// The request is parsed and turned into one SQL statement by the pure `RecordsSQLBuilder`
+/// (identifiers checked against the schema cache, values bound). It runs in a transaction as the
+/// caller: `role` and `request.jwt.claims` set locally, so the table's row-level security decides
+/// what is visible; writes append their `Records*` events in the same transaction (triggers).
+struct RecordsController {
+    let client: PostgresClient
+    let schema: SchemaCache
+    let logger: Logger
+
+    func register(_ routes: RouteTable) {
+        for method in [HTTPRequest.Method.get, .head, .post, .patch, .put, .delete] {
+            routes.add(method, "/api/database/records/:table", "Records of a table (PostgREST query language)", access: .public) {
+                try await handle($0, $1, target: .table($1.parameters.get("table") ?? ""))
+            }
+        }
+        for method in [HTTPRequest.Method.get, .post] {
+            routes.add(method, "/api/database/rpc/:fn", "Call a database function", access: .public) {
+                try await handle($0, $1, target: .rpc($1.parameters.get("fn") ?? ""))
+            }
+        }
+    }
+
+    static let objectMediaType = "application/vnd.pgrst.object+json"
+
+    func recordsRequest(_ request: Request, context: AppRequestContext, target: RecordsRequest.Target) async throws -> RecordsRequest {
+        guard let method = RecordsRequest.Method(rawValue: request.method.rawValue) else {
+            throw PostgRESTError(status: 405, code: "PGRST101", message: "Unsupported HTTP method", details: nil, hint: nil)
+        }
+        var items: [(name: String, value: String)] = []
+        if let query = request.uri.query {
+            for pair in query.split(separator: "&") where !pair.isEmpty {
+                let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+                items.append((Request.formDecode(kv[0]), kv.count > 1 ? Request.formDecode(kv[1]) : ""))
+            }
+        }
+        let writes = [.post, .patch, .put, .delete].contains(method)
+        let profile = request.headers[HTTPField.Name(writes ? "Content-Profile" : "Accept-Profile")!]
+        let schemaName = items.first { $0.name == "schema" }?.value ?? profile
+        var body: [UInt8]?
+        if [.post, .patch, .put].contains(method) {
+            let buffer = try await request.body.collect(upTo: 16 << 20)
+            body = buffer.readableBytes == 0 ? nil : Array(buffer.readableBytesView)
+        }
+        return RecordsRequest(method: method, target: target, schema: schemaName, query: items,
+                              prefer: request.headers[HTTPField.Name("Prefer")!], accept: request.headers[.accept],
+                              range: request.headers[.range], body: body)
+    }
+
+    /// The role and claims a request runs with.
+    static func identity(_ credential: Credential) -> (role: String, claims: String) {
+        switch credential {
+        case .admin: ("project_admin", #"{"role":"project_admin"}"#)
+        case .anon, .none: ("anon", #"{"role":"anon"}"#)
+        case .token(let s):
+            (s.role, #"{"sub":\#(JSONCoding.quoted(s.id)),"email":\#(JSONCoding.quoted(s.email)),"role":\#(JSONCoding.quoted(s.role))}"#)
+        }
+    }
+
+    func handle(_ request: Request, _ context: AppRequestContext, target: RecordsRequest.Target) async throws -> Response {
+        let generated: GeneratedSQL
+        do {
+            let parsed = try await recordsRequest(request, context: context, target: target)
+            generated = try RecordsSQLBuilder.build(parsed, catalog: schema.catalog)
+        } catch let error as PostgRESTError {
+            return Self.response(error)
+        }
+        let (role, claims) = Self.identity(context.credential)
+        let readOnly = request.method == .get || request.method == .head
+        let result: (pageTotal: Int64, total: Int64?, body: String?)
+        do {
+            result = try await client.withConnection { connection in
+                try await connection.inTransaction(readOnly ? "BEGIN READ ONLY" : "BEGIN", logger: logger) {
+                    try await connection.query("""
+                        SELECT set_config('role', \(role), true), set_config('request.jwt.claims', \(claims), true),
+                               set_config('request.id', \(context.requestId), true)
+                        """, logger: logger)
+                    var bindings = PostgresBindings()
+                    for bind in generated.binds {
+                        if let bind { bindings.append(bind) } else { bindings.appendNull() }
+                    }
+                    for try await row in try await connection.query(PostgresQuery(unsafeSQL: generated.sql, binds: bindings), logger: logger)
+                        .decode((Int64, Int64?, String?).self) {
+                        return row
+                    }
+                    return (0, nil, nil)
+                }
+            }
+        } catch let error as PSQLError where error.code == .server {
+            return Self.response(Self.postgRESTError(error, role: role))
+        }
+        return try respond(request, generated, result)
+    }
+
+    func respond(_ request: Request, _ generated: GeneratedSQL, _ result: (pageTotal: Int64, total: Int64?, body: String?)) throws -> Response {
+        var headers: HTTPFields = [:]
+        if !generated.preferenceApplied.isEmpty {
+            headers[HTTPField.Name("Preference-Applied")!] = generated.preferenceApplied.joined(separator: ", ")
+        }
+        let first = generated.rangeOffset
+        let totalText = result.total.map(String.init) ?? "*"
+        headers[HTTPField.Name("Content-Range")!] = result.pageTotal > 0
+            ? "\(first)-\(first + Int(result.pageTotal) - 1)/\(totalText)" : "*/\(totalText)"
+        var body = result.body ?? "[]"
+        if generated.singleObject {
+            guard result.pageTotal == 1 else {
+                return Self.response(PostgRESTError(status: 406, code: "PGRST116",
+                                                    message: "JSON object requested, multiple (or no) rows returned",
+                                                    details: "The result contains \(result.pageTotal) rows", hint: nil))
+            }
+            if body.hasPrefix("["), body.hasSuffix("]") { body = String(body.dropFirst().dropLast()) }
+            headers[.contentType] = "\(Self.objectMediaType); charset=utf-8"
+        } else {
+            headers[.contentType] = "application/json; charset=utf-8"
+        }
+        let status: HTTPResponse.Status
+        switch request.method {
+        case .post where !isRPC(request): status = .created
+        case .get, .head:
+            if let total = result.total, Int(result.pageTotal) + first < Int(total) || first > 0 { status = .partialContent } else { status = .ok }
+        default: status = generated.returnMinimal ? .noContent : .ok
+        }
+        if generated.returnMinimal && !isRPC(request) || request.method == .head {
+            headers[.contentType] = nil
+            return Response(status: status == .ok && request.method != .head ? .noContent : status, headers: headers)
+        }
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: body)))
+    }
+
+    func isRPC(_ request: Request) -> Bool { request.uri.path.hasPrefix("/api/database/rpc/") }
+
+    /// `{code, message, details, hint}` with its status.
+    static func response(_ error: PostgRESTError) -> Response {
+        var text = "{\"code\":\(JSONCoding.quoted(error.code)),\"message\":\(JSONCoding.quoted(error.message)),\"details\":"
+        text += error.details.map(JSONCoding.quoted) ?? "null"
+        text += ",\"hint\":" + (error.hint.map(JSONCoding.quoted) ?? "null") + "}"
+        return Response(status: HTTPResponse.Status(code: error.status), headers: [.contentType: "application/json; charset=utf-8"],
+                        body: .init(byteBuffer: ByteBuffer(string: text)))
+    }
+
+    /// PostgreSQL's error in PostgREST's shape and status.
+    static func postgRESTError(_ error: PSQLError, role: String) -> PostgRESTError {
+        let state = error.serverInfo?[.sqlState] ?? "XX000"
+        let status: Int = switch state {
+        case "23505", "23503": 409
+        case "42501": role == "anon" ? 401 : 403
+        case "42P01", "42883": 404
+        case "25006": 405
+        case "53400", "57014": 500
+        case _ where state.hasPrefix("08") || state.hasPrefix("53") || state.hasPrefix("57") || state.hasPrefix("58") || state.hasPrefix("XX"): 500
+        default: 400
+        }
+        return PostgRESTError(status: status, code: state, message: error.serverInfo?[.message] ?? "Database error",
+                              details: error.serverInfo?[.detail], hint: error.serverInfo?[.hint])
+    }
+}
