@@ -1007,18 +1007,26 @@ def test_unrestricted_route_cannot_write_private_schemas_by_indirection(attack, 
 
 def test_session_settings_do_not_leak_into_later_requests(deployment_factory):
     """Each request is its own transaction: a SET in one must not change what later requests (on whichever
-    pooled connection) see. (Its own deployment: a leaked search_path would break every later test.)"""
+    pooled connection) see. Settings that redirect names or identities are refused outright; harmless ones
+    are reset after the request. (Its own deployment: a leak would break every later test.)"""
     server = deployment_factory().server(name="leak")
-    marker = "leak-" + secrets.token_hex(4)
-    sql_ok(server, f"SET insforge_e2e.marker = '{marker}'")
-    sql_ok(server, "SET search_path TO pg_catalog")
+    for sql in ["SET search_path TO pg_catalog", "SET insforge_e2e.marker = 'x'", "RESET search_path",
+                "SELECT set_config('search_path', 'auth', false)"]:
+        r = server.post("/api/database/advance/rawsql/unrestricted", json={"query": sql})
+        assert_error(r, 400, "INVALID_INPUT")
+    before = sql_ok(server, "SELECT current_setting('TimeZone') AS tz")["rows"][0]["tz"]
+    zone = "Pacific/Chatham" if before != "Pacific/Chatham" else "Asia/Tokyo"
+    sql_ok(server, f"SET TimeZone = '{zone}'")
+    sql_ok(server, "SET statement_timeout = '1234ms'")
     seen = set()
     for _ in range(30):
-        body = sql_ok(server, "SELECT current_setting('insforge_e2e.marker', true) AS m, "
+        body = sql_ok(server, "SELECT current_setting('TimeZone') AS z, current_setting('statement_timeout') AS t, "
                               "current_setting('search_path') AS p")
-        seen.add((body["rows"][0]["m"], body["rows"][0]["p"]))
-    assert all(m != marker for m, _ in seen), seen
-    assert all(p != "pg_catalog" for _, p in seen), seen
+        row = body["rows"][0]
+        seen.add((row["z"], row["t"], row["p"]))
+    assert all(z == before for z, _, _ in seen), seen
+    assert all(t != "1234ms" for _, t, _ in seen), seen
+    assert all("pg_catalog" != p for _, _, p in seen), seen
 
 
 # --------------------------------------------------------------------------- raw SQL: errors

@@ -181,11 +181,11 @@ public struct RecordsQuery: Sendable, Equatable {
     }
 
     /// A boolean condition: a filter, or a (negatable) `and(...)` / `or(...)` of conditions.
-    public indirect enum Condition: Sendable, Equatable {
+    public enum Condition: Sendable, Equatable {
         /// A single filter.
         case filter(Filter)
         /// `[not.]and(...)` / `[not.]or(...)`
-        case logic(negated: Bool, LogicOperator, [Condition])
+        indirect case logic(negated: Bool, LogicOperator, [Condition])
     }
 
     /// Sort direction.

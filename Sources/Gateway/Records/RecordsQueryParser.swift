@@ -112,7 +112,7 @@ public enum RecordsQueryParser {
     }
 
     /// Parses `columns=` / `on_conflict=`: field names separated by commas.
-    public static func parseColumnList(_ text: String, what: String) throws(PostgRESTError) -> [String] {
+    public static func parseColumnList(_ text: String, what: StaticString) throws(PostgRESTError) -> [String] {
         try withCursor(text, what: what) { (cursor: inout Cursor) throws(PostgRESTError) in
             var names: [String] = []
             repeat {
@@ -135,7 +135,17 @@ public enum RecordsQueryParser {
     /// Splits a query item name into its embedding path and what it sets: `comments.order`,
     /// `not.or`, `author.name`, `data->>a`.
     static func parseKey(_ name: String) throws(PostgRESTError) -> (path: [String], kind: KeyKind) {
-        try withCursor(name, what: "tree path") { (cursor: inout Cursor) throws(PostgRESTError) in
+        if isPlainName(name) {
+            switch name {
+            case "order": return ([], .order)
+            case "limit": return ([], .limit)
+            case "offset": return ([], .offset)
+            case "and": return ([], .logic(negated: false, .and))
+            case "or": return ([], .logic(negated: false, .or))
+            default: return ([], .filter(RecordsQuery.Field(name: name)))
+            }
+        }
+        return try withCursor(name, what: "tree path") { (cursor: inout Cursor) throws(PostgRESTError) in
             var segments: [String] = []
             segments.append(try cursor.fieldName())
             while cursor.consume(UInt8(ascii: ".")) { segments.append(try cursor.fieldName()) }
@@ -161,25 +171,62 @@ public enum RecordsQueryParser {
         }
     }
 
+    /// Whether `name` is one unquoted identifier (no embedding path, JSON path or quotes): the common case.
+    static func isPlainName(_ name: String) -> Bool {
+        var sawByte = false
+        for byte in name.utf8 {
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+                 UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "_"), UInt8(ascii: "$"), 0x80...0xFF:
+                sawByte = true
+            default:
+                return false
+            }
+        }
+        return sawByte
+    }
+
     /// Whether a value starts with an operator, which makes its item a filter (PostgREST's rule).
     static func hasOperator(_ value: String) -> Bool {
-        var word: [UInt8] = []
-        word.reserveCapacity(12)
-        var terminator: UInt8 = 0
-        for byte in value.utf8 {
-            if byte == UInt8(ascii: ".") || byte == UInt8(ascii: "(") {
-                terminator = byte
-                break
+        var value = value
+        return value.withUTF8 { bytes in
+            var end = 0
+            while end < bytes.count, bytes[end] != UInt8(ascii: "."), bytes[end] != UInt8(ascii: "(") { end += 1 }
+            switch operatorToken(bytes, 0..<end) {
+            case .not, .inList, .isCheck: return end < bytes.count && bytes[end] == UInt8(ascii: ".")
+            case .binary, .fullText: return true
+            case nil: return false
             }
-            if word.count >= 12 { return false }
-            word.append(byte)
         }
-        switch String(decoding: word, as: UTF8.self) {
-        case "not", "in", "is": return terminator == UInt8(ascii: ".")
-        case let name where RecordsQuery.Operator(rawValue: name) != nil: return true
-        case let name where RecordsQuery.FullTextOperator(rawValue: name) != nil: return true
-        default: return false
+    }
+
+    /// The word that starts a filter value.
+    enum OperatorToken: Equatable {
+        case not, inList, isCheck
+        case binary(RecordsQuery.Operator)
+        case fullText(RecordsQuery.FullTextOperator)
+    }
+
+    static let operatorTokens: [(word: StaticString, token: OperatorToken)] = [
+        ("eq", .binary(.eq)), ("gte", .binary(.gte)), ("gt", .binary(.gt)), ("lte", .binary(.lte)), ("lt", .binary(.lt)),
+        ("neq", .binary(.neq)), ("like", .binary(.like)), ("ilike", .binary(.ilike)), ("in", .inList), ("is", .isCheck),
+        ("not", .not), ("match", .binary(.match)), ("imatch", .binary(.imatch)), ("isdistinct", .binary(.isdistinct)),
+        ("cs", .binary(.cs)), ("cd", .binary(.cd)), ("ov", .binary(.ov)), ("sl", .binary(.sl)), ("sr", .binary(.sr)),
+        ("nxr", .binary(.nxr)), ("nxl", .binary(.nxl)), ("adj", .binary(.adj)),
+        ("fts", .fullText(.fts)), ("plfts", .fullText(.plfts)), ("phfts", .fullText(.phfts)), ("wfts", .fullText(.wfts)),
+    ]
+
+    /// Matches `bytes[range]` against the operator words without building a string.
+    static func operatorToken(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) -> OperatorToken? {
+        let count = range.count
+        guard count >= 2, count <= 10 else { return nil }
+        for entry in operatorTokens where entry.word.utf8CodeUnitCount == count {
+            let word = entry.word.utf8Start
+            var index = 0
+            while index < count, bytes[range.lowerBound + index] == word[index] { index += 1 }
+            if index == count { return entry.token }
         }
+        return nil
     }
 
     /// Parses a `limit`/`offset` value.
@@ -210,11 +257,10 @@ public enum RecordsQueryParser {
     // MARK: - Cursor
 
     /// Runs `body` over the UTF-8 bytes of `text` without copying them.
-    static func withCursor<T>(_ text: String, what: String, _ body: (inout Cursor) throws(PostgRESTError) -> T) throws(PostgRESTError) -> T {
+    static func withCursor<T>(_ text: String, what: StaticString, _ body: (inout Cursor) throws(PostgRESTError) -> T) throws(PostgRESTError) -> T {
         var text = text
-        let input = text
         let result: Result<T, PostgRESTError> = text.withUTF8 { buffer in
-            var cursor = Cursor(bytes: buffer, what: what, input: input)
+            var cursor = Cursor(bytes: buffer, what: what)
             do throws(PostgRESTError) {
                 return .success(try body(&cursor))
             } catch {
@@ -228,13 +274,12 @@ public enum RecordsQueryParser {
     struct Cursor {
         let bytes: UnsafeBufferPointer<UInt8>
         var position = 0
-        let what: String
-        let input: String
+        /// What is being parsed, for error messages ("filter", "order", ...).
+        let what: StaticString
 
-        init(bytes: UnsafeBufferPointer<UInt8>, what: String, input: String) {
+        init(bytes: UnsafeBufferPointer<UInt8>, what: StaticString) {
             self.bytes = bytes
             self.what = what
-            self.input = input
         }
 
         var atEnd: Bool { position >= bytes.count }
@@ -246,7 +291,7 @@ public enum RecordsQueryParser {
 
         /// A PGRST100 error at the current position.
         func failure(_ details: String) -> PostgRESTError {
-            .unparsable(what, input: input, column: position + 1, details: details)
+            .unparsable(what.description, input: text(0..<bytes.count), column: min(position, bytes.count) + 1, details: details)
         }
 
         var describeNext: String {
@@ -549,13 +594,18 @@ public enum RecordsQueryParser {
 
         // MARK: filters
 
-        /// A word up to `.`, `(`, `,`, `)` or the end.
-        mutating func operatorWord() -> String {
-            let start = position
+        /// Moves past a word that ends at `.`, `(`, `,`, `)` or the end.
+        mutating func skipOperatorWord() {
             while let byte = peek, byte != UInt8(ascii: "."), byte != UInt8(ascii: "("),
                   byte != UInt8(ascii: ","), byte != UInt8(ascii: ")") {
                 position += 1
             }
+        }
+
+        /// A word up to `.`, `(`, `,`, `)` or the end.
+        mutating func operatorWord() -> String {
+            let start = position
+            skipOperatorWord()
             return text(start..<position)
         }
 
@@ -566,18 +616,21 @@ public enum RecordsQueryParser {
         /// `[not.]operator.value`; inside logic trees values stop at `,` / `)` unless quoted.
         mutating func operation(inLogicTree: Bool) throws(PostgRESTError) -> (negated: Bool, RecordsQuery.Operation) {
             var negated = false
-            let operatorStart = position
-            var word = operatorWord()
-            if word == "not", peek == UInt8(ascii: ".") {
+            var wordStart = position
+            skipOperatorWord()
+            var token = RecordsQueryParser.operatorToken(bytes, wordStart..<position)
+            if token == .not, peek == UInt8(ascii: ".") {
                 negated = true
                 position += 1
-                word = operatorWord()
+                wordStart = position
+                skipOperatorWord()
+                token = RecordsQueryParser.operatorToken(bytes, wordStart..<position)
             }
-            switch word {
-            case "in":
+            switch token {
+            case .inList:
                 try expectDelimiter()
                 return (negated, .list(try listValue(inLogicTree: inLogicTree)))
-            case "is":
+            case .isCheck:
                 try expectDelimiter()
                 let start = position
                 let value = inLogicTree ? logicValueRaw() : rest()
@@ -586,10 +639,7 @@ public enum RecordsQueryParser {
                     throw failure("unexpected \(describeNext) expecting null or trilean value (unknown, true, false)")
                 }
                 return (negated, .is(isValue))
-            default:
-                break
-            }
-            if let fullText = RecordsQuery.FullTextOperator(rawValue: word) {
+            case .fullText(let fullText):
                 var configuration: String?
                 if consume(UInt8(ascii: "(")) {
                     let start = position
@@ -600,22 +650,25 @@ public enum RecordsQueryParser {
                 }
                 try expectDelimiter()
                 return (negated, .fullText(fullText, configuration: configuration, try singleValue(inLogicTree: inLogicTree)))
-            }
-            guard let op = RecordsQuery.Operator(rawValue: word) else {
-                position = operatorStart
+            case .binary(let op):
+                if consume(UInt8(ascii: "(")) {
+                    let quantifierStart = position
+                    skipOperatorWord()
+                    let quantifierWord = text(quantifierStart..<position)
+                    guard let quantifier = RecordsQuery.Quantifier(rawValue: quantifierWord), consume(UInt8(ascii: ")")) else {
+                        throw failure("unexpected \(describeNext) expecting \"any\" or \"all\"")
+                    }
+                    guard op.allowsQuantifier else { throw failure("operator \(op.rawValue) does not take (\(quantifierWord))") }
+                    try expectDelimiter()
+                    return (negated, .quantified(op, quantifier, try singleValue(inLogicTree: inLogicTree)))
+                }
+                try expectDelimiter()
+                return (negated, .binary(op, try singleValue(inLogicTree: inLogicTree)))
+            case .not, nil:
+                let word = text(wordStart..<position)
+                position = wordStart
                 throw failure(word.isEmpty ? "expecting operator (eq, gt, ...)" : "unknown single value operator \(word)")
             }
-            if consume(UInt8(ascii: "(")) {
-                let quantifierWord = operatorWord()
-                guard let quantifier = RecordsQuery.Quantifier(rawValue: quantifierWord), consume(UInt8(ascii: ")")) else {
-                    throw failure("unexpected \(describeNext) expecting \"any\" or \"all\"")
-                }
-                guard op.allowsQuantifier else { throw failure("operator \(word) does not take (\(quantifierWord))") }
-                try expectDelimiter()
-                return (negated, .quantified(op, quantifier, try singleValue(inLogicTree: inLogicTree)))
-            }
-            try expectDelimiter()
-            return (negated, .binary(op, try singleValue(inLogicTree: inLogicTree)))
         }
 
         mutating func singleValue(inLogicTree: Bool) throws(PostgRESTError) -> String {

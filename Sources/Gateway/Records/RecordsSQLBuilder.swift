@@ -107,10 +107,15 @@ struct RecordsSQLWriter {
     /// A double-quoted identifier; `"` is doubled and NUL (which would end the statement) dropped.
     mutating func appendIdentifier(_ name: String) {
         bytes.append(UInt8(ascii: "\""))
-        for byte in name.utf8 {
-            if byte == 0 { continue }
-            if byte == UInt8(ascii: "\"") { bytes.append(byte) }
-            bytes.append(byte)
+        let utf8 = name.utf8
+        if utf8.contains(where: { $0 == UInt8(ascii: "\"") || $0 == 0 }) {
+            for byte in utf8 {
+                if byte == 0 { continue }
+                if byte == UInt8(ascii: "\"") { bytes.append(byte) }
+                bytes.append(byte)
+            }
+        } else {
+            bytes.append(contentsOf: utf8)
         }
         bytes.append(UInt8(ascii: "\""))
     }
@@ -931,19 +936,22 @@ struct RecordsStatement {
         }
         writer.append(" AS ")
         writer.appendAlias(aliasTable, root.alias)
-        var countParts: [Range<Int>] = [fromStart..<writer.bytes.count]
-        let referenced = Self.referencedEmbeds(root.conditions, node: root)
-        for embed in root.embeds {
-            let start = writer.bytes.count
-            try emitLateral(embed, parent: root)
-            if embed.isInner || referenced.contains(embed.lateralAlias) { countParts.append(start..<writer.bytes.count) }
+        var countParts: [Range<Int>] = []
+        if withCount { countParts.append(fromStart..<writer.bytes.count) }
+        if !root.embeds.isEmpty {
+            let referenced = Self.referencedEmbeds(root.conditions, node: root)
+            for embed in root.embeds {
+                let start = writer.bytes.count
+                try emitLateral(embed, parent: root)
+                if withCount, embed.isInner || referenced.contains(embed.lateralAlias) { countParts.append(start..<writer.bytes.count) }
+            }
         }
         let whereStart = writer.bytes.count
         for (index, condition) in root.conditions.enumerated() {
             writer.append(index == 0 ? " WHERE " : " AND ")
             try emitCondition(condition, node: root, allowEmbeds: true, parenthesized: root.conditions.count > 1)
         }
-        countParts.append(whereStart..<writer.bytes.count)
+        if withCount { countParts.append(whereStart..<writer.bytes.count) }
         try emitOrder(root)
         emitRange(limit: limit, offset: offset)
         writer.append(")")

@@ -162,8 +162,10 @@ struct RawSQLController {
                 WITH __insforge_raw AS (\(text)\n)
                 SELECT coalesce(json_agg(__insforge_row), '[]')::text, count(*),
                        coalesce((SELECT json_agg(__insforge_key)::text
-                                 FROM json_object_keys((SELECT row_to_json(__insforge_first) FROM __insforge_raw __insforge_first LIMIT 1))
-                                      __insforge_key), '[]')
+                                 FROM json_object_keys((SELECT row_to_json(__insforge_first) FROM (
+                                     -- null-extended when there are no rows, so the column names still come back
+                                     SELECT __insforge_f.* FROM (SELECT 1) __insforge_one LEFT JOIN __insforge_raw __insforge_f ON true LIMIT 1
+                                 ) __insforge_first)) __insforge_key), '[]')
                 FROM __insforge_raw __insforge_row
                 """
             for try await (rows, count, fields) in try await connection.query(PostgresQuery(unsafeSQL: sql, binds: bindings), logger: logger)
