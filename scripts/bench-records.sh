@@ -17,4 +17,4 @@ swift build -c release --product insforge-bench
 bin="$(swift build -c release --show-bin-path)"
 python3 scripts/bench_records.py --bin "$bin/insforge" \
     --database-url "postgres://postgres@127.0.0.1:${PG_TEST_PORT}/postgres" "$@"
-"$bin/insforge-bench" records-parser
+"$bin/insforge-bench" --records-parser

@@ -20,8 +20,15 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "Log size for the catch-up and replay figures.") var logSize = 1_000_000
     @Flag(help: "Skip the baseline run (for profiling the store alone).") var skipBaseline = false
     @Option(help: "Path of the insforge binary for the idle-memory figure (default: beside this one).") var server: String?
+    @Flag(help: "Only measure the records query parser + SQL builder on one core (issue 4), then exit.") var recordsParser = false
 
     func run() async throws {
+        if recordsParser {
+            let (rate, sample) = RecordsBenchmark.run(seconds: 3)
+            print(String(format: "records parser + SQL builder, one core: %.0f queries/s (target >= 200,000/s)", rate))
+            print("  sample: \(sample.sql.prefix(160))...")
+            return
+        }
         var logger = Logger(label: "bench")
         logger.logLevel = .warning
         let configuration = try ServerConfiguration.fromEnvironment()

@@ -173,17 +173,20 @@ public enum RecordsQueryParser {
 
     /// Whether `name` is one unquoted identifier (no embedding path, JSON path or quotes): the common case.
     static func isPlainName(_ name: String) -> Bool {
-        var sawByte = false
-        for byte in name.utf8 {
-            switch byte {
-            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-                 UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "_"), UInt8(ascii: "$"), 0x80...0xFF:
-                sawByte = true
-            default:
-                return false
+        var name = name
+        return name.withUTF8 { bytes in
+            guard !bytes.isEmpty else { return false }
+            for byte in bytes {
+                switch byte {
+                case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+                     UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "_"), UInt8(ascii: "$"), 0x80...0xFF:
+                    continue
+                default:
+                    return false
+                }
             }
+            return true
         }
-        return sawByte
     }
 
     /// Whether a value starts with an operator, which makes its item a filter (PostgREST's rule).

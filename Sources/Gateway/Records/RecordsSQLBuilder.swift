@@ -56,6 +56,7 @@ public enum RecordsSQLBuilder {
                 throw .tableNotFound(schema: schema, name: name)
             }
             let query = try RecordsQueryParser.parse(request.query)
+            statement.query = query
             if request.method == .patch || request.method == .delete, let stray = query.arguments.first {
                 // PostgREST ignores items that are not filters; on a write that would silently widen
                 // it to every row (`id=eq;1`), so we refuse instead.
@@ -85,91 +86,187 @@ public enum RecordsSQLBuilder {
 }
 
 /// Appends SQL text and bind parameters; the only way request data reaches the statement.
-struct RecordsSQLWriter {
-    var bytes: [UInt8] = []
+/// (A class, so emitting methods need not mutate the statement and can borrow the parsed query.)
+final class RecordsSQLWriter {
+    let buffer = RecordsSQLBuffer()
     var binds: [String?] = []
+    /// Next `"t<n>"` alias.
+    var nextTableAlias = 0
+    /// Next `"e<n>"` alias.
+    var nextEmbedAlias = 1
 
     init() {
-        bytes.reserveCapacity(768)
         binds.reserveCapacity(8)
     }
 
+    /// Bytes written so far.
+    var count: Int { buffer.count }
+
     /// Fixed SQL text of ours.
-    mutating func append(_ text: StaticString) {
-        bytes.append(contentsOf: UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
+    @inline(__always)
+    func append(_ text: StaticString) {
+        buffer.append(text.utf8Start, text.utf8CodeUnitCount)
     }
 
     /// Text from the catalog (type names) or validated by the parser (cast targets).
-    mutating func appendTrusted(_ text: String) {
-        bytes.append(contentsOf: text.utf8)
+    func appendTrusted(_ text: String) {
+        var text = text
+        text.withUTF8 { buffer.append($0.baseAddress, $0.count) }
+    }
+
+    func appendByte(_ byte: UInt8) {
+        buffer.append(byte)
     }
 
     /// A double-quoted identifier; `"` is doubled and NUL (which would end the statement) dropped.
-    mutating func appendIdentifier(_ name: String) {
-        bytes.append(UInt8(ascii: "\""))
-        let utf8 = name.utf8
-        if utf8.contains(where: { $0 == UInt8(ascii: "\"") || $0 == 0 }) {
-            for byte in utf8 {
-                if byte == 0 { continue }
-                if byte == UInt8(ascii: "\"") { bytes.append(byte) }
-                bytes.append(byte)
+    func appendIdentifier(_ name: String) {
+        var name = name
+        name.withUTF8 { bytes in
+            buffer.append(UInt8(ascii: "\""))
+            var plain = true
+            for byte in bytes where byte == UInt8(ascii: "\"") || byte == 0 {
+                plain = false
+                break
             }
-        } else {
-            bytes.append(contentsOf: utf8)
+            if plain {
+                buffer.append(bytes.baseAddress, bytes.count)
+            } else {
+                for byte in bytes {
+                    if byte == 0 { continue }
+                    if byte == UInt8(ascii: "\"") { buffer.append(byte) }
+                    buffer.append(byte)
+                }
+            }
+            buffer.append(UInt8(ascii: "\""))
         }
-        bytes.append(UInt8(ascii: "\""))
     }
 
     /// `"schema"."name"`
-    mutating func appendQualified(_ schema: String, _ name: String) {
+    func appendQualified(_ schema: String, _ name: String) {
         appendIdentifier(schema)
-        bytes.append(UInt8(ascii: "."))
+        buffer.append(UInt8(ascii: "."))
         appendIdentifier(name)
     }
 
-    mutating func appendNumber(_ number: Int) {
-        if number < 0 {
-            bytes.append(UInt8(ascii: "-"))
-            appendNumber(-number)
-            return
-        }
-        if number >= 10 { appendNumber(number / 10) }
-        bytes.append(UInt8(ascii: "0") + UInt8(number % 10))
+    func appendNumber(_ number: Int) {
+        buffer.appendDecimal(number)
     }
 
     /// A generated alias such as `"t3"` (table) or `"e2"` (embedding).
-    mutating func appendAlias(_ prefix: UInt8, _ number: Int) {
-        bytes.append(UInt8(ascii: "\""))
-        bytes.append(prefix)
-        appendNumber(number)
-        bytes.append(UInt8(ascii: "\""))
+    func appendAlias(_ prefix: UInt8, _ number: Int) {
+        buffer.append(UInt8(ascii: "\""))
+        buffer.append(prefix)
+        buffer.appendDecimal(number)
+        buffer.append(UInt8(ascii: "\""))
     }
 
     /// `$n::type` for a new parameter holding `value`.
-    mutating func appendBind(_ value: String?, type: String) {
+    func appendBind(_ value: String?, type: String) {
         binds.append(value)
-        bytes.append(UInt8(ascii: "$"))
-        appendNumber(binds.count)
+        buffer.append(UInt8(ascii: "$"))
+        buffer.appendDecimal(binds.count)
         append("::")
         appendTrusted(type)
     }
 
     /// `$n::type` for a new parameter holding `value`.
-    mutating func appendBind(_ value: String?, type: StaticString) {
+    func appendBind(_ value: String?, type: StaticString) {
         binds.append(value)
-        bytes.append(UInt8(ascii: "$"))
-        appendNumber(binds.count)
+        buffer.append(UInt8(ascii: "$"))
+        buffer.appendDecimal(binds.count)
         append("::")
         append(type)
     }
 
     /// Appends a copy of bytes written earlier (the WHERE clause reused by the count).
-    mutating func appendCopy(of range: Range<Int>) {
-        let copy = Array(bytes[range])
-        bytes.append(contentsOf: copy)
+    func appendCopy(of range: Range<Int>) {
+        buffer.appendCopy(of: range)
     }
 
-    var sql: String { String(decoding: bytes, as: UTF8.self) }
+    /// The text written so far (for tests and debugging).
+    var sql: String { buffer.string }
+}
+
+/// A growable byte buffer for SQL text: plain memory, so appending is a bounds check and a copy.
+final class RecordsSQLBuffer {
+    private(set) var base: UnsafeMutablePointer<UInt8>
+    private(set) var count = 0
+    private var capacity: Int
+
+    init(capacity: Int = 1024) {
+        self.capacity = capacity
+        base = .allocate(capacity: capacity)
+    }
+
+    deinit {
+        base.deallocate()
+    }
+
+    @inline(__always)
+    private func reserve(_ extra: Int) {
+        if count + extra > capacity { grow(extra) }
+    }
+
+    @inline(never)
+    private func grow(_ extra: Int) {
+        var newCapacity = capacity * 2
+        while newCapacity < count + extra { newCapacity *= 2 }
+        let newBase = UnsafeMutablePointer<UInt8>.allocate(capacity: newCapacity)
+        newBase.update(from: base, count: count)
+        base.deallocate()
+        base = newBase
+        capacity = newCapacity
+    }
+
+    @inline(__always)
+    func append(_ byte: UInt8) {
+        reserve(1)
+        base[count] = byte
+        count += 1
+    }
+
+    @inline(__always)
+    func append(_ bytes: UnsafePointer<UInt8>?, _ length: Int) {
+        guard let bytes, length > 0 else { return }
+        reserve(length)
+        (base + count).update(from: bytes, count: length)
+        count += length
+    }
+
+    func appendDecimal(_ number: Int) {
+        if number < 0 {
+            append(UInt8(ascii: "-"))
+            appendDecimal(0 - number)
+            return
+        }
+        if number < 10 {
+            append(UInt8(ascii: "0") + UInt8(number))
+            return
+        }
+        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                     UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
+            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var remaining = number
+        var length = 0
+        withUnsafeMutableBytes(of: &digits) { scratch in
+            while remaining > 0 {
+                scratch[19 - length] = UInt8(ascii: "0") + UInt8(remaining % 10)
+                remaining /= 10
+                length += 1
+            }
+            append(scratch.baseAddress!.assumingMemoryBound(to: UInt8.self) + (20 - length), length)
+        }
+    }
+
+    func appendCopy(of range: Range<Int>) {
+        reserve(range.count)
+        (base + count).update(from: base + range.lowerBound, count: range.count)
+        count += range.count
+    }
+
+    var string: String {
+        String(decoding: UnsafeBufferPointer(start: base, count: count), as: UTF8.self)
+    }
 }
 
 let aliasTable = UInt8(ascii: "t")
@@ -227,28 +324,36 @@ struct RecordsRelationship {
     }
 }
 
-/// What a planned read selects.
-enum RecordsPlannedItem {
-    case allColumns
-    case field(RecordsQuery.SelectedField)
-    case embed(Int)
-}
-
 /// A table read with its selected columns, embeddings, conditions and order: one SELECT.
-struct RecordsReadNode {
-    var table: SchemaCatalog.Table
+/// (A class, built once by the planner, so emission passes it around without copying its fields.)
+final class RecordsReadNode {
+    let table: SchemaCatalog.Table
     /// `"t<alias>"` in SQL.
-    var alias: Int
+    let alias: Int
     /// Scope names from the root, for scoped parameters.
-    var path: [String]
+    let path: [String]
     /// Whether the columns are known (false for functions returning an undescribed record).
-    var columnsKnown = true
-    var items: [RecordsPlannedItem] = []
-    var embeds: [RecordsEmbedNode] = []
-    var conditions: [RecordsQuery.Condition] = []
-    var orders: [RecordsQuery.OrderTerm] = []
-    var limit: Int?
-    var offset: Int?
+    let columnsKnown: Bool
+    /// The select items as parsed; `.embed` items pair with `embeds` in order.
+    let items: [RecordsQuery.SelectItem]
+    let embeds: [RecordsEmbedNode]
+    /// Whether the query's conditions for `path` filter this read (not for rows a write returned).
+    let appliesConditions: Bool
+    let limit: Int?
+    let offset: Int?
+
+    init(table: SchemaCatalog.Table, alias: Int, path: [String], columnsKnown: Bool = true, items: [RecordsQuery.SelectItem] = [],
+         embeds: [RecordsEmbedNode] = [], appliesConditions: Bool = true, limit: Int? = nil, offset: Int? = nil) {
+        self.table = table
+        self.alias = alias
+        self.path = path
+        self.columnsKnown = columnsKnown
+        self.items = items
+        self.embeds = embeds
+        self.appliesConditions = appliesConditions
+        self.limit = limit
+        self.offset = offset
+    }
 }
 
 /// An embedding: a LATERAL subquery joined to its parent.
@@ -273,15 +378,15 @@ struct RecordsStatement {
     let schema: String
     let request: RecordsRequest
     let preferences: RecordsPreferences
-    var writer = RecordsSQLWriter()
-    var nextTableAlias = 0
-    var nextEmbedAlias = 1
+    let writer = RecordsSQLWriter()
     var singleObject = false
     var countRequested: String?
     var returnMinimal = false
     var preferenceApplied: [String] = []
     var rangeOffset = 0
     var readOnly = false
+    /// The parsed query string; plan nodes refer to its conditions and orders by scope path.
+    var query = RecordsQuery()
     /// Every scope path the select embeds, to reject parameters for resources that are not embedded.
     var embeddedPaths: [[String]] = []
 
@@ -293,18 +398,18 @@ struct RecordsStatement {
     }
 
     func result() -> GeneratedSQL {
-        GeneratedSQL(sql: writer.sql, binds: writer.binds, singleObject: singleObject, countRequested: countRequested,
+        GeneratedSQL(sql: writer.buffer.string, binds: writer.binds, singleObject: singleObject, countRequested: countRequested,
                      returnMinimal: returnMinimal, preferenceApplied: preferenceApplied, rangeOffset: rangeOffset, readOnly: readOnly)
     }
 
-    mutating func takeTableAlias() -> Int {
-        defer { nextTableAlias += 1 }
-        return nextTableAlias
+    func takeTableAlias() -> Int {
+        defer { writer.nextTableAlias += 1 }
+        return writer.nextTableAlias
     }
 
-    mutating func takeEmbedAlias() -> Int {
-        defer { nextEmbedAlias += 1 }
-        return nextEmbedAlias
+    func takeEmbedAlias() -> Int {
+        defer { writer.nextEmbedAlias += 1 }
+        return writer.nextEmbedAlias
     }
 
     // MARK: - Planning
@@ -312,16 +417,16 @@ struct RecordsStatement {
     /// Resolves `items` against `table`, recursively through embeddings.
     mutating func plan(_ table: SchemaCatalog.Table, items: [RecordsQuery.SelectItem], path: [String], query: RecordsQuery,
                        columnsKnown: Bool = true, includeConditions: Bool = true) throws(PostgRESTError) -> RecordsReadNode {
-        var node = RecordsReadNode(table: table, alias: takeTableAlias(), path: path, columnsKnown: columnsKnown)
+        let alias = takeTableAlias()
+        var embeds: [RecordsEmbedNode] = []
         for item in items {
             switch item {
             case .allColumns:
-                node.items.append(.allColumns)
+                break
             case .field(let selected):
-                if columnsKnown, table.column(named: selected.field.name) == nil {
+                if columnsKnown, table.columnIndex(named: selected.field.name) == nil {
                     throw .undefinedColumn(selected.field.name, table: table.name)
                 }
-                node.items.append(.field(selected))
             case .embed(let embed):
                 let relationship = try relationship(from: table, to: embed)
                 if embed.isSpread, !relationship.isToOne {
@@ -330,27 +435,24 @@ struct RecordsStatement {
                 let lateral = takeEmbedAlias()
                 let childPath = path + [embed.scopeName]
                 embeddedPaths.append(childPath)
-                var child = try plan(relationship.target, items: embed.items, path: childPath, query: query)
+                let child = try plan(relationship.target, items: embed.items, path: childPath, query: query)
                 let junctionAlias = relationship.junction == nil ? -1 : takeTableAlias()
-                child.path = childPath
-                node.embeds.append(RecordsEmbedNode(
+                embeds.append(RecordsEmbedNode(
                     relationship: relationship, node: child, outputName: embed.alias ?? embed.relation,
                     scopeName: embed.scopeName, lateralAlias: lateral, junctionAlias: junctionAlias,
                     isInner: embed.join == .inner, isSpread: embed.isSpread))
-                node.items.append(.embed(node.embeds.count - 1))
             }
         }
-        if includeConditions {
-            for scoped in query.conditions where scoped.path == path { node.conditions.append(scoped.condition) }
-        }
-        for scoped in query.orders where scoped.path == path { node.orders.append(contentsOf: scoped.terms) }
+        var limit: Int?
+        var offset: Int?
         if !path.isEmpty {
             for scoped in query.ranges where scoped.path == path {
-                node.limit = scoped.limit ?? node.limit
-                node.offset = scoped.offset ?? node.offset
+                limit = scoped.limit ?? limit
+                offset = scoped.offset ?? offset
             }
         }
-        return node
+        return RecordsReadNode(table: table, alias: alias, path: path, columnsKnown: columnsKnown, items: items, embeds: embeds,
+                               appliesConditions: includeConditions, limit: limit, offset: offset)
     }
 
     /// Rejects scoped parameters whose path is not an embedding of the select.
@@ -463,7 +565,7 @@ struct RecordsStatement {
 
     /// `SELECT <items> FROM <source> AS "tN" <laterals> WHERE ... ORDER BY ... LIMIT ... OFFSET ...` for
     /// an embedded node (the caller writes the parent join condition through `joinTo`).
-    mutating func emitEmbeddedSelect(_ embed: RecordsEmbedNode, parentAlias: Int) throws(PostgRESTError) {
+    func emitEmbeddedSelect(_ embed: RecordsEmbedNode, parentAlias: Int) throws(PostgRESTError) {
         let node = embed.node
         let relationship = embed.relationship
         writer.append("SELECT ")
@@ -516,16 +618,16 @@ struct RecordsStatement {
                 writer.appendIdentifier(pair.parent)
             }
         }
-        for condition in node.conditions {
+        for index in query.conditions.indices where query.conditions[index].path == node.path {
             writer.append(" AND ")
-            try emitCondition(condition, node: node, allowEmbeds: true, parenthesized: true)
+            try emitCondition(query.conditions[index].condition, node: node, allowEmbeds: true, parenthesized: true)
         }
         try emitOrder(node)
         emitRange(limit: node.limit, offset: node.offset)
     }
 
     /// `LEFT|INNER JOIN LATERAL (...) AS "eK" ON ...` for one embedding of `parent`.
-    mutating func emitLateral(_ embed: RecordsEmbedNode, parent: RecordsReadNode) throws(PostgRESTError) {
+    func emitLateral(_ embed: RecordsEmbedNode, parent: RecordsReadNode) throws(PostgRESTError) {
         writer.append(embed.isInner ? " INNER JOIN LATERAL (" : " LEFT JOIN LATERAL (")
         if embed.isSpread {
             try emitEmbeddedSelect(embed, parentAlias: parent.alias)
@@ -548,18 +650,17 @@ struct RecordsStatement {
     }
 
     /// The comma-separated select list of `node`.
-    mutating func emitSelectList(_ node: RecordsReadNode) throws(PostgRESTError) {
-        var first = true
-        for item in node.items {
-            if !first { writer.append(", ") }
-            first = false
-            switch item {
+    func emitSelectList(_ node: RecordsReadNode) throws(PostgRESTError) {
+        var embedIndex = 0
+        let items = node.items
+        for index in items.indices {
+            if index > 0 { writer.append(", ") }
+            switch items[index] {
             case .allColumns:
                 writer.appendAlias(aliasTable, node.alias)
                 writer.append(".*")
             case .field(let selected):
-                let column = node.table.column(named: selected.field.name)
-                _ = emitFieldExpression(selected.field, alias: node.alias, column: column)
+                emitFieldExpression(selected.field, alias: node.alias, type: node.table.columnType(named: selected.field.name))
                 if let cast = selected.cast {
                     writer.append("::")
                     writer.appendTrusted(cast)
@@ -568,8 +669,9 @@ struct RecordsStatement {
                     writer.append(" AS ")
                     writer.appendIdentifier(selected.alias ?? selected.field.outputName)
                 }
-            case .embed(let index):
-                let embed = node.embeds[index]
+            case .embed:
+                let embed = node.embeds[embedIndex]
+                embedIndex += 1
                 if embed.isSpread {
                     writer.appendAlias(aliasEmbed, embed.lateralAlias)
                     writer.append(".*")
@@ -589,12 +691,12 @@ struct RecordsStatement {
 
     /// `"tN"."col"` or `("tN"."col"->$1::text->>$2::text)`; returns the expression's SQL type.
     @discardableResult
-    mutating func emitFieldExpression(_ field: RecordsQuery.Field, alias: Int, column: SchemaCatalog.Column?) -> String {
+    func emitFieldExpression(_ field: RecordsQuery.Field, alias: Int, type columnType: String?) -> String {
         if field.jsonPath.isEmpty {
             writer.appendAlias(aliasTable, alias)
             writer.append(".")
             writer.appendIdentifier(field.name)
-            return column?.type ?? "text"
+            return columnType ?? "text"
         }
         writer.append("(")
         writer.appendAlias(aliasTable, alias)
@@ -611,49 +713,56 @@ struct RecordsStatement {
         }
         writer.append(")")
         if yieldsText { return "text" }
-        if let type = column?.type, type == "json" || type == "jsonb" { return type }
+        if let columnType, columnType == "json" || columnType == "jsonb" { return columnType }
         return "jsonb"
     }
 
     /// `ORDER BY ...` for `node`, if it has order terms.
-    mutating func emitOrder(_ node: RecordsReadNode) throws(PostgRESTError) {
-        guard !node.orders.isEmpty else { return }
-        writer.append(" ORDER BY ")
-        for (index, term) in node.orders.enumerated() {
-            if index > 0 { writer.append(", ") }
-            if let relation = term.relation {
-                guard let embed = node.embeds.first(where: { $0.scopeName == relation }) else {
-                    throw .notEmbedded(relation)
-                }
-                guard embed.relationship.isToOne else {
-                    throw .relatedOrderNotToOne(origin: node.table.name, target: relation)
-                }
-                try emitRelatedOrderExpression(term.field, embed: embed, parentAlias: node.alias)
-            } else {
-                let column = node.table.column(named: term.field.name)
-                if node.columnsKnown, column == nil { throw .undefinedColumn(term.field.name, table: node.table.name) }
-                emitFieldExpression(term.field, alias: node.alias, column: column)
-            }
-            switch term.direction {
-            case .asc: writer.append(" ASC")
-            case .desc: writer.append(" DESC")
-            case nil: break
-            }
-            switch term.nulls {
-            case .first: writer.append(" NULLS FIRST")
-            case .last: writer.append(" NULLS LAST")
-            case nil: break
+    func emitOrder(_ node: RecordsReadNode) throws(PostgRESTError) {
+        var first = true
+        let orders = query.orders
+        for index in orders.indices where orders[index].path == node.path {
+            for termIndex in orders[index].terms.indices {
+                writer.append(first ? " ORDER BY " : ", ")
+                first = false
+                try emitOrderTerm(orders[index].terms[termIndex], node: node)
             }
         }
     }
 
+    func emitOrderTerm(_ term: RecordsQuery.OrderTerm, node: RecordsReadNode) throws(PostgRESTError) {
+        if let relation = term.relation {
+            guard let embed = node.embeds.first(where: { $0.scopeName == relation }) else {
+                throw .notEmbedded(relation)
+            }
+            guard embed.relationship.isToOne else {
+                throw .relatedOrderNotToOne(origin: node.table.name, target: relation)
+            }
+            try emitRelatedOrderExpression(term.field, embed: embed, parentAlias: node.alias)
+        } else {
+            let type = node.table.columnType(named: term.field.name)
+            if node.columnsKnown, type == nil { throw .undefinedColumn(term.field.name, table: node.table.name) }
+            emitFieldExpression(term.field, alias: node.alias, type: type)
+        }
+        switch term.direction {
+        case .asc: writer.append(" ASC")
+        case .desc: writer.append(" DESC")
+        case nil: break
+        }
+        switch term.nulls {
+        case .first: writer.append(" NULLS FIRST")
+        case .last: writer.append(" NULLS LAST")
+        case nil: break
+        }
+    }
+
     /// `(SELECT "tX"."col" FROM target AS "tX" WHERE <join>)`: a to-one embedding's column as a sort key.
-    mutating func emitRelatedOrderExpression(_ field: RecordsQuery.Field, embed: RecordsEmbedNode, parentAlias: Int) throws(PostgRESTError) {
+    func emitRelatedOrderExpression(_ field: RecordsQuery.Field, embed: RecordsEmbedNode, parentAlias: Int) throws(PostgRESTError) {
         let target = embed.relationship.target
-        guard let column = target.column(named: field.name) else { throw .undefinedColumn(field.name, table: target.name) }
+        guard let type = target.columnType(named: field.name) else { throw .undefinedColumn(field.name, table: target.name) }
         let alias = takeTableAlias()
         writer.append("(SELECT ")
-        emitFieldExpression(field, alias: alias, column: column)
+        emitFieldExpression(field, alias: alias, type: type)
         writer.append(" FROM ")
         writer.appendQualified(target.schema, target.name)
         writer.append(" AS ")
@@ -672,7 +781,7 @@ struct RecordsStatement {
         writer.append(")")
     }
 
-    mutating func emitRange(limit: Int?, offset: Int?) {
+    func emitRange(limit: Int?, offset: Int?) {
         if let limit {
             writer.append(" LIMIT ")
             writer.appendBind(String(limit), type: "bigint")
@@ -686,7 +795,7 @@ struct RecordsStatement {
     // MARK: - Emitting conditions
 
     /// One condition; with `allowEmbeds`, a filter on an embedding's name tests whether it matched.
-    mutating func emitCondition(_ condition: RecordsQuery.Condition, node: RecordsReadNode, allowEmbeds: Bool, parenthesized: Bool) throws(PostgRESTError) {
+    func emitCondition(_ condition: RecordsQuery.Condition, node: RecordsReadNode, allowEmbeds: Bool, parenthesized: Bool) throws(PostgRESTError) {
         switch condition {
         case .filter(let filter):
             if parenthesized { writer.append("(") }
@@ -703,14 +812,15 @@ struct RecordsStatement {
         }
     }
 
-    static let textTypes: Set<String> = ["text", "citext", "name", "character varying", "character", "varchar", "char", "bpchar"]
-
+    /// Whether pattern operators apply to `type` without a cast to text.
     static func isText(_ type: String) -> Bool {
-        if textTypes.contains(type) { return true }
-        return type.hasPrefix("character varying(") || type.hasPrefix("character(")
+        switch type {
+        case "text", "citext", "name", "character varying", "character", "varchar", "char", "bpchar": return true
+        default: return type.hasPrefix("character varying(") || type.hasPrefix("character(")
+        }
     }
 
-    mutating func emitFilter(_ filter: RecordsQuery.Filter, node: RecordsReadNode, allowEmbeds: Bool) throws(PostgRESTError) {
+    func emitFilter(_ filter: RecordsQuery.Filter, node: RecordsReadNode, allowEmbeds: Bool) throws(PostgRESTError) {
         let field = filter.field
         if allowEmbeds, field.jsonPath.isEmpty, let embed = node.embeds.first(where: { $0.scopeName == field.name }) {
             // `author=is.null` / `author=not.is.null`: whether the embedding found anything.
@@ -722,12 +832,12 @@ struct RecordsStatement {
             writer.append(isNull ? ".v IS NULL" : ".v IS NOT NULL")
             return
         }
-        let column = node.table.column(named: field.name)
+        let column = node.table.columnType(named: field.name)
         if node.columnsKnown, column == nil { throw .undefinedColumn(field.name, table: node.table.name) }
         if filter.negated { writer.append("NOT ") }
         switch filter.operation {
         case .is(let value):
-            emitFieldExpression(field, alias: node.alias, column: column)
+            emitFieldExpression(field, alias: node.alias, type: column)
             switch value {
             case .null: writer.append(" IS NULL")
             case .notNull: writer.append(" IS NOT NULL")
@@ -736,7 +846,7 @@ struct RecordsStatement {
             case .unknown: writer.append(" IS UNKNOWN")
             }
         case .list(let values):
-            let type = emitFieldExpression(field, alias: node.alias, column: column)
+            let type = emitFieldExpression(field, alias: node.alias, type: column)
             writer.append(" = ANY(")
             writer.appendBind(Self.arrayLiteral(values), type: type + "[]")
             writer.append(")")
@@ -748,25 +858,25 @@ struct RecordsStatement {
                 emitTextExpression(field, node: node, column: column)
                 valueType = "text[]"
             } else {
-                valueType = emitFieldExpression(field, alias: node.alias, column: column) + "[]"
+                valueType = emitFieldExpression(field, alias: node.alias, type: column) + "[]"
             }
             writer.append(" ")
-            Self.appendOperatorSymbol(op, to: &writer)
+            Self.appendOperatorSymbol(op, to: writer)
             writer.append(quantifier == .any ? " ANY(" : " ALL(")
             let pattern = (op == .like || op == .ilike) ? Self.likePattern(value) : value
             writer.appendBind(pattern, type: valueType)
             writer.append(")")
         case .fullText(let op, let configuration, let value):
-            let isVector = column?.type == "tsvector" && field.jsonPath.isEmpty
+            let isVector = column == "tsvector" && field.jsonPath.isEmpty
             if isVector {
-                emitFieldExpression(field, alias: node.alias, column: column)
+                emitFieldExpression(field, alias: node.alias, type: column)
             } else {
                 writer.append("to_tsvector(")
                 if let configuration {
                     writer.appendBind(configuration, type: "regconfig")
                     writer.append(", ")
                 }
-                emitFieldExpression(field, alias: node.alias, column: column)
+                emitFieldExpression(field, alias: node.alias, type: column)
                 writer.append(")")
             }
             switch op {
@@ -784,19 +894,19 @@ struct RecordsStatement {
         }
     }
 
-    mutating func emitBinary(_ op: RecordsQuery.Operator, value: String, field: RecordsQuery.Field, node: RecordsReadNode,
-                             column: SchemaCatalog.Column?) throws(PostgRESTError) {
+    func emitBinary(_ op: RecordsQuery.Operator, value: String, field: RecordsQuery.Field, node: RecordsReadNode,
+                             column: String?) throws(PostgRESTError) {
         switch op {
         case .like, .ilike, .match, .imatch:
             emitTextExpression(field, node: node, column: column)
             writer.append(" ")
-            Self.appendOperatorSymbol(op, to: &writer)
+            Self.appendOperatorSymbol(op, to: writer)
             writer.append(" ")
             writer.appendBind(op == .like || op == .ilike ? Self.likePattern(value) : value, type: "text")
         default:
-            let type = emitFieldExpression(field, alias: node.alias, column: column)
+            let type = emitFieldExpression(field, alias: node.alias, type: column)
             writer.append(" ")
-            Self.appendOperatorSymbol(op, to: &writer)
+            Self.appendOperatorSymbol(op, to: writer)
             writer.append(" ")
             var value = value
             // `ov.(1,2)` on an array column means the array `{1,2}`, as in PostgREST.
@@ -808,12 +918,12 @@ struct RecordsStatement {
     }
 
     /// The field as text for pattern operators (non-text columns are cast, so `id=like.1*` works).
-    mutating func emitTextExpression(_ field: RecordsQuery.Field, node: RecordsReadNode, column: SchemaCatalog.Column?) {
-        let type = emitFieldExpression(field, alias: node.alias, column: column)
+    func emitTextExpression(_ field: RecordsQuery.Field, node: RecordsReadNode, column: String?) {
+        let type = emitFieldExpression(field, alias: node.alias, type: column)
         if !Self.isText(type) { writer.append("::text") }
     }
 
-    static func appendOperatorSymbol(_ op: RecordsQuery.Operator, to writer: inout RecordsSQLWriter) {
+    static func appendOperatorSymbol(_ op: RecordsQuery.Operator, to writer: RecordsSQLWriter) {
         switch op {
         case .eq: writer.append("=")
         case .neq: writer.append("<>")
@@ -863,9 +973,10 @@ struct RecordsStatement {
 
     // MARK: - Reads
 
-    /// Root conditions that test embeddings (`author=is.null`) need those joins in the count too.
-    static func referencedEmbeds(_ conditions: [RecordsQuery.Condition], node: RecordsReadNode) -> Set<Int> {
+    /// Embeddings that the node's own conditions test (`author=is.null`): the count needs those joins too.
+    func referencedEmbeds(_ node: RecordsReadNode) -> Set<Int> {
         var found = Set<Int>()
+        guard node.appliesConditions else { return found }
         func visit(_ condition: RecordsQuery.Condition) {
             switch condition {
             case .filter(let filter):
@@ -876,7 +987,7 @@ struct RecordsStatement {
                 for child in children { visit(child) }
             }
         }
-        for condition in conditions { visit(condition) }
+        for scoped in query.conditions where scoped.path == node.path { visit(scoped.condition) }
         return found
     }
 
@@ -915,16 +1026,16 @@ struct RecordsStatement {
         try checkScopes(query)
         let (limit, offset) = try rootRange(query)
         writer.append("WITH pgrst_source AS (")
-        try emitRootSelect(root, source: .table, limit: limit, offset: offset, withCount: countRequested != nil)
+        pendingTotal = try emitRootSelect(root, source: .table, limit: limit, offset: offset, withCount: countRequested != nil)
         finishRead(emptyBody: request.method == .head)
     }
 
     /// Writes the root SELECT; when `withCount`, also `) SELECT count(*) AS page_total, (<count>) AS total`
     /// is left for `finishRead` by recording the count in `pendingTotal`.
-    mutating func emitRootSelect(_ root: RecordsReadNode, source: ReadSource, limit: Int?, offset: Int, withCount: Bool) throws(PostgRESTError) {
+    func emitRootSelect(_ root: RecordsReadNode, source: ReadSource, limit: Int?, offset: Int, withCount: Bool) throws(PostgRESTError) -> [Range<Int>]? {
         writer.append("SELECT ")
         try emitSelectList(root)
-        let fromStart = writer.bytes.count
+        let fromStart = writer.count
         writer.append(" FROM ")
         switch source {
         case .table:
@@ -937,25 +1048,22 @@ struct RecordsStatement {
         writer.append(" AS ")
         writer.appendAlias(aliasTable, root.alias)
         var countParts: [Range<Int>] = []
-        if withCount { countParts.append(fromStart..<writer.bytes.count) }
+        if withCount { countParts.append(fromStart..<writer.count) }
         if !root.embeds.isEmpty {
-            let referenced = Self.referencedEmbeds(root.conditions, node: root)
+            let referenced = referencedEmbeds(root)
             for embed in root.embeds {
-                let start = writer.bytes.count
+                let start = writer.count
                 try emitLateral(embed, parent: root)
-                if withCount, embed.isInner || referenced.contains(embed.lateralAlias) { countParts.append(start..<writer.bytes.count) }
+                if withCount, embed.isInner || referenced.contains(embed.lateralAlias) { countParts.append(start..<writer.count) }
             }
         }
-        let whereStart = writer.bytes.count
-        for (index, condition) in root.conditions.enumerated() {
-            writer.append(index == 0 ? " WHERE " : " AND ")
-            try emitCondition(condition, node: root, allowEmbeds: true, parenthesized: root.conditions.count > 1)
-        }
-        if withCount { countParts.append(whereStart..<writer.bytes.count) }
+        let whereStart = writer.count
+        try emitConditions(root, allowEmbeds: true)
+        if withCount { countParts.append(whereStart..<writer.count) }
         try emitOrder(root)
         emitRange(limit: limit, offset: offset)
         writer.append(")")
-        pendingTotal = withCount ? countParts : nil
+        return withCount ? countParts : nil
     }
 
     /// Byte ranges forming `FROM ... WHERE ...` for the total count, set by `emitRootSelect`.
@@ -973,7 +1081,7 @@ struct RecordsStatement {
         }
     }
 
-    mutating func emitTotal() {
+    func emitTotal() {
         guard let parts = pendingTotal else {
             writer.append("NULL::bigint")
             return
@@ -994,7 +1102,7 @@ struct RecordsStatement {
     }
 
     /// `RETURNING "t0".*`, the primary key (headers-only, for Location) or `1` (minimal).
-    mutating func emitReturning(_ preference: RecordsPreferences.Return, table: SchemaCatalog.Table) {
+    func emitReturning(_ preference: RecordsPreferences.Return, table: SchemaCatalog.Table) {
         switch preference {
         case .representation:
             writer.append(" RETURNING \"t0\".*")
@@ -1017,9 +1125,8 @@ struct RecordsStatement {
             // Embeddings and renames apply to the returned rows; root filters were applied by the write.
             var root = try plan(table, items: query.select, path: [], query: query, includeConditions: false)
             try checkScopes(query)
-            root.conditions = []
             writer.append(", pgrst_result AS (")
-            try emitRootSelect(root, source: .written, limit: nil, offset: 0, withCount: false)
+            _ = try emitRootSelect(root, source: .written, limit: nil, offset: 0, withCount: false)
             writer.append(" SELECT count(*) AS page_total, ")
             if countRequested != nil { writer.append("(SELECT count(*) FROM pgrst_source)") } else { writer.append("NULL::bigint") }
             writer.append(" AS total, coalesce(json_agg(_pgrst_t), '[]')::text AS body FROM pgrst_result AS _pgrst_t")
@@ -1129,7 +1236,7 @@ struct RecordsStatement {
     }
 
     /// `INSERT INTO ... SELECT ... FROM json_populate_recordset(...) [ON CONFLICT ...] RETURNING ...`
-    mutating func emitInsert(_ table: SchemaCatalog.Table, columns: [String], json: String,
+    func emitInsert(_ table: SchemaCatalog.Table, columns: [String], json: String,
                              conflict: (target: [String], merge: Bool)?, preference: RecordsPreferences.Return) {
         writer.append("INSERT INTO ")
         writer.appendQualified(table.schema, table.name)
@@ -1221,10 +1328,8 @@ struct RecordsStatement {
     }
 
     /// The WHERE clause of a write: root conditions, or a ctid match when limit/order restrict the rows.
-    mutating func emitWriteFilter(_ table: SchemaCatalog.Table, query: RecordsQuery) throws(PostgRESTError) {
-        var node = RecordsReadNode(table: table, alias: 0, path: [])
-        for scoped in query.conditions where scoped.path.isEmpty { node.conditions.append(scoped.condition) }
-        for scoped in query.orders where scoped.path.isEmpty { node.orders.append(contentsOf: scoped.terms) }
+    func emitWriteFilter(_ table: SchemaCatalog.Table, query: RecordsQuery) throws(PostgRESTError) {
+        let node = RecordsReadNode(table: table, alias: 0, path: [])
         let range = query.rootRange
         if range?.limit != nil || (range?.offset ?? 0) > 0 {
             guard !table.isView else {
@@ -1234,20 +1339,29 @@ struct RecordsStatement {
             writer.append(" WHERE \"t0\".ctid = ANY(ARRAY(SELECT \"t0\".ctid FROM ")
             writer.appendQualified(table.schema, table.name)
             writer.append(" AS \"t0\"")
-            try emitConditions(node)
-            for term in node.orders where term.relation != nil { throw .notEmbedded(term.relation ?? "") }
+            try emitConditions(node, allowEmbeds: false)
+            for scoped in query.orders where scoped.path.isEmpty {
+                for term in scoped.terms { if let relation = term.relation { throw .notEmbedded(relation) } }
+            }
             try emitOrder(node)
             emitRange(limit: range?.limit, offset: range?.offset)
             writer.append("))")
             return
         }
-        try emitConditions(node)
+        try emitConditions(node, allowEmbeds: false)
     }
 
-    mutating func emitConditions(_ node: RecordsReadNode) throws(PostgRESTError) {
-        for (index, condition) in node.conditions.enumerated() {
-            writer.append(index == 0 ? " WHERE " : " AND ")
-            try emitCondition(condition, node: node, allowEmbeds: false, parenthesized: node.conditions.count > 1)
+    /// ` WHERE a AND b ...` from the query's conditions scoped to `node`.
+    func emitConditions(_ node: RecordsReadNode, allowEmbeds: Bool) throws(PostgRESTError) {
+        guard node.appliesConditions else { return }
+        let conditions = query.conditions
+        var count = 0
+        for index in conditions.indices where conditions[index].path == node.path { count += 1 }
+        var written = 0
+        for index in conditions.indices where conditions[index].path == node.path {
+            writer.append(written == 0 ? " WHERE " : " AND ")
+            written += 1
+            try emitCondition(conditions[index].condition, node: node, allowEmbeds: allowEmbeds, parenthesized: count > 1)
         }
     }
 
@@ -1336,6 +1450,7 @@ struct RecordsStatement {
         readOnly = request.method != .post
         let argumentNames = function.arguments.map(\.name).filter { !$0.isEmpty }
         let query = try RecordsQueryParser.parse(request.query, argumentNames: request.method == .post ? [] : argumentNames)
+        self.query = query
         let call = try functionCall(function, query: query)
         applyCountPreference()
         let result = resultTable(of: function)
@@ -1399,7 +1514,7 @@ struct RecordsStatement {
             source = .function(call.readingMaterialized())
         }
         writer.append("pgrst_source AS (")
-        try emitRootSelect(root, source: source, limit: limit, offset: offset, withCount: countRequested != nil)
+        pendingTotal = try emitRootSelect(root, source: source, limit: limit, offset: offset, withCount: countRequested != nil)
         if function.returnsSet {
             finishRead(emptyBody: request.method == .head)
         } else {
@@ -1610,7 +1725,7 @@ struct RecordsStatement {
 
     /// `"schema"."fn"(args)` as a FROM item (prefixed by `pgrst_args, LATERAL` for body arguments),
     /// or `pgrst_call` when the result was materialized for a count.
-    mutating func emitCallSource(_ call: RecordsFunctionCall) {
+    func emitCallSource(_ call: RecordsFunctionCall) {
         if call.materialized {
             writer.append("pgrst_call")
             return
@@ -1620,7 +1735,7 @@ struct RecordsStatement {
     }
 
     /// `"schema"."fn"("a" => $1::integer, ...)`
-    mutating func emitCallExpression(_ call: RecordsFunctionCall) {
+    func emitCallExpression(_ call: RecordsFunctionCall) {
         writer.appendQualified(call.function.schema, call.function.name)
         writer.append("(")
         if let single = call.singleArgument {

@@ -74,8 +74,21 @@ public struct SchemaCatalog: Sendable {
 
         /// The column called `name`, if the table has one.
         public func column(named name: String) -> Column? {
-            for column in columns where column.name == name { return column }
+            columnIndex(named: name).map { columns[$0] }
+        }
+
+        /// The position of the column called `name` (lengths are compared first: most names differ there).
+        func columnIndex(named name: String) -> Int? {
+            let length = name.utf8.count
+            for index in columns.indices where columns[index].name.utf8.count == length && columns[index].name == name {
+                return index
+            }
             return nil
+        }
+
+        /// The type of the column called `name`, if the table has one.
+        func columnType(named name: String) -> String? {
+            columnIndex(named: name).map { columns[$0].type }
         }
     }
 
