@@ -24,6 +24,8 @@ public enum RecordsBenchmark {
 
     /// Parses and builds `typicalRequest` repeatedly for about `seconds` on the calling thread.
     public static func run(seconds: Double) -> (queriesPerSecond: Double, sample: GeneratedSQL) {
+        let request = typicalRequest
+        let catalog = catalog
         let clock = ContinuousClock()
         let start = clock.now
         let deadline = start + .nanoseconds(Int64(seconds * 1_000_000_000))
@@ -33,7 +35,7 @@ public enum RecordsBenchmark {
         repeat {
             for _ in 0..<512 {
                 do {
-                    sample = try RecordsSQLBuilder.build(typicalRequest, catalog: catalog)
+                    sample = try RecordsSQLBuilder.build(request, catalog: catalog)
                     checksum &+= sample.binds.count
                 } catch {
                     return (0, GeneratedSQL(sql: "error: \(error.message)", binds: []))

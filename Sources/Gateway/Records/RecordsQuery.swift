@@ -113,8 +113,44 @@ public struct RecordsQuery: Sendable, Equatable {
 
     /// An operator taking one value: comparisons, pattern matches, and array/range operators.
     public enum Operator: String, Sendable, Equatable, CaseIterable {
-        case eq, neq, gt, gte, lt, lte, like, ilike, match, imatch, isdistinct
-        case cs, cd, ov, sl, sr, nxr, nxl, adj
+        /// `=`
+        case eq
+        /// `<>`
+        case neq
+        /// `>`
+        case gt
+        /// `>=`
+        case gte
+        /// `<`
+        case lt
+        /// `<=`
+        case lte
+        /// `LIKE`, with `*` as `%`
+        case like
+        /// `ILIKE`, with `*` as `%`
+        case ilike
+        /// `~` (POSIX regular expression)
+        case match
+        /// `~*` (case-insensitive regular expression)
+        case imatch
+        /// `IS DISTINCT FROM`
+        case isdistinct
+        /// `@>` contains (arrays, jsonb, ranges)
+        case cs
+        /// `<@` contained in
+        case cd
+        /// `&&` overlaps
+        case ov
+        /// `<<` strictly left of (ranges)
+        case sl
+        /// `>>` strictly right of
+        case sr
+        /// `&<` does not extend to the right of
+        case nxr
+        /// `&>` does not extend to the left of
+        case nxl
+        /// `-|-` adjacent to
+        case adj
 
         /// Whether `op(any).{...}` / `op(all).{...}` is allowed with this operator.
         public var allowsQuantifier: Bool {
@@ -127,21 +163,36 @@ public struct RecordsQuery: Sendable, Equatable {
 
     /// `any` / `all` in `eq(any).{1,2}`.
     public enum Quantifier: String, Sendable, Equatable {
-        case any, all
+        /// `op ANY(array)`
+        case any
+        /// `op ALL(array)`
+        case all
     }
 
     /// The right-hand side of `is.`.
     public enum IsValue: String, Sendable, Equatable {
+        /// `IS NULL`
         case null
+        /// `IS NOT NULL`
         case notNull = "not_null"
+        /// `IS TRUE`
         case isTrue = "true"
+        /// `IS FALSE`
         case isFalse = "false"
+        /// `IS UNKNOWN`
         case unknown
     }
 
     /// Full-text search operators: `to_tsquery`, `plainto_tsquery`, `phraseto_tsquery`, `websearch_to_tsquery`.
     public enum FullTextOperator: String, Sendable, Equatable, CaseIterable {
-        case fts, plfts, phfts, wfts
+        /// `to_tsquery`
+        case fts
+        /// `plainto_tsquery`
+        case plfts
+        /// `phraseto_tsquery`
+        case phfts
+        /// `websearch_to_tsquery`
+        case wfts
     }
 
     /// What a filter tests.
@@ -177,7 +228,10 @@ public struct RecordsQuery: Sendable, Equatable {
 
     /// `and` / `or` in logic trees.
     public enum LogicOperator: String, Sendable, Equatable {
-        case and, or
+        /// All must hold.
+        case and
+        /// One must hold.
+        case or
     }
 
     /// A boolean condition: a filter, or a (negatable) `and(...)` / `or(...)` of conditions.
@@ -190,12 +244,17 @@ public struct RecordsQuery: Sendable, Equatable {
 
     /// Sort direction.
     public enum OrderDirection: String, Sendable, Equatable {
-        case asc, desc
+        /// Ascending.
+        case asc
+        /// Descending.
+        case desc
     }
 
     /// Where NULLs sort.
     public enum NullsOrder: String, Sendable, Equatable {
+        /// `NULLS FIRST`
         case first = "nullsfirst"
+        /// `NULLS LAST`
         case last = "nullslast"
     }
 
@@ -282,10 +341,16 @@ public struct RecordsQuery: Sendable, Equatable {
     public var select: [SelectItem]
     /// Filters and `and=`/`or=` trees, all ANDed within their scope.
     public var conditions: [ScopedCondition]
-    /// `order=` per scope.
-    public var orders: [ScopedOrder]
-    /// `limit=` / `offset=` per scope.
-    public var ranges: [ScopedRange]
+    /// `order=` of the root resource.
+    public var order: [OrderTerm]
+    /// `limit=` of the root resource.
+    public var limit: Int?
+    /// `offset=` of the root resource.
+    public var offset: Int?
+    /// `x.order=` of embedded resources.
+    public var embeddedOrders: [ScopedOrder]
+    /// `x.limit=` / `x.offset=` of embedded resources.
+    public var embeddedRanges: [ScopedRange]
     /// `on_conflict=` columns for upserts.
     public var onConflict: [String]?
     /// `columns=`: the body keys an insert/update uses.
@@ -294,20 +359,27 @@ public struct RecordsQuery: Sendable, Equatable {
     public var arguments: [Argument]
 
     /// Creates a query.
-    public init(select: [SelectItem] = [.allColumns], conditions: [ScopedCondition] = [], orders: [ScopedOrder] = [],
-                ranges: [ScopedRange] = [], onConflict: [String]? = nil, columns: [String]? = nil, arguments: [Argument] = []) {
+    public init(select: [SelectItem] = [.allColumns], conditions: [ScopedCondition] = [], order: [OrderTerm] = [],
+                limit: Int? = nil, offset: Int? = nil, embeddedOrders: [ScopedOrder] = [], embeddedRanges: [ScopedRange] = [],
+                onConflict: [String]? = nil, columns: [String]? = nil, arguments: [Argument] = []) {
         self.select = select
         self.conditions = conditions
-        self.orders = orders
-        self.ranges = ranges
+        self.order = order
+        self.limit = limit
+        self.offset = offset
+        self.embeddedOrders = embeddedOrders
+        self.embeddedRanges = embeddedRanges
         self.onConflict = onConflict
         self.columns = columns
         self.arguments = arguments
     }
 
-    /// The root range (`limit`/`offset` without a scope), if any.
-    public var rootRange: ScopedRange? {
-        for range in ranges where range.path.isEmpty { return range }
+}
+
+extension RecordsQuery.SelectItem {
+    /// The column a `.field` item selects (nil for `*` and embeddings).
+    var selectedColumnName: String? {
+        if case .field(let selected) = self { return selected.field.name }
         return nil
     }
 }

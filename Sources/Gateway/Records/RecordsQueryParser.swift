@@ -5,7 +5,20 @@
 /// parameter. It knows nothing of the catalog; names are checked later by `RecordsSQLBuilder`.
 public enum RecordsQueryParser {
     /// Query names that are never filters.
-    static let reservedNames: Set<String> = ["select", "columns", "on_conflict", "schema"]
+    enum ReservedName {
+        case select, columns, onConflict, schema
+
+        /// The reserved name `name` is, if any (lengths first: most names are filters).
+        init?(_ name: String) {
+            switch name.utf8.count {
+            case 6 where name == "select": self = .select
+            case 6 where name == "schema": self = .schema
+            case 7 where name == "columns": self = .columns
+            case 11 where name == "on_conflict": self = .onConflict
+            default: return nil
+            }
+        }
+    }
 
     /// Parses decoded query items in order.
     ///
@@ -13,66 +26,90 @@ public enum RecordsQueryParser {
     ///   names become `arguments`. Items without an operator (`a=1`) also land in `arguments` (a table
     ///   request ignores them, as PostgREST does; an RPC call rejects unknown ones).
     public static func parse(_ query: [(name: String, value: String)], argumentNames: [String] = []) throws(PostgRESTError) -> RecordsQuery {
-        var result = RecordsQuery()
-        for (name, value) in query {
-            switch name {
-            case "select":
-                result.select = value.isEmpty ? [.allColumns] : try parseSelect(value)
+        // Fields are gathered in locals and the query built once at the end (cheaper than mutating it in place).
+        var select: [RecordsQuery.SelectItem] = [.allColumns]
+        var conditions: [RecordsQuery.ScopedCondition] = []
+        var order: [RecordsQuery.OrderTerm] = []
+        var limit: Int?
+        var offset: Int?
+        var embeddedOrders: [RecordsQuery.ScopedOrder] = []
+        var embeddedRanges: [RecordsQuery.ScopedRange] = []
+        var onConflict: [String]?
+        var columns: [String]?
+        var arguments: [RecordsQuery.Argument] = []
+        for index in query.indices {
+            let (name, value) = query[index]
+            switch ReservedName(name) {
+            case .select:
+                select = value.isEmpty ? [.allColumns] : try parseSelect(value)
                 continue
-            case "columns":
-                result.columns = try parseColumnList(value, what: "columns parameter")
+            case .columns:
+                columns = try parseColumnList(value, what: "columns parameter")
                 continue
-            case "on_conflict":
-                result.onConflict = try parseColumnList(value, what: "on_conflict parameter")
+            case .onConflict:
+                onConflict = try parseColumnList(value, what: "on_conflict parameter")
                 continue
-            case "schema":
+            case .schema:
                 continue
-            default:
+            case nil:
                 break
             }
             if !argumentNames.isEmpty, argumentNames.contains(name) {
-                result.arguments.append(.init(name: name, value: value))
+                arguments.append(.init(name: name, value: value))
                 continue
             }
-            let key: (path: [String], kind: KeyKind)
-            do throws(PostgRESTError) {
-                key = try parseKey(name)
-            } catch {
+            guard let key = try? parseKey(name) else {
                 // A name outside the grammar (`foo[]=1`, cache busters) is not a filter unless its value is.
                 guard hasOperator(value) else {
-                    result.arguments.append(.init(name: name, value: value))
+                    arguments.append(.init(name: name, value: value))
                     continue
                 }
-                throw error
+                _ = try parseKey(name)
+                continue
             }
+            let path = key.path
             switch key.kind {
             case .order:
-                result.orders.append(.init(path: key.path, terms: try parseOrder(value)))
-            case .limit:
-                let limit = try parseCount(value, name: "limit")
-                if let index = result.ranges.firstIndex(where: { $0.path == key.path }) {
-                    result.ranges[index].limit = limit
+                let terms = try parseOrder(value)
+                if path.isEmpty {
+                    order = terms
+                } else if let found = embeddedOrders.firstIndex(where: { $0.path == path }) {
+                    embeddedOrders[found].terms = terms
                 } else {
-                    result.ranges.append(.init(path: key.path, limit: limit))
+                    embeddedOrders.append(.init(path: path, terms: terms))
+                }
+            case .limit:
+                let count = try parseCount(value, name: "limit")
+                if path.isEmpty {
+                    limit = count
+                } else if let found = embeddedRanges.firstIndex(where: { $0.path == path }) {
+                    embeddedRanges[found].limit = count
+                } else {
+                    embeddedRanges.append(.init(path: path, limit: count))
                 }
             case .offset:
-                let offset = try parseCount(value, name: "offset")
-                if let index = result.ranges.firstIndex(where: { $0.path == key.path }) {
-                    result.ranges[index].offset = offset
+                let count = try parseCount(value, name: "offset")
+                if path.isEmpty {
+                    offset = count
+                } else if let found = embeddedRanges.firstIndex(where: { $0.path == path }) {
+                    embeddedRanges[found].offset = count
                 } else {
-                    result.ranges.append(.init(path: key.path, offset: offset))
+                    embeddedRanges.append(.init(path: path, offset: count))
                 }
             case .logic(let negated, let logicOperator):
-                result.conditions.append(.init(path: key.path, try parseLogicTree(value, operator: logicOperator, negated: negated)))
+                conditions.append(.init(path: path, try parseLogicTree(value, operator: logicOperator, negated: negated)))
             case .filter(let field):
-                guard !key.path.isEmpty || hasOperator(value) else {
-                    result.arguments.append(.init(name: name, value: value))
+                guard !path.isEmpty || hasOperator(value) else {
+                    arguments.append(.init(name: name, value: value))
                     continue
                 }
-                result.conditions.append(.init(path: key.path, .filter(try parseFilter(value, field: field))))
+                if conditions.isEmpty { conditions.reserveCapacity(query.count - index) }
+                conditions.append(.init(path: path, .filter(try parseFilter(value, field: field))))
             }
         }
-        return result
+        return RecordsQuery(select: select, conditions: conditions, order: order, limit: limit, offset: offset,
+                            embeddedOrders: embeddedOrders, embeddedRanges: embeddedRanges,
+                            onConflict: onConflict, columns: columns, arguments: arguments)
     }
 
     // MARK: - Entry points per parameter
@@ -136,6 +173,10 @@ public enum RecordsQueryParser {
     /// `not.or`, `author.name`, `data->>a`.
     static func parseKey(_ name: String) throws(PostgRESTError) -> (path: [String], kind: KeyKind) {
         if isPlainName(name) {
+            let length = name.utf8.count
+            guard length == 5 || length == 6 || length == 3 || length == 2 else {
+                return ([], .filter(RecordsQuery.Field(name: name)))
+            }
             switch name {
             case "order": return ([], .order)
             case "limit": return ([], .limit)
@@ -173,8 +214,7 @@ public enum RecordsQueryParser {
 
     /// Whether `name` is one unquoted identifier (no embedding path, JSON path or quotes): the common case.
     static func isPlainName(_ name: String) -> Bool {
-        var name = name
-        return name.withUTF8 { bytes in
+        return name.withUTF8Bytes { bytes in
             guard !bytes.isEmpty else { return false }
             for byte in bytes {
                 switch byte {
@@ -191,8 +231,7 @@ public enum RecordsQueryParser {
 
     /// Whether a value starts with an operator, which makes its item a filter (PostgREST's rule).
     static func hasOperator(_ value: String) -> Bool {
-        var value = value
-        return value.withUTF8 { bytes in
+        return value.withUTF8Bytes { bytes in
             var end = 0
             while end < bytes.count, bytes[end] != UInt8(ascii: "."), bytes[end] != UInt8(ascii: "(") { end += 1 }
             switch operatorToken(bytes, 0..<end) {
@@ -261,16 +300,17 @@ public enum RecordsQueryParser {
 
     /// Runs `body` over the UTF-8 bytes of `text` without copying them.
     static func withCursor<T>(_ text: String, what: StaticString, _ body: (inout Cursor) throws(PostgRESTError) -> T) throws(PostgRESTError) -> T {
-        var text = text
-        let result: Result<T, PostgRESTError> = text.withUTF8 { buffer in
-            var cursor = Cursor(bytes: buffer, what: what)
-            do throws(PostgRESTError) {
-                return .success(try body(&cursor))
-            } catch {
-                return .failure(error)
+        do {
+            return try text.withUTF8Bytes { buffer in
+                var cursor = Cursor(bytes: buffer, what: what)
+                return try body(&cursor)
             }
+        } catch let error as PostgRESTError {
+            throw error
+        } catch {
+            // `body` only throws PostgRESTError; `withUTF8` rethrows it untyped.
+            throw PostgRESTError(status: 500, code: "PGRSTX00", message: "\(error)")
         }
-        return try result.get()
     }
 
     /// A read position in one parameter's bytes, with the grammar's productions as methods.
@@ -408,6 +448,7 @@ public enum RecordsQueryParser {
 
         /// `->key`, `->>key`, `->0`, `->>-1` steps; `->>` may only end the path.
         mutating func jsonPath() throws(PostgRESTError) -> [RecordsQuery.JSONPathStep] {
+            guard peek == UInt8(ascii: "-") else { return [] }
             var steps: [RecordsQuery.JSONPathStep] = []
             while true {
                 let yieldsText: Bool
@@ -469,6 +510,9 @@ public enum RecordsQueryParser {
 
         mutating func selectItems() throws(PostgRESTError) -> [RecordsQuery.SelectItem] {
             var items: [RecordsQuery.SelectItem] = []
+            var commas = 1
+            for index in position..<bytes.count where bytes[index] == UInt8(ascii: ",") { commas += 1 }
+            items.reserveCapacity(min(commas, 64))
             repeat {
                 items.append(try selectItem())
                 skipSpaces()
@@ -825,8 +869,11 @@ public enum RecordsQueryParser {
 public struct RecordsPreferences: Sendable, Equatable {
     /// `return=`
     public enum Return: String, Sendable {
+        /// No body (the default for writes).
         case minimal
+        /// No body, but the primary key for a `Location` header.
         case headersOnly = "headers-only"
+        /// The written rows.
         case representation
     }
 
@@ -886,6 +933,17 @@ public struct RecordsPreferences: Sendable, Equatable {
             throw .invalidPreferences(invalid)
         }
         return preferences
+    }
+}
+
+extension String {
+    /// Runs `body` over the string's UTF-8 bytes in place (copying only strings that are not
+    /// stored as contiguous UTF-8), without the copy `withUTF8` needs because it is mutating.
+    @inline(__always)
+    func withUTF8Bytes<Result>(_ body: (UnsafeBufferPointer<UInt8>) throws -> Result) rethrows -> Result {
+        if let result = try utf8.withContiguousStorageIfAvailable(body) { return result }
+        var copy = self
+        return try copy.withUTF8(body)
     }
 }
 

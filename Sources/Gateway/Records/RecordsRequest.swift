@@ -3,7 +3,18 @@
 public struct RecordsRequest: Sendable {
     /// The HTTP verbs the records API answers.
     public enum Method: String, Sendable {
-        case get = "GET", head = "HEAD", post = "POST", patch = "PATCH", put = "PUT", delete = "DELETE"
+        /// Read rows or call a stable function.
+        case get = "GET"
+        /// As GET, without a body.
+        case head = "HEAD"
+        /// Insert or upsert rows, or call a function.
+        case post = "POST"
+        /// Update the filtered rows.
+        case patch = "PATCH"
+        /// Upsert one row by primary key.
+        case put = "PUT"
+        /// Delete the filtered rows.
+        case delete = "DELETE"
     }
 
     /// What the path names: `/records/:table` or `/rpc/:function`.
@@ -96,8 +107,11 @@ struct RecordsRequestBody: Sendable, Equatable {
                     while true {
                         scanner.skipWhitespace()
                         guard scanner.peek == UInt8(ascii: "{") else {
-                            // Validate the rest so a syntax error still reports as invalid JSON first.
+                            // Validate the whole body so a syntax error still reports as invalid JSON.
+                            scanner.position = 0
                             try scanner.value()
+                            scanner.skipWhitespace()
+                            guard scanner.position == buffer.count else { throw .syntax }
                             return .failure(.invalidBody("All array elements must be JSON objects"))
                         }
                         let start = scanner.position

@@ -48,28 +48,28 @@ public enum RecordsSQLBuilder {
         }
         let preferences = try RecordsPreferences.parse(request.prefer)
         let media = try RecordsAcceptedMedia.parse(request.accept)
-        var statement = RecordsStatement(catalog: catalog, schema: schema, request: request, preferences: preferences)
-        statement.singleObject = media == .singleObject
         switch request.target {
         case .table(let name):
             guard let table = catalog.table(schema: schema, name: name) else {
                 throw .tableNotFound(schema: schema, name: name)
             }
             let query = try RecordsQueryParser.parse(request.query)
-            statement.query = query
             if request.method == .patch || request.method == .delete, let stray = query.arguments.first {
                 // PostgREST ignores items that are not filters; on a write that would silently widen
                 // it to every row (`id=eq;1`), so we refuse instead.
                 throw .unparsable("filter", input: stray.value, column: 1,
                                   details: "\"\(stray.name)\" is not a filter (expected operator.value, e.g. eq.1)")
             }
+            var statement = RecordsStatement(catalog: catalog, schema: schema, request: request, preferences: preferences, query: query)
+            statement.singleObject = media == .singleObject
             switch request.method {
-            case .get, .head: try statement.buildRead(table, query: query)
-            case .post: try statement.buildInsert(table, query: query)
-            case .put: try statement.buildPut(table, query: query)
-            case .patch: try statement.buildUpdate(table, query: query)
-            case .delete: try statement.buildDelete(table, query: query)
+            case .get, .head: try statement.buildRead(table)
+            case .post: try statement.buildInsert(table)
+            case .put: try statement.buildPut(table)
+            case .patch: try statement.buildUpdate(table)
+            case .delete: try statement.buildDelete(table)
             }
+            return statement.result()
         case .rpc(let name):
             switch request.method {
             case .get, .head, .post: break
@@ -79,123 +79,36 @@ public enum RecordsSQLBuilder {
                 let given = RecordsStatement.givenArgumentNames(request)
                 throw .functionNotFound(schema: schema, name: name, arguments: given)
             }
+            // Query-string items named like arguments are arguments (GET); the rest filter the rows.
+            let argumentNames = request.method == .post ? [] : function.arguments.map(\.name).filter { !$0.isEmpty }
+            let query = try RecordsQueryParser.parse(request.query, argumentNames: argumentNames)
+            var statement = RecordsStatement(catalog: catalog, schema: schema, request: request, preferences: preferences, query: query)
+            statement.singleObject = media == .singleObject
             try statement.buildCall(function)
+            return statement.result()
         }
-        return statement.result()
     }
 }
 
 /// Appends SQL text and bind parameters; the only way request data reaches the statement.
-/// (A class, so emitting methods need not mutate the statement and can borrow the parsed query.)
+/// A class over plain memory: appending is a bounds check and a copy, and emitting methods need
+/// not mutate the statement (so they can borrow the parsed query instead of copying it).
 final class RecordsSQLWriter {
-    let buffer = RecordsSQLBuffer()
+    private var base: UnsafeMutablePointer<UInt8>
+    /// Bytes written so far.
+    private(set) var count = 0
+    private var capacity: Int
+    /// Parameter values in `$1...$n` order.
     var binds: [String?] = []
     /// Next `"t<n>"` alias.
     var nextTableAlias = 0
     /// Next `"e<n>"` alias.
     var nextEmbedAlias = 1
 
-    init() {
-        binds.reserveCapacity(8)
-    }
-
-    /// Bytes written so far.
-    var count: Int { buffer.count }
-
-    /// Fixed SQL text of ours.
-    @inline(__always)
-    func append(_ text: StaticString) {
-        buffer.append(text.utf8Start, text.utf8CodeUnitCount)
-    }
-
-    /// Text from the catalog (type names) or validated by the parser (cast targets).
-    func appendTrusted(_ text: String) {
-        var text = text
-        text.withUTF8 { buffer.append($0.baseAddress, $0.count) }
-    }
-
-    func appendByte(_ byte: UInt8) {
-        buffer.append(byte)
-    }
-
-    /// A double-quoted identifier; `"` is doubled and NUL (which would end the statement) dropped.
-    func appendIdentifier(_ name: String) {
-        var name = name
-        name.withUTF8 { bytes in
-            buffer.append(UInt8(ascii: "\""))
-            var plain = true
-            for byte in bytes where byte == UInt8(ascii: "\"") || byte == 0 {
-                plain = false
-                break
-            }
-            if plain {
-                buffer.append(bytes.baseAddress, bytes.count)
-            } else {
-                for byte in bytes {
-                    if byte == 0 { continue }
-                    if byte == UInt8(ascii: "\"") { buffer.append(byte) }
-                    buffer.append(byte)
-                }
-            }
-            buffer.append(UInt8(ascii: "\""))
-        }
-    }
-
-    /// `"schema"."name"`
-    func appendQualified(_ schema: String, _ name: String) {
-        appendIdentifier(schema)
-        buffer.append(UInt8(ascii: "."))
-        appendIdentifier(name)
-    }
-
-    func appendNumber(_ number: Int) {
-        buffer.appendDecimal(number)
-    }
-
-    /// A generated alias such as `"t3"` (table) or `"e2"` (embedding).
-    func appendAlias(_ prefix: UInt8, _ number: Int) {
-        buffer.append(UInt8(ascii: "\""))
-        buffer.append(prefix)
-        buffer.appendDecimal(number)
-        buffer.append(UInt8(ascii: "\""))
-    }
-
-    /// `$n::type` for a new parameter holding `value`.
-    func appendBind(_ value: String?, type: String) {
-        binds.append(value)
-        buffer.append(UInt8(ascii: "$"))
-        buffer.appendDecimal(binds.count)
-        append("::")
-        appendTrusted(type)
-    }
-
-    /// `$n::type` for a new parameter holding `value`.
-    func appendBind(_ value: String?, type: StaticString) {
-        binds.append(value)
-        buffer.append(UInt8(ascii: "$"))
-        buffer.appendDecimal(binds.count)
-        append("::")
-        append(type)
-    }
-
-    /// Appends a copy of bytes written earlier (the WHERE clause reused by the count).
-    func appendCopy(of range: Range<Int>) {
-        buffer.appendCopy(of: range)
-    }
-
-    /// The text written so far (for tests and debugging).
-    var sql: String { buffer.string }
-}
-
-/// A growable byte buffer for SQL text: plain memory, so appending is a bounds check and a copy.
-final class RecordsSQLBuffer {
-    private(set) var base: UnsafeMutablePointer<UInt8>
-    private(set) var count = 0
-    private var capacity: Int
-
     init(capacity: Int = 1024) {
         self.capacity = capacity
         base = .allocate(capacity: capacity)
+        binds.reserveCapacity(8)
     }
 
     deinit {
@@ -219,53 +132,163 @@ final class RecordsSQLBuffer {
     }
 
     @inline(__always)
-    func append(_ byte: UInt8) {
+    func appendByte(_ byte: UInt8) {
         reserve(1)
         base[count] = byte
         count += 1
     }
 
     @inline(__always)
-    func append(_ bytes: UnsafePointer<UInt8>?, _ length: Int) {
+    private func append(_ bytes: UnsafePointer<UInt8>?, _ length: Int) {
         guard let bytes, length > 0 else { return }
         reserve(length)
         (base + count).update(from: bytes, count: length)
         count += length
     }
 
-    func appendDecimal(_ number: Int) {
-        if number < 0 {
-            append(UInt8(ascii: "-"))
-            appendDecimal(0 - number)
-            return
-        }
-        if number < 10 {
-            append(UInt8(ascii: "0") + UInt8(number))
-            return
-        }
-        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
-                     UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
-            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-        var remaining = number
-        var length = 0
-        withUnsafeMutableBytes(of: &digits) { scratch in
-            while remaining > 0 {
-                scratch[19 - length] = UInt8(ascii: "0") + UInt8(remaining % 10)
-                remaining /= 10
-                length += 1
+    /// Fixed SQL text of ours.
+    @inline(__always)
+    func append(_ text: StaticString) {
+        append(text.utf8Start, text.utf8CodeUnitCount)
+    }
+
+    /// Bytes prepared earlier (quoted catalog names, cast suffixes).
+    @inline(__always)
+    func appendBytes(_ bytes: [UInt8]) {
+        bytes.withUnsafeBufferPointer { append($0.baseAddress, $0.count) }
+    }
+
+    /// Text from the catalog (type names) or validated by the parser (cast targets).
+    func appendTrusted(_ text: String) {
+        text.withUTF8Bytes { append($0.baseAddress, $0.count) }
+    }
+
+    /// A double-quoted identifier; `"` is doubled and NUL (which would end the statement) dropped.
+    func appendIdentifier(_ name: String) {
+        name.withUTF8Bytes { bytes in
+            appendByte(UInt8(ascii: "\""))
+            var plain = true
+            for byte in bytes where byte == UInt8(ascii: "\"") || byte == 0 {
+                plain = false
+                break
             }
-            append(scratch.baseAddress!.assumingMemoryBound(to: UInt8.self) + (20 - length), length)
+            if plain {
+                append(bytes.baseAddress, bytes.count)
+            } else {
+                for byte in bytes {
+                    if byte == 0 { continue }
+                    if byte == UInt8(ascii: "\"") { appendByte(byte) }
+                    appendByte(byte)
+                }
+            }
+            appendByte(UInt8(ascii: "\""))
         }
     }
 
+    /// `"schema"."name"`
+    func appendQualified(_ schema: String, _ name: String) {
+        appendIdentifier(schema)
+        appendByte(UInt8(ascii: "."))
+        appendIdentifier(name)
+    }
+
+    /// A non-negative decimal number.
+    func appendNumber(_ number: Int) {
+        if number < 10 {
+            appendByte(UInt8(ascii: "0") + UInt8(number))
+            return
+        }
+        appendNumber(number / 10)
+        appendByte(UInt8(ascii: "0") + UInt8(number % 10))
+    }
+
+    /// A generated alias such as `"t3"` (table) or `"e2"` (embedding).
+    func appendAlias(_ prefix: UInt8, _ number: Int) {
+        appendByte(UInt8(ascii: "\""))
+        appendByte(prefix)
+        appendNumber(number)
+        appendByte(UInt8(ascii: "\""))
+    }
+
+    /// `$n::type` (or `$n::type[]`) for a new parameter holding `value`, cast to an expression's type.
+    func appendBind(_ value: String?, cast type: RecordsExpressionType, asArray: Bool = false) {
+        binds.append(value)
+        appendByte(UInt8(ascii: "$"))
+        appendNumber(binds.count)
+        appendBytes(type.castSuffix)
+        if asArray { append("[]") }
+    }
+
+    /// `$n::type` for a new parameter holding `value`.
+    func appendBind(_ value: String?, type: String) {
+        binds.append(value)
+        appendByte(UInt8(ascii: "$"))
+        appendNumber(binds.count)
+        append("::")
+        appendTrusted(type)
+    }
+
+    /// `$n::type` for a new parameter holding `value`.
+    func appendBind(_ value: String?, type: StaticString) {
+        binds.append(value)
+        appendByte(UInt8(ascii: "$"))
+        appendNumber(binds.count)
+        append("::")
+        append(type)
+    }
+
+    /// Appends a copy of bytes written earlier (the WHERE clause reused by the count).
     func appendCopy(of range: Range<Int>) {
         reserve(range.count)
         (base + count).update(from: base + range.lowerBound, count: range.count)
         count += range.count
     }
 
-    var string: String {
+    /// The statement written so far.
+    var sql: String {
         String(decoding: UnsafeBufferPointer(start: base, count: count), as: UTF8.self)
+    }
+
+    /// `"name"` with `"` doubled and NUL dropped, as bytes.
+    static func quotedIdentifier(_ name: String) -> [UInt8] {
+        var bytes: [UInt8] = [UInt8(ascii: "\"")]
+        bytes.reserveCapacity(name.utf8.count + 2)
+        for byte in name.utf8 where byte != 0 {
+            if byte == UInt8(ascii: "\"") { bytes.append(byte) }
+            bytes.append(byte)
+        }
+        bytes.append(UInt8(ascii: "\""))
+        return bytes
+    }
+
+    /// `::type` as bytes.
+    static func castSuffix(_ type: String) -> [UInt8] {
+        [UInt8(ascii: ":"), UInt8(ascii: ":")] + Array(type.utf8)
+    }
+}
+
+/// The SQL type of an emitted expression: what a bind compared with it is cast to.
+struct RecordsExpressionType {
+    /// The type name, e.g. `integer`.
+    var name: String
+    /// `::name` as bytes.
+    var castSuffix: [UInt8]
+
+    init(name: String, castSuffix: [UInt8]) {
+        self.name = name
+        self.castSuffix = castSuffix
+    }
+
+    init(_ name: String) {
+        self.init(name: name, castSuffix: RecordsSQLWriter.castSuffix(name))
+    }
+
+    static let text = RecordsExpressionType("text")
+    static let jsonb = RecordsExpressionType("jsonb")
+
+    /// The type of a catalog column.
+    static func of(_ column: SchemaCatalog.Column) -> RecordsExpressionType {
+        RecordsExpressionType(name: column.type, castSuffix: column.castSuffix)
     }
 }
 
@@ -386,19 +409,20 @@ struct RecordsStatement {
     var rangeOffset = 0
     var readOnly = false
     /// The parsed query string; plan nodes refer to its conditions and orders by scope path.
-    var query = RecordsQuery()
+    let query: RecordsQuery
     /// Every scope path the select embeds, to reject parameters for resources that are not embedded.
     var embeddedPaths: [[String]] = []
 
-    init(catalog: SchemaCatalog, schema: String, request: RecordsRequest, preferences: RecordsPreferences) {
+    init(catalog: SchemaCatalog, schema: String, request: RecordsRequest, preferences: RecordsPreferences, query: RecordsQuery) {
         self.catalog = catalog
         self.schema = schema
         self.request = request
         self.preferences = preferences
+        self.query = query
     }
 
     func result() -> GeneratedSQL {
-        GeneratedSQL(sql: writer.buffer.string, binds: writer.binds, singleObject: singleObject, countRequested: countRequested,
+        GeneratedSQL(sql: writer.sql, binds: writer.binds, singleObject: singleObject, countRequested: countRequested,
                      returnMinimal: returnMinimal, preferenceApplied: preferenceApplied, rangeOffset: rangeOffset, readOnly: readOnly)
     }
 
@@ -415,19 +439,18 @@ struct RecordsStatement {
     // MARK: - Planning
 
     /// Resolves `items` against `table`, recursively through embeddings.
-    mutating func plan(_ table: SchemaCatalog.Table, items: [RecordsQuery.SelectItem], path: [String], query: RecordsQuery,
+    mutating func plan(_ table: SchemaCatalog.Table, items: [RecordsQuery.SelectItem], path: [String],
                        columnsKnown: Bool = true, includeConditions: Bool = true) throws(PostgRESTError) -> RecordsReadNode {
         let alias = takeTableAlias()
         var embeds: [RecordsEmbedNode] = []
-        for item in items {
-            switch item {
-            case .allColumns:
-                break
-            case .field(let selected):
-                if columnsKnown, table.columnIndex(named: selected.field.name) == nil {
-                    throw .undefinedColumn(selected.field.name, table: table.name)
+        for index in items.indices {
+            if let name = items[index].selectedColumnName {
+                if columnsKnown, table.columnIndex(named: name) == nil {
+                    throw .undefinedColumn(name, table: table.name)
                 }
-            case .embed(let embed):
+                continue
+            }
+            if case .embed(let embed) = items[index] {
                 let relationship = try relationship(from: table, to: embed)
                 if embed.isSpread, !relationship.isToOne {
                     throw .spreadNotToOne(origin: table.name, target: embed.relation)
@@ -435,7 +458,7 @@ struct RecordsStatement {
                 let lateral = takeEmbedAlias()
                 let childPath = path + [embed.scopeName]
                 embeddedPaths.append(childPath)
-                let child = try plan(relationship.target, items: embed.items, path: childPath, query: query)
+                let child = try plan(relationship.target, items: embed.items, path: childPath)
                 let junctionAlias = relationship.junction == nil ? -1 : takeTableAlias()
                 embeds.append(RecordsEmbedNode(
                     relationship: relationship, node: child, outputName: embed.alias ?? embed.relation,
@@ -446,7 +469,7 @@ struct RecordsStatement {
         var limit: Int?
         var offset: Int?
         if !path.isEmpty {
-            for scoped in query.ranges where scoped.path == path {
+            for scoped in query.embeddedRanges where scoped.path == path {
                 limit = scoped.limit ?? limit
                 offset = scoped.offset ?? offset
             }
@@ -456,7 +479,7 @@ struct RecordsStatement {
     }
 
     /// Rejects scoped parameters whose path is not an embedding of the select.
-    func checkScopes(_ query: RecordsQuery) throws(PostgRESTError) {
+    func checkScopes() throws(PostgRESTError) {
         func check(_ path: [String]) throws(PostgRESTError) {
             guard !path.isEmpty, !embeddedPaths.contains(path) else { return }
             // Name the first resource along the path that is missing.
@@ -465,8 +488,8 @@ struct RecordsStatement {
             }
         }
         for scoped in query.conditions { try check(scoped.path) }
-        for scoped in query.orders { try check(scoped.path) }
-        for scoped in query.ranges { try check(scoped.path) }
+        for scoped in query.embeddedOrders { try check(scoped.path) }
+        for scoped in query.embeddedRanges { try check(scoped.path) }
     }
 
     /// Finds the single relationship `embed` means from `parent` (PGRST200 if none, 300 PGRST201 if several),
@@ -571,7 +594,7 @@ struct RecordsStatement {
         writer.append("SELECT ")
         try emitSelectList(node)
         writer.append(" FROM ")
-        writer.appendQualified(node.table.schema, node.table.name)
+        writer.appendBytes(node.table.quotedName)
         writer.append(" AS ")
         writer.appendAlias(aliasTable, node.alias)
         if let junction = relationship.junction {
@@ -660,7 +683,7 @@ struct RecordsStatement {
                 writer.appendAlias(aliasTable, node.alias)
                 writer.append(".*")
             case .field(let selected):
-                emitFieldExpression(selected.field, alias: node.alias, type: node.table.columnType(named: selected.field.name))
+                emitFieldExpression(selected.field, alias: node.alias, table: node.table, column: node.table.columnIndex(named: selected.field.name))
                 if let cast = selected.cast {
                     writer.append("::")
                     writer.appendTrusted(cast)
@@ -691,17 +714,21 @@ struct RecordsStatement {
 
     /// `"tN"."col"` or `("tN"."col"->$1::text->>$2::text)`; returns the expression's SQL type.
     @discardableResult
-    func emitFieldExpression(_ field: RecordsQuery.Field, alias: Int, type columnType: String?) -> String {
+    func emitFieldExpression(_ field: RecordsQuery.Field, alias: Int, table: SchemaCatalog.Table, column: Int?) -> RecordsExpressionType {
         if field.jsonPath.isEmpty {
             writer.appendAlias(aliasTable, alias)
             writer.append(".")
-            writer.appendIdentifier(field.name)
-            return columnType ?? "text"
+            guard let column else {
+                writer.appendIdentifier(field.name)
+                return .text
+            }
+            writer.appendBytes(table.columns[column].quotedName)
+            return .of(table.columns[column])
         }
         writer.append("(")
         writer.appendAlias(aliasTable, alias)
         writer.append(".")
-        writer.appendIdentifier(field.name)
+        if let column { writer.appendBytes(table.columns[column].quotedName) } else { writer.appendIdentifier(field.name) }
         var yieldsText = false
         for step in field.jsonPath {
             writer.append(step.yieldsText ? "->>" : "->")
@@ -712,15 +739,23 @@ struct RecordsStatement {
             yieldsText = step.yieldsText
         }
         writer.append(")")
-        if yieldsText { return "text" }
-        if let columnType, columnType == "json" || columnType == "jsonb" { return columnType }
-        return "jsonb"
+        if yieldsText { return .text }
+        if let column, table.columns[column].type == "json" { return .of(table.columns[column]) }
+        return .jsonb
     }
 
     /// `ORDER BY ...` for `node`, if it has order terms.
     func emitOrder(_ node: RecordsReadNode) throws(PostgRESTError) {
+        if node.path.isEmpty {
+            let terms = query.order
+            for index in terms.indices {
+                writer.append(index == 0 ? " ORDER BY " : ", ")
+                try emitOrderTerm(terms[index], node: node)
+            }
+            return
+        }
         var first = true
-        let orders = query.orders
+        let orders = query.embeddedOrders
         for index in orders.indices where orders[index].path == node.path {
             for termIndex in orders[index].terms.indices {
                 writer.append(first ? " ORDER BY " : ", ")
@@ -740,9 +775,9 @@ struct RecordsStatement {
             }
             try emitRelatedOrderExpression(term.field, embed: embed, parentAlias: node.alias)
         } else {
-            let type = node.table.columnType(named: term.field.name)
-            if node.columnsKnown, type == nil { throw .undefinedColumn(term.field.name, table: node.table.name) }
-            emitFieldExpression(term.field, alias: node.alias, type: type)
+            let column = node.table.columnIndex(named: term.field.name)
+            if node.columnsKnown, column == nil { throw .undefinedColumn(term.field.name, table: node.table.name) }
+            emitFieldExpression(term.field, alias: node.alias, table: node.table, column: column)
         }
         switch term.direction {
         case .asc: writer.append(" ASC")
@@ -759,10 +794,10 @@ struct RecordsStatement {
     /// `(SELECT "tX"."col" FROM target AS "tX" WHERE <join>)`: a to-one embedding's column as a sort key.
     func emitRelatedOrderExpression(_ field: RecordsQuery.Field, embed: RecordsEmbedNode, parentAlias: Int) throws(PostgRESTError) {
         let target = embed.relationship.target
-        guard let type = target.columnType(named: field.name) else { throw .undefinedColumn(field.name, table: target.name) }
+        guard let column = target.columnIndex(named: field.name) else { throw .undefinedColumn(field.name, table: target.name) }
         let alias = takeTableAlias()
         writer.append("(SELECT ")
-        emitFieldExpression(field, alias: alias, type: type)
+        emitFieldExpression(field, alias: alias, table: target, column: column)
         writer.append(" FROM ")
         writer.appendQualified(target.schema, target.name)
         writer.append(" AS ")
@@ -784,11 +819,11 @@ struct RecordsStatement {
     func emitRange(limit: Int?, offset: Int?) {
         if let limit {
             writer.append(" LIMIT ")
-            writer.appendBind(String(limit), type: "bigint")
+            writer.appendBind(Self.decimal(limit), type: "bigint")
         }
         if let offset, offset > 0 {
             writer.append(" OFFSET ")
-            writer.appendBind(String(offset), type: "bigint")
+            writer.appendBind(Self.decimal(offset), type: "bigint")
         }
     }
 
@@ -832,12 +867,12 @@ struct RecordsStatement {
             writer.append(isNull ? ".v IS NULL" : ".v IS NOT NULL")
             return
         }
-        let column = node.table.columnType(named: field.name)
+        let column = node.table.columnIndex(named: field.name)
         if node.columnsKnown, column == nil { throw .undefinedColumn(field.name, table: node.table.name) }
         if filter.negated { writer.append("NOT ") }
         switch filter.operation {
         case .is(let value):
-            emitFieldExpression(field, alias: node.alias, type: column)
+            emitFieldExpression(field, alias: node.alias, table: node.table, column: column)
             switch value {
             case .null: writer.append(" IS NULL")
             case .notNull: writer.append(" IS NOT NULL")
@@ -846,37 +881,37 @@ struct RecordsStatement {
             case .unknown: writer.append(" IS UNKNOWN")
             }
         case .list(let values):
-            let type = emitFieldExpression(field, alias: node.alias, type: column)
+            let type = emitFieldExpression(field, alias: node.alias, table: node.table, column: column)
             writer.append(" = ANY(")
-            writer.appendBind(Self.arrayLiteral(values), type: type + "[]")
+            writer.appendBind(Self.arrayLiteral(values), cast: type, asArray: true)
             writer.append(")")
         case .binary(let op, let value):
             try emitBinary(op, value: value, field: field, node: node, column: column)
         case .quantified(let op, let quantifier, let value):
-            let valueType: String
+            let valueType: RecordsExpressionType
             if op == .like || op == .ilike || op == .match || op == .imatch {
                 emitTextExpression(field, node: node, column: column)
-                valueType = "text[]"
+                valueType = .text
             } else {
-                valueType = emitFieldExpression(field, alias: node.alias, type: column) + "[]"
+                valueType = emitFieldExpression(field, alias: node.alias, table: node.table, column: column)
             }
             writer.append(" ")
             Self.appendOperatorSymbol(op, to: writer)
             writer.append(quantifier == .any ? " ANY(" : " ALL(")
             let pattern = (op == .like || op == .ilike) ? Self.likePattern(value) : value
-            writer.appendBind(pattern, type: valueType)
+            writer.appendBind(pattern, cast: valueType, asArray: true)
             writer.append(")")
         case .fullText(let op, let configuration, let value):
-            let isVector = column == "tsvector" && field.jsonPath.isEmpty
+            let isVector = column.map { node.table.columns[$0].type == "tsvector" } == true && field.jsonPath.isEmpty
             if isVector {
-                emitFieldExpression(field, alias: node.alias, type: column)
+                emitFieldExpression(field, alias: node.alias, table: node.table, column: column)
             } else {
                 writer.append("to_tsvector(")
                 if let configuration {
                     writer.appendBind(configuration, type: "regconfig")
                     writer.append(", ")
                 }
-                emitFieldExpression(field, alias: node.alias, type: column)
+                emitFieldExpression(field, alias: node.alias, table: node.table, column: column)
                 writer.append(")")
             }
             switch op {
@@ -895,7 +930,7 @@ struct RecordsStatement {
     }
 
     func emitBinary(_ op: RecordsQuery.Operator, value: String, field: RecordsQuery.Field, node: RecordsReadNode,
-                             column: String?) throws(PostgRESTError) {
+                             column: Int?) throws(PostgRESTError) {
         switch op {
         case .like, .ilike, .match, .imatch:
             emitTextExpression(field, node: node, column: column)
@@ -904,23 +939,23 @@ struct RecordsStatement {
             writer.append(" ")
             writer.appendBind(op == .like || op == .ilike ? Self.likePattern(value) : value, type: "text")
         default:
-            let type = emitFieldExpression(field, alias: node.alias, type: column)
+            let type = emitFieldExpression(field, alias: node.alias, table: node.table, column: column)
             writer.append(" ")
             Self.appendOperatorSymbol(op, to: writer)
             writer.append(" ")
             var value = value
             // `ov.(1,2)` on an array column means the array `{1,2}`, as in PostgREST.
-            if op == .ov, type.hasSuffix("[]"), value.hasPrefix("("), value.hasSuffix(")") {
+            if op == .ov, type.name.hasSuffix("[]"), value.hasPrefix("("), value.hasSuffix(")") {
                 value = "{" + value.dropFirst().dropLast() + "}"
             }
-            writer.appendBind(value, type: type)
+            writer.appendBind(value, cast: type)
         }
     }
 
     /// The field as text for pattern operators (non-text columns are cast, so `id=like.1*` works).
-    func emitTextExpression(_ field: RecordsQuery.Field, node: RecordsReadNode, column: String?) {
-        let type = emitFieldExpression(field, alias: node.alias, type: column)
-        if !Self.isText(type) { writer.append("::text") }
+    func emitTextExpression(_ field: RecordsQuery.Field, node: RecordsReadNode, column: Int?) {
+        let type = emitFieldExpression(field, alias: node.alias, table: node.table, column: column)
+        if !Self.isText(type.name) { writer.append("::text") }
     }
 
     static func appendOperatorSymbol(_ op: RecordsQuery.Operator, to writer: RecordsSQLWriter) {
@@ -947,12 +982,33 @@ struct RecordsStatement {
         }
     }
 
+    /// A non-negative integer as decimal text, without `description`'s generic machinery.
+    static func decimal(_ number: Int) -> String {
+        guard number >= 0 else { return String(number) }
+        var digits = 1
+        var rest = number / 10
+        while rest > 0 { digits += 1; rest /= 10 }
+        return String(unsafeUninitializedCapacity: digits) { target in
+            var value = number
+            for index in stride(from: digits - 1, through: 0, by: -1) {
+                target[index] = UInt8(ascii: "0") + UInt8(value % 10)
+                value /= 10
+            }
+            return digits
+        }
+    }
+
     /// PostgREST's `*` wildcard as SQL's `%`.
     static func likePattern(_ value: String) -> String {
         guard value.utf8.contains(UInt8(ascii: "*")) else { return value }
-        var bytes = Array(value.utf8)
-        for index in bytes.indices where bytes[index] == UInt8(ascii: "*") { bytes[index] = UInt8(ascii: "%") }
-        return String(decoding: bytes, as: UTF8.self)
+        return value.withUTF8Bytes { source in
+            String(unsafeUninitializedCapacity: source.count) { target in
+                for index in source.indices {
+                    target[index] = source[index] == UInt8(ascii: "*") ? UInt8(ascii: "%") : source[index]
+                }
+                return source.count
+            }
+        }
     }
 
     /// A PostgreSQL array literal with every element quoted: `{"a","b \"c\""}`.
@@ -992,10 +1048,9 @@ struct RecordsStatement {
     }
 
     /// Limit and offset from `limit`/`offset` intersected with the `Range` header.
-    mutating func rootRange(_ query: RecordsQuery) throws(PostgRESTError) -> (limit: Int?, offset: Int) {
-        let range = query.rootRange
-        var lower = range?.offset ?? 0
-        var upper: Int? = range?.limit.map { lower + $0 - 1 }
+    mutating func rootRange() throws(PostgRESTError) -> (limit: Int?, offset: Int) {
+        var lower = query.offset ?? 0
+        var upper: Int? = query.limit.map { lower + $0 - 1 }
         if let header = try RecordsRangeHeader.parse(request.range) {
             lower = max(lower, header.lower)
             if let headerUpper = header.upper { upper = upper.map { min($0, headerUpper) } ?? headerUpper }
@@ -1019,12 +1074,12 @@ struct RecordsStatement {
     }
 
     /// GET/HEAD on a table or view.
-    mutating func buildRead(_ table: SchemaCatalog.Table, query: RecordsQuery) throws(PostgRESTError) {
+    mutating func buildRead(_ table: SchemaCatalog.Table) throws(PostgRESTError) {
         readOnly = true
         applyCountPreference()
-        let root = try plan(table, items: query.select, path: [], query: query)
-        try checkScopes(query)
-        let (limit, offset) = try rootRange(query)
+        let root = try plan(table, items: query.select, path: [])
+        try checkScopes()
+        let (limit, offset) = try rootRange()
         writer.append("WITH pgrst_source AS (")
         pendingTotal = try emitRootSelect(root, source: .table, limit: limit, offset: offset, withCount: countRequested != nil)
         finishRead(emptyBody: request.method == .head)
@@ -1039,7 +1094,7 @@ struct RecordsStatement {
         writer.append(" FROM ")
         switch source {
         case .table:
-            writer.appendQualified(root.table.schema, root.table.name)
+            writer.appendBytes(root.table.quotedName)
         case .written:
             writer.append("pgrst_source")
         case .function(let call):
@@ -1120,11 +1175,11 @@ struct RecordsStatement {
     }
 
     /// The final SELECT after a write CTE named `pgrst_source`.
-    mutating func finishWrite(_ preference: RecordsPreferences.Return, table: SchemaCatalog.Table, query: RecordsQuery) throws(PostgRESTError) {
+    mutating func finishWrite(_ preference: RecordsPreferences.Return, table: SchemaCatalog.Table) throws(PostgRESTError) {
         if preference == .representation {
             // Embeddings and renames apply to the returned rows; root filters were applied by the write.
-            var root = try plan(table, items: query.select, path: [], query: query, includeConditions: false)
-            try checkScopes(query)
+            var root = try plan(table, items: query.select, path: [], includeConditions: false)
+            try checkScopes()
             writer.append(", pgrst_result AS (")
             _ = try emitRootSelect(root, source: .written, limit: nil, offset: 0, withCount: false)
             writer.append(" SELECT count(*) AS page_total, ")
@@ -1132,7 +1187,7 @@ struct RecordsStatement {
             writer.append(" AS total, coalesce(json_agg(_pgrst_t), '[]')::text AS body FROM pgrst_result AS _pgrst_t")
             return
         }
-        try checkScopes(query)
+        try checkScopes()
         writer.append(" SELECT count(*) AS page_total, ")
         writer.append(countRequested != nil ? "count(*)" : "NULL::bigint")
         if preference == .headersOnly, !table.primaryKey.isEmpty {
@@ -1148,7 +1203,7 @@ struct RecordsStatement {
     }
 
     /// Parses and checks the body of an insert/upsert; returns its objects and the columns to write.
-    func insertColumns(_ table: SchemaCatalog.Table, query: RecordsQuery) throws(PostgRESTError) -> (body: RecordsRequestBody, columns: [String]) {
+    func insertColumns(_ table: SchemaCatalog.Table) throws(PostgRESTError) -> (body: RecordsRequestBody, columns: [String]) {
         guard let bytes = request.body else { throw .invalidBody(RecordsRequestBody.invalidJSONMessage) }
         let body = try RecordsRequestBody.objects(in: bytes)
         var columns: [String] = []
@@ -1169,8 +1224,8 @@ struct RecordsStatement {
     }
 
     /// POST on a table: insert or upsert one object or an array.
-    mutating func buildInsert(_ table: SchemaCatalog.Table, query: RecordsQuery) throws(PostgRESTError) {
-        let (body, columns) = try insertColumns(table, query: query)
+    mutating func buildInsert(_ table: SchemaCatalog.Table) throws(PostgRESTError) {
+        let (body, columns) = try insertColumns(table)
         let preference = applyReturnPreference()
         applyCountPreference()
         var conflict: (target: [String], merge: Bool)?
@@ -1232,7 +1287,7 @@ struct RecordsStatement {
             }
             writer.append(")")
         }
-        try finishWrite(preference, table: table, query: query)
+        try finishWrite(preference, table: table)
     }
 
     /// `INSERT INTO ... SELECT ... FROM json_populate_recordset(...) [ON CONFLICT ...] RETURNING ...`
@@ -1282,8 +1337,8 @@ struct RecordsStatement {
     }
 
     /// PUT: upsert one row identified by `pk=eq.value` filters that match the body.
-    mutating func buildPut(_ table: SchemaCatalog.Table, query: RecordsQuery) throws(PostgRESTError) {
-        if let range = query.rootRange, range.limit != nil || range.offset != nil { throw .putLimitNotAllowed }
+    mutating func buildPut(_ table: SchemaCatalog.Table) throws(PostgRESTError) {
+        if query.limit != nil || query.offset != nil { throw .putLimitNotAllowed }
         guard !table.primaryKey.isEmpty else { throw .invalidPutFilters }
         var keyValues: [String: String] = [:]
         for scoped in query.conditions where scoped.path.isEmpty {
@@ -1295,7 +1350,7 @@ struct RecordsStatement {
             keyValues[filter.field.name] = value
         }
         guard keyValues.count == table.primaryKey.count else { throw .invalidPutFilters }
-        let (body, columns) = try insertColumns(table, query: query)
+        let (body, columns) = try insertColumns(table)
         guard !body.isArray, let object = body.objects.first else {
             throw .invalidBody("PUT requires a single JSON object")
         }
@@ -1311,7 +1366,7 @@ struct RecordsStatement {
         writer.append("WITH pgrst_source AS (")
         emitInsert(table, columns: columns, json: "[" + body.text + "]", conflict: (table.primaryKey, true), preference: preference)
         writer.append(")")
-        try finishWrite(preference, table: table, query: query)
+        try finishWrite(preference, table: table)
     }
 
     /// The text of a JSON scalar (strings unescaped, numbers and booleans as written); nil for null and containers.
@@ -1328,10 +1383,9 @@ struct RecordsStatement {
     }
 
     /// The WHERE clause of a write: root conditions, or a ctid match when limit/order restrict the rows.
-    func emitWriteFilter(_ table: SchemaCatalog.Table, query: RecordsQuery) throws(PostgRESTError) {
+    func emitWriteFilter(_ table: SchemaCatalog.Table) throws(PostgRESTError) {
         let node = RecordsReadNode(table: table, alias: 0, path: [])
-        let range = query.rootRange
-        if range?.limit != nil || (range?.offset ?? 0) > 0 {
+        if query.limit != nil || (query.offset ?? 0) > 0 {
             guard !table.isView else {
                 throw PostgRESTError(status: 400, code: PostgRESTError.Code.queryParameter,
                                      message: "limit/offset on a view cannot be applied to a write")
@@ -1340,11 +1394,9 @@ struct RecordsStatement {
             writer.appendQualified(table.schema, table.name)
             writer.append(" AS \"t0\"")
             try emitConditions(node, allowEmbeds: false)
-            for scoped in query.orders where scoped.path.isEmpty {
-                for term in scoped.terms { if let relation = term.relation { throw .notEmbedded(relation) } }
-            }
+            for term in query.order { if let relation = term.relation { throw .notEmbedded(relation) } }
             try emitOrder(node)
-            emitRange(limit: range?.limit, offset: range?.offset)
+            emitRange(limit: query.limit, offset: query.offset)
             writer.append("))")
             return
         }
@@ -1366,7 +1418,7 @@ struct RecordsStatement {
     }
 
     /// PATCH: update the filtered rows with the body's keys.
-    mutating func buildUpdate(_ table: SchemaCatalog.Table, query: RecordsQuery) throws(PostgRESTError) {
+    mutating func buildUpdate(_ table: SchemaCatalog.Table) throws(PostgRESTError) {
         guard let bytes = request.body else { throw .invalidBody(RecordsRequestBody.invalidJSONMessage) }
         let body = try RecordsRequestBody.objects(in: bytes)
         guard !body.isArray, let object = body.objects.first else {
@@ -1412,24 +1464,24 @@ struct RecordsStatement {
             writer.append(", ")
             writer.appendBind(body.text, type: "json")
             writer.append(") AS pgrst_body")
-            try emitWriteFilter(table, query: query)
+            try emitWriteFilter(table)
             emitReturning(preference, table: table)
         }
         writer.append(")")
-        try finishWrite(preference, table: table, query: query)
+        try finishWrite(preference, table: table)
     }
 
     /// DELETE: remove the filtered rows.
-    mutating func buildDelete(_ table: SchemaCatalog.Table, query: RecordsQuery) throws(PostgRESTError) {
+    mutating func buildDelete(_ table: SchemaCatalog.Table) throws(PostgRESTError) {
         let preference = applyReturnPreference()
         applyCountPreference()
         writer.append("WITH pgrst_source AS (DELETE FROM ")
         writer.appendQualified(table.schema, table.name)
         writer.append(" AS \"t0\"")
-        try emitWriteFilter(table, query: query)
+        try emitWriteFilter(table)
         emitReturning(preference, table: table)
         writer.append(")")
-        try finishWrite(preference, table: table, query: query)
+        try finishWrite(preference, table: table)
     }
 
     // MARK: - RPC
@@ -1448,10 +1500,7 @@ struct RecordsStatement {
     /// POST/GET /rpc/fn.
     mutating func buildCall(_ function: SchemaCatalog.Function) throws(PostgRESTError) {
         readOnly = request.method != .post
-        let argumentNames = function.arguments.map(\.name).filter { !$0.isEmpty }
-        let query = try RecordsQueryParser.parse(request.query, argumentNames: request.method == .post ? [] : argumentNames)
-        self.query = query
-        let call = try functionCall(function, query: query)
+        let call = try functionCall(function)
         applyCountPreference()
         let result = resultTable(of: function)
 
@@ -1472,8 +1521,8 @@ struct RecordsStatement {
         guard let resolved = result else {
             // A scalar (or set of scalars): the JSON value itself, or an array of them.
             if function.returnsSet {
-                try checkScopes(query)
-                let (limit, offset) = try rootRange(query)
+                try checkScopes()
+                let (limit, offset) = try rootRange()
                 writer.append("pgrst_source AS (SELECT \"t0\".pgrst_scalar FROM ")
                 emitCallSource(call)
                 writer.append(" AS \"t0\"(pgrst_scalar)")
@@ -1500,11 +1549,11 @@ struct RecordsStatement {
 
         // Rows: select, filter, order and page them like a table.
         let (table, columnsKnown) = resolved
-        let root = try plan(table, items: query.select, path: [], query: query, columnsKnown: columnsKnown)
-        try checkScopes(query)
+        let root = try plan(table, items: query.select, path: [], columnsKnown: columnsKnown)
+        try checkScopes()
         var limit: Int?
         var offset = 0
-        if function.returnsSet { (limit, offset) = try rootRange(query) }
+        if function.returnsSet { (limit, offset) = try rootRange() }
         var source = ReadSource.function(call)
         if countRequested != nil {
             // Call once: the count and the page both read the materialized result.
@@ -1666,7 +1715,7 @@ struct RecordsStatement {
     }
 
     /// Checks the given arguments against the function (PGRST202 when they do not fit).
-    func functionCall(_ function: SchemaCatalog.Function, query: RecordsQuery) throws(PostgRESTError) -> RecordsFunctionCall {
+    func functionCall(_ function: SchemaCatalog.Function) throws(PostgRESTError) -> RecordsFunctionCall {
         var call = RecordsFunctionCall(function: function)
         let jsonTypes: Set<String> = ["json", "jsonb"]
         let onlyArgument = function.arguments.count == 1 ? function.arguments[0] : nil

@@ -6,14 +6,19 @@ public struct SchemaCatalog: Sendable {
     /// A column of a table or view, as `pg_attribute` and `format_type()` describe it.
     public struct Column: Sendable {
         /// The column's name, exactly as stored (case and spaces kept).
-        public var name: String
+        public var name: String { didSet { quotedName = RecordsSQLWriter.quotedIdentifier(name) } }
         /// `format_type(atttypid, atttypmod)`, e.g. `integer`, `text[]`, `timestamp with time zone`;
         /// written into SQL as a cast target, so it must come from the catalog, never from a request.
-        public var type: String
+        public var type: String { didSet { castSuffix = RecordsSQLWriter.castSuffix(type) } }
         /// Whether the column accepts NULL.
         public var nullable: Bool
         /// Whether the column has a default (or is an identity/generated column).
         public var hasDefault: Bool
+
+        /// `"name"` as SQL text, kept in step with `name` (encoded once, not per request).
+        private(set) var quotedName: [UInt8]
+        /// `::type` as SQL text, kept in step with `type`.
+        private(set) var castSuffix: [UInt8]
 
         /// Creates a column description.
         public init(name: String, type: String, nullable: Bool = true, hasDefault: Bool = false) {
@@ -21,6 +26,8 @@ public struct SchemaCatalog: Sendable {
             self.type = type
             self.nullable = nullable
             self.hasDefault = hasDefault
+            quotedName = RecordsSQLWriter.quotedIdentifier(name)
+            castSuffix = RecordsSQLWriter.castSuffix(type)
         }
     }
 
@@ -50,9 +57,9 @@ public struct SchemaCatalog: Sendable {
     /// A table or view that requests can read and write.
     public struct Table: Sendable {
         /// The schema the table lives in.
-        public var schema: String
+        public var schema: String { didSet { quotedName = Self.quotedName(schema, name) } }
         /// The table name.
-        public var name: String
+        public var name: String { didSet { quotedName = Self.quotedName(schema, name) } }
         /// The columns in attribute order (the order `*` returns them in).
         public var columns: [Column]
         /// The primary key columns; the default `on_conflict` target and the PUT key.
@@ -62,6 +69,13 @@ public struct SchemaCatalog: Sendable {
         /// Whether this is a view (views have no `ctid`, so limited updates/deletes are refused).
         public var isView: Bool
 
+        /// `"schema"."name"` as SQL text, kept in step with both.
+        private(set) var quotedName: [UInt8]
+
+        static func quotedName(_ schema: String, _ name: String) -> [UInt8] {
+            RecordsSQLWriter.quotedIdentifier(schema) + [UInt8(ascii: ".")] + RecordsSQLWriter.quotedIdentifier(name)
+        }
+
         /// Creates a table description.
         public init(schema: String, name: String, columns: [Column], primaryKey: [String] = [], foreignKeys: [ForeignKey] = [], isView: Bool = false) {
             self.schema = schema
@@ -70,6 +84,7 @@ public struct SchemaCatalog: Sendable {
             self.primaryKey = primaryKey
             self.foreignKeys = foreignKeys
             self.isView = isView
+            quotedName = Self.quotedName(schema, name)
         }
 
         /// The column called `name`, if the table has one.
@@ -86,10 +101,6 @@ public struct SchemaCatalog: Sendable {
             return nil
         }
 
-        /// The type of the column called `name`, if the table has one.
-        func columnType(named name: String) -> String? {
-            columnIndex(named: name).map { columns[$0].type }
-        }
     }
 
     /// A function callable through `/rpc/name` (overloads are not supported: one per name).
@@ -148,12 +159,28 @@ public struct SchemaCatalog: Sendable {
 
     /// The table or view `schema.name`, if the catalog has it.
     public func table(schema: String, name: String) -> Table? {
-        tables[schema + "." + name]
+        tables[Self.key(schema, name)]
     }
 
     /// The function `schema.name`, if the catalog has it.
     public func function(schema: String, name: String) -> Function? {
-        functions[schema + "." + name]
+        functions[Self.key(schema, name)]
+    }
+
+    /// `"schema.name"`, built in one step (this runs on every request).
+    static func key(_ schema: String, _ name: String) -> String {
+        schema.withUTF8Bytes { schemaBytes in
+            name.withUTF8Bytes { nameBytes in
+                String(unsafeUninitializedCapacity: schemaBytes.count + 1 + nameBytes.count) { target in
+                    var index = 0
+                    for byte in schemaBytes { target[index] = byte; index += 1 }
+                    target[index] = UInt8(ascii: ".")
+                    index += 1
+                    for byte in nameBytes { target[index] = byte; index += 1 }
+                    return index
+                }
+            }
+        }
     }
 
     /// Tables of `schema` (unordered), for relationship searches.

@@ -67,7 +67,7 @@ struct RawSQLController {
                 || upper.contains("SESSION AUTHORIZATION") {
                 return "role switching and DO blocks are only allowed in /rawsql/unrestricted"
             }
-            if let schema = statement.schemas.first(where: { protectedSchemas.contains($0) }), statement.writes {
+            if let schema = statement.touchedSchemas.first(where: { protectedSchemas.contains($0) }), statement.writes {
                 return "statements may not change the \(schema) schema"
             }
         }

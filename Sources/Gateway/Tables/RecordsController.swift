@@ -75,30 +75,61 @@ struct RecordsController {
             return Self.response(error)
         }
         let (role, claims) = Self.identity(context.credential)
-        let readOnly = request.method == .get || request.method == .head
         let result: (pageTotal: Int64, total: Int64?, body: String?)
         do {
-            result = try await client.withConnection { connection in
-                try await connection.inTransaction(readOnly ? "BEGIN READ ONLY" : "BEGIN", logger: logger) {
-                    try await connection.query("""
-                        SELECT set_config('role', \(role), true), set_config('request.jwt.claims', \(claims), true),
-                               set_config('request.id', \(context.requestId), true)
-                        """, logger: logger)
-                    var bindings = PostgresBindings()
-                    for bind in generated.binds {
-                        if let bind { bindings.append(bind) } else { bindings.appendNull() }
-                    }
-                    for try await row in try await connection.query(PostgresQuery(unsafeSQL: generated.sql, binds: bindings), logger: logger)
-                        .decode((Int64, Int64?, String?).self) {
-                        return row
-                    }
-                    return (0, nil, nil)
-                }
-            }
+            result = try await Self.run(generated, role: role, claims: claims, requestId: context.requestId, on: client, logger: logger)
         } catch let error as PSQLError where error.code == .server {
+            if error.serverInfo?[.sqlState] == "PT406" {
+                return Self.response(PostgRESTError(status: 406, code: "PGRST116", message: "JSON object requested, multiple (or no) rows returned",
+                                                    details: error.serverInfo?[.detail], hint: nil))
+            }
             return Self.response(Self.postgRESTError(error, role: role))
         }
         return try respond(request, generated, result)
+    }
+
+    /// Runs the statement as `role` in one round trip (`system.run_as`: role, claims and statement in one
+    /// implicit transaction). The builder's `$n` placeholders become elements of one text array.
+    static func run(_ generated: GeneratedSQL, role: String, claims: String, requestId: String, on client: PostgresClient,
+                    logger: Logger) async throws -> (pageTotal: Int64, total: Int64?, body: String?) {
+        let sql = arrayPlaceholders(generated.sql)
+        let binds = "[" + generated.binds.map { $0.map(JSONCoding.quoted) ?? "null" }.joined(separator: ",") + "]"
+        let rows = try await client.query("""
+            SELECT page_total, total, body FROM system.run_as(\(role), \(claims), \(requestId), \(sql), \(binds)::jsonb, \(generated.singleObject))
+            """, logger: logger)
+        for try await row in rows.decode((Int64, Int64?, String?).self) { return row }
+        return (0, nil, nil)
+    }
+
+    /// `$3` -> `$1[3]` outside quoted identifiers and string literals.
+    static func arrayPlaceholders(_ sql: String) -> String {
+        var out = ""
+        out.reserveCapacity(sql.utf8.count + 32)
+        var quote: Character?
+        var iterator = sql.makeIterator()
+        var pending: Character? = iterator.next()
+        while let c = pending {
+            pending = iterator.next()
+            if let q = quote {
+                out.append(c)
+                if c == q { quote = nil }
+                continue
+            }
+            if c == "\"" || c == "'" {
+                quote = c
+                out.append(c)
+            } else if c == "$", let next = pending, next.isASCII, next.isNumber {
+                var digits = ""
+                while let d = pending, d.isASCII, d.isNumber {
+                    digits.append(d)
+                    pending = iterator.next()
+                }
+                out += "$1[\(digits)]"
+            } else {
+                out.append(c)
+            }
+        }
+        return out
     }
 
     func respond(_ request: Request, _ generated: GeneratedSQL, _ result: (pageTotal: Int64, total: Int64?, body: String?)) throws -> Response {
@@ -107,6 +138,10 @@ struct RecordsController {
             headers[HTTPField.Name("Preference-Applied")!] = generated.preferenceApplied.joined(separator: ", ")
         }
         let first = generated.rangeOffset
+        if let total = result.total, first > 0, first >= Int(total) {
+            return Self.response(PostgRESTError(status: 416, code: "PGRST103", message: "Requested range not satisfiable",
+                                                details: "An offset of \(first) was requested, but there are only \(total) rows.", hint: nil))
+        }
         let totalText = result.total.map(String.init) ?? "*"
         headers[HTTPField.Name("Content-Range")!] = result.pageTotal > 0
             ? "\(first)-\(first + Int(result.pageTotal) - 1)/\(totalText)" : "*/\(totalText)"
@@ -125,7 +160,7 @@ struct RecordsController {
         let status: HTTPResponse.Status
         switch request.method {
         case .post where !isRPC(request): status = .created
-        case .get, .head:
+        case .get, .head, .post:
             if let total = result.total, Int(result.pageTotal) + first < Int(total) || first > 0 { status = .partialContent } else { status = .ok }
         default: status = generated.returnMinimal ? .noContent : .ok
         }

@@ -12,6 +12,19 @@ public enum SQLStatements {
         public var hasReturning: Bool
         /// Every word outside strings and comments, upper-cased.
         public var words: Set<String> = []
+        /// `schema.name` pairs seen (lower-cased), e.g. `auth.uid`.
+        public var qualifiedNames: Set<String> = []
+
+        /// Schemas whose objects the statement names, except the SQL helpers RLS policies call (`auth.uid()` ...).
+        public var touchedSchemas: Set<String> {
+            let helpers: Set<String> = ["auth.uid", "auth.role", "auth.email", "auth.jwt"]
+            var out = Set<String>()
+            for name in qualifiedNames where !helpers.contains(name) {
+                if let dot = name.firstIndex(of: ".") { out.insert(String(name[..<dot])) }
+            }
+            // A qualifier with nothing after it (`"system".` then a quoted name) still counts.
+            return out.union(schemas.filter { s in !qualifiedNames.contains { $0.hasPrefix(s + ".") } })
+        }
 
         /// Whether any word makes it write (a data-modifying CTE, `EXPLAIN ANALYZE DELETE` ...).
         public var writes: Bool { !words.isDisjoint(with: SQLStatements.writingWords) }
@@ -30,11 +43,14 @@ public enum SQLStatements {
         var words: [String] = []
         var schemas = Set<String>()
         var word: [UInt8] = []
+        var qualifier: String?
+        var qualified = Set<String>()
         func endWord(nextIsDot: Bool) {
             guard !word.isEmpty else { return }
             let w = String(decoding: word, as: UTF8.self).uppercased()
             words.append(w)
-            if nextIsDot { schemas.insert(w.lowercased()) }
+            if let q = qualifier { qualified.insert("\(q).\(w.lowercased())"); qualifier = nil }
+            if nextIsDot { schemas.insert(w.lowercased()); qualifier = w.lowercased() }
             word.removeAll()
         }
         func flush(_ end: Int) {
@@ -42,10 +58,12 @@ public enum SQLStatements {
             let text = String(decoding: s[start..<end], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
             if !text.isEmpty, let first = words.first {
                 out.append(Statement(text: text, keyword: first, schemas: schemas, hasReturning: words.contains("RETURNING"),
-                                     words: Set(words)))
+                                     words: Set(words), qualifiedNames: qualified))
             }
             words.removeAll()
             schemas.removeAll()
+            qualified.removeAll()
+            qualifier = nil
         }
         while i < s.count {
             let c = s[i]

@@ -1,0 +1,27 @@
+-- One round trip per records request: the role, the claims and the statement in one call.
+-- The role is set with set_config(..., true), so it ends with the (single-statement) transaction;
+-- the statement is planned after the switch, so row-level security applies to it. A request for
+-- one object that matches 0 or several rows raises, which rolls back writes too (PostgREST: 406).
+-- The parameters come as one JSON array of strings and nulls (text[] with NULLs is awkward to bind).
+CREATE FUNCTION system.run_as(p_role text, p_claims text, p_request_id text, p_sql text, p_binds jsonb, p_single boolean)
+RETURNS TABLE (page_total bigint, total bigint, body text) LANGUAGE plpgsql AS $$
+DECLARE
+    r record;
+    binds text[] := ARRAY(SELECT x FROM jsonb_array_elements_text(p_binds) WITH ORDINALITY AS t(x, i) ORDER BY i);
+BEGIN
+    IF p_role NOT IN ('anon', 'authenticated', 'project_admin') THEN
+        RAISE EXCEPTION 'unknown role %', p_role USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    PERFORM set_config('role', p_role, true), set_config('request.jwt.claims', p_claims, true),
+            set_config('request.id', coalesce(p_request_id, ''), true);
+    EXECUTE p_sql INTO r USING binds;
+    IF p_single AND r.page_total <> 1 THEN
+        RAISE EXCEPTION 'JSON object requested, multiple (or no) rows returned'
+            USING ERRCODE = 'PT406', DETAIL = format('The result contains %s rows', r.page_total);
+    END IF;
+    page_total := r.page_total;
+    total := r.total;
+    body := r.body;
+    RETURN NEXT;
+END $$;
+REVOKE ALL ON FUNCTION system.run_as(text, text, text, text, jsonb, boolean) FROM PUBLIC;
