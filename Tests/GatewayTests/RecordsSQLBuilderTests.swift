@@ -256,6 +256,9 @@ struct RecordsReadBuilderTests {
         #expect(open.sql.contains(" OFFSET $1::bigint)"))
         let zero = try build(request(.table("users"), "select=id&limit=0"))
         #expect(zero.binds == ["0"])
+        // Huge bounds do not overflow.
+        let huge = try build(request(.table("users"), "select=id&limit=9223372036854775807&offset=9223372036854775807", range: "9223372036854775806-9223372036854775807"))
+        #expect(huge.binds.count == 2)
     }
 
     @Test func countAddsATotalOverTheSameFilters() throws {

@@ -262,7 +262,8 @@ public enum RecordsQueryParser {
     static func operatorToken(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) -> OperatorToken? {
         let count = range.count
         guard count >= 2, count <= 10 else { return nil }
-        for entry in operatorTokens where entry.word.utf8CodeUnitCount == count {
+        let first = bytes[range.lowerBound]
+        for entry in operatorTokens where entry.word.utf8CodeUnitCount == count && entry.word.utf8Start[0] == first {
             let word = entry.word.utf8Start
             var index = 0
             while index < count, bytes[range.lowerBound + index] == word[index] { index += 1 }

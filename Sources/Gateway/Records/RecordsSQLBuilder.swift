@@ -131,6 +131,7 @@ final class RecordsSQLWriter {
         capacity = newCapacity
     }
 
+    /// One byte of SQL text.
     @inline(__always)
     func appendByte(_ byte: UInt8) {
         reserve(1)
@@ -204,6 +205,15 @@ final class RecordsSQLWriter {
 
     /// A generated alias such as `"t3"` (table) or `"e2"` (embedding).
     func appendAlias(_ prefix: UInt8, _ number: Int) {
+        if number < 10 {
+            reserve(4)
+            base[count] = UInt8(ascii: "\"")
+            base[count + 1] = prefix
+            base[count + 2] = UInt8(ascii: "0") + UInt8(number)
+            base[count + 3] = UInt8(ascii: "\"")
+            count += 4
+            return
+        }
         appendByte(UInt8(ascii: "\""))
         appendByte(prefix)
         appendNumber(number)
@@ -297,6 +307,7 @@ let aliasEmbed = UInt8(ascii: "e")
 
 /// A foreign-key path from a parent table to an embedded one.
 struct RecordsRelationship {
+    /// How many target rows a parent row has, as PostgREST names it.
     enum Cardinality: String {
         case manyToOne = "many-to-one", oneToMany = "one-to-many", oneToOne = "one-to-one", manyToMany = "many-to-many"
     }
@@ -421,16 +432,19 @@ struct RecordsStatement {
         self.query = query
     }
 
+    /// The statement and how to answer with it.
     func result() -> GeneratedSQL {
         GeneratedSQL(sql: writer.sql, binds: writer.binds, singleObject: singleObject, countRequested: countRequested,
                      returnMinimal: returnMinimal, preferenceApplied: preferenceApplied, rangeOffset: rangeOffset, readOnly: readOnly)
     }
 
+    /// The next `"t<n>"` table alias.
     func takeTableAlias() -> Int {
         defer { writer.nextTableAlias += 1 }
         return writer.nextTableAlias
     }
 
+    /// The next `"e<n>"` embedding alias.
     func takeEmbedAlias() -> Int {
         defer { writer.nextEmbedAlias += 1 }
         return writer.nextEmbedAlias
@@ -533,6 +547,8 @@ struct RecordsStatement {
             throw .noRelationship(parent: parent.name, child: relation, hint: embed.hint, schema: parent.schema)
         }
         guard candidates.count == 1 else {
+            // Catalog order is a dictionary's: sort so the message is the same every time.
+            candidates.sort { ($0.target.name, $0.constraint, $0.targetConstraint) < ($1.target.name, $1.constraint, $1.targetConstraint) }
             throw .ambiguousRelationship(parent: parent.name, child: relation,
                                          descriptions: candidates.map(\.summary), hints: candidates.map(\.disambiguated))
         }
@@ -570,12 +586,14 @@ struct RecordsStatement {
         return found
     }
 
+    /// `parent` holds `key`, which references `target`: at most one target row per parent.
     static func manyToOne(_ parent: SchemaCatalog.Table, _ target: SchemaCatalog.Table, _ key: SchemaCatalog.ForeignKey) -> RecordsRelationship {
         var relationship = RecordsRelationship(cardinality: .manyToOne, parent: parent, target: target, constraint: key.name)
         relationship.pairs = Array(zip(key.columns, key.referencedColumns)).map { (parent: $0.0, target: $0.1) }
         return relationship
     }
 
+    /// `target` holds `key`, which references `parent`: any number of target rows per parent.
     static func oneToMany(_ parent: SchemaCatalog.Table, _ target: SchemaCatalog.Table, _ key: SchemaCatalog.ForeignKey) -> RecordsRelationship {
         // A foreign key that is also the child's primary key allows at most one child: one-to-one.
         let isOneToOne = !target.primaryKey.isEmpty && Set(key.columns) == Set(target.primaryKey)
@@ -765,6 +783,7 @@ struct RecordsStatement {
         }
     }
 
+    /// One `ORDER BY` term: a column (or JSON path) of the node, or of a to-one embedding.
     func emitOrderTerm(_ term: RecordsQuery.OrderTerm, node: RecordsReadNode) throws(PostgRESTError) {
         if let relation = term.relation {
             guard let embed = node.embeds.first(where: { $0.scopeName == relation }) else {
@@ -816,6 +835,7 @@ struct RecordsStatement {
         writer.append(")")
     }
 
+    /// ` LIMIT $n OFFSET $m`, as far as given (offset 0 is left out).
     func emitRange(limit: Int?, offset: Int?) {
         if let limit {
             writer.append(" LIMIT ")
@@ -855,6 +875,7 @@ struct RecordsStatement {
         }
     }
 
+    /// One filter against the node's columns, every value a bind cast to the column's type.
     func emitFilter(_ filter: RecordsQuery.Filter, node: RecordsReadNode, allowEmbeds: Bool) throws(PostgRESTError) {
         let field = filter.field
         if allowEmbeds, field.jsonPath.isEmpty, let embed = node.embeds.first(where: { $0.scopeName == field.name }) {
@@ -929,6 +950,7 @@ struct RecordsStatement {
         }
     }
 
+    /// `expression <op> $n::type`; pattern operators compare as text.
     func emitBinary(_ op: RecordsQuery.Operator, value: String, field: RecordsQuery.Field, node: RecordsReadNode,
                              column: Int?) throws(PostgRESTError) {
         switch op {
@@ -958,6 +980,7 @@ struct RecordsStatement {
         if !Self.isText(type.name) { writer.append("::text") }
     }
 
+    /// The SQL spelling of a PostgREST operator.
     static func appendOperatorSymbol(_ op: RecordsQuery.Operator, to writer: RecordsSQLWriter) {
         switch op {
         case .eq: writer.append("=")
@@ -1049,16 +1072,19 @@ struct RecordsStatement {
 
     /// Limit and offset from `limit`/`offset` intersected with the `Range` header.
     mutating func rootRange() throws(PostgRESTError) -> (limit: Int?, offset: Int) {
-        var lower = query.offset ?? 0
-        var upper: Int? = query.limit.map { lower + $0 - 1 }
+        // Bounds beyond 2^52 rows mean "no bound" in practice; capping keeps the arithmetic from overflowing.
+        let cap = 1 << 52
+        var lower = min(query.offset ?? 0, cap)
+        var upper: Int? = query.limit.map { lower + min($0, cap) - 1 }
         if let header = try RecordsRangeHeader.parse(request.range) {
-            lower = max(lower, header.lower)
-            if let headerUpper = header.upper { upper = upper.map { min($0, headerUpper) } ?? headerUpper }
+            lower = max(lower, min(header.lower, cap))
+            if let headerUpper = header.upper.map({ min($0, 2 * cap) }) { upper = upper.map { min($0, headerUpper) } ?? headerUpper }
         }
         rangeOffset = lower
         return (upper.map { max(0, $0 - lower + 1) }, lower)
     }
 
+    /// Records `Prefer: count=` (every kind is computed exactly) for the response.
     mutating func applyCountPreference() {
         if let count = preferences.count {
             countRequested = count
@@ -1085,8 +1111,8 @@ struct RecordsStatement {
         finishRead(emptyBody: request.method == .head)
     }
 
-    /// Writes the root SELECT; when `withCount`, also `) SELECT count(*) AS page_total, (<count>) AS total`
-    /// is left for `finishRead` by recording the count in `pendingTotal`.
+    /// Writes the root `SELECT ... FROM ... WHERE ... ORDER BY ... LIMIT ...)`. When `withCount`, returns
+    /// where the `FROM ... WHERE ...` text sits (only the joins the filters need), so the total can reuse it.
     func emitRootSelect(_ root: RecordsReadNode, source: ReadSource, limit: Int?, offset: Int, withCount: Bool) throws(PostgRESTError) -> [Range<Int>]? {
         writer.append("SELECT ")
         try emitSelectList(root)
@@ -1136,6 +1162,7 @@ struct RecordsStatement {
         }
     }
 
+    /// `(SELECT count(*) FROM ... WHERE ...)` reusing the root read's text, or `NULL::bigint`.
     func emitTotal() {
         guard let parts = pendingTotal else {
             writer.append("NULL::bigint")
@@ -1178,7 +1205,7 @@ struct RecordsStatement {
     mutating func finishWrite(_ preference: RecordsPreferences.Return, table: SchemaCatalog.Table) throws(PostgRESTError) {
         if preference == .representation {
             // Embeddings and renames apply to the returned rows; root filters were applied by the write.
-            var root = try plan(table, items: query.select, path: [], includeConditions: false)
+            let root = try plan(table, items: query.select, path: [], includeConditions: false)
             try checkScopes()
             writer.append(", pgrst_result AS (")
             _ = try emitRootSelect(root, source: .written, limit: nil, offset: 0, withCount: false)

@@ -183,12 +183,10 @@ public struct SchemaCatalog: Sendable {
         }
     }
 
-    /// Tables of `schema` (unordered), for relationship searches.
+    /// Tables of `schema` in no particular order, for relationship searches.
     func tables(inSchema schema: String) -> [Table] {
         var result: [Table] = []
         for table in tables.values where table.schema == schema { result.append(table) }
-        // Dictionary order is random per process; sort so ambiguity messages and plans are stable.
-        result.sort { $0.name < $1.name }
         return result
     }
 }

@@ -94,11 +94,34 @@ struct RecordsController {
                     logger: Logger) async throws -> (pageTotal: Int64, total: Int64?, body: String?) {
         let sql = arrayPlaceholders(generated.sql)
         let binds = "[" + generated.binds.map { $0.map(JSONCoding.quoted) ?? "null" }.joined(separator: ",") + "]"
-        let rows = try await client.query("""
-            SELECT page_total, total, body FROM system.run_as(\(role), \(claims), \(requestId), \(sql), \(binds)::jsonb, \(generated.singleObject))
-            """, logger: logger)
-        for try await row in rows.decode((Int64, Int64?, String?).self) { return row }
+        let statement = RunAs(role: role, claims: claims, requestId: requestId, sql: sql, binds: binds, single: generated.singleObject)
+        for try await row in try await client.execute(statement, logger: logger) { return row }
         return (0, nil, nil)
+    }
+
+    /// The call of `system.run_as`, prepared once per connection.
+    struct RunAs: PostgresPreparedStatement {
+        static let sql = "SELECT page_total, total, body FROM system.run_as($1, $2, $3, $4, $5::jsonb, $6)"
+        typealias Row = (Int64, Int64?, String?)
+        var role: String
+        var claims: String
+        var requestId: String
+        var sql: String
+        var binds: String
+        var single: Bool
+
+        func makeBindings() throws -> PostgresBindings {
+            var bindings = PostgresBindings(capacity: 6)
+            bindings.append(role)
+            bindings.append(claims)
+            bindings.append(requestId)
+            bindings.append(sql)
+            bindings.append(binds)
+            bindings.append(single)
+            return bindings
+        }
+
+        func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
     }
 
     /// `$3` -> `$1[3]` outside quoted identifiers and string literals.
