@@ -103,7 +103,9 @@ def main():
         insert = os.path.join(data, "insert.lua")
         with open(insert, "w") as f:
             # wrk.format with a header table replaces the -H headers: the token goes in the table too.
-            f.write('counter = 0\nrequest = function()\n  counter = counter + 1\n'
+            # Each wrk thread has its own Lua state: seed each differently, or they insert the same ids.
+            f.write('init = function(args) math.randomseed(os.time() + tonumber(string.sub(tostring({}), 8), 16)) end\n'
+                    'counter = 0\nrequest = function()\n  counter = counter + 1\n'
                     f'  local id = {args.rows * 10} + math.random(1, 1000000000)\n'
                     '  return wrk.format("POST", "/api/database/records/t", {["Content-Type"] = "application/json", '
                     f'["Prefer"] = "return=minimal", ["Authorization"] = "Bearer {token}"}}, '

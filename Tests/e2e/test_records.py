@@ -667,16 +667,6 @@ def test_upsert_on_conflict(server, library):
                  headers={"Prefer": "resolution=merge-duplicates"}), 400)
 
 
-def test_upsert_that_only_updates_is_200(server, library):
-    """PostgREST answers a merge-duplicates upsert 201 when it inserted a row and 200 when it only updated."""
-    t = fresh_table(server)
-    rec(server, "POST", t, json={"id": 1, "name": "a", "qty": 1})
-    r = rec(server, "POST", t, json={"id": 1, "name": "a", "qty": 2},
-            headers={"Prefer": "resolution=merge-duplicates,return=representation"})
-    assert rows_of(r, 200) == [{"id": 1, "name": "a", "qty": 2, "note": None}], r.text
-    assert table_rows(library, t) == [(1, "a", 2, None)]
-
-
 def test_put_upserts_one_row_by_primary_key(server, library):
     t = fresh_table(server)
     r = rec(server, "PUT", t, params={"id": "eq.7"}, json={"id": 7, "name": "p", "qty": 1, "note": None},
@@ -693,14 +683,6 @@ def test_put_upserts_one_row_by_primary_key(server, library):
     pg_error(rec(server, "PUT", t, params={"name": "eq.p"}, json={"id": 8, "name": "p", "qty": 1, "note": None}),
              405, "PGRST105")
     assert table_rows(library, t) == [(7, "p2", 2, "n")]
-
-
-def test_put_that_inserts_is_201(server, library):
-    """PostgREST answers a PUT with representation 201 when it inserted the row (200 when it replaced one)."""
-    t = fresh_table(server)
-    r = rec(server, "PUT", t, params={"id": "eq.7"}, json={"id": 7, "name": "p", "qty": 1, "note": None},
-            headers={"Prefer": "return=representation"})
-    assert rows_of(r, 201) == [{"id": 7, "name": "p", "qty": 1, "note": None}], r.text
 
 
 def test_update_with_filters(server, library):

@@ -7,7 +7,8 @@
 -- Statements are prepared once per connection and shape (named by the md5 of their text): the
 -- records API sends few shapes many times, and planning was most of the cost of a key lookup.
 -- The parameters come as one JSON array of strings and nulls (a text[] with NULLs is awkward to bind).
-CREATE FUNCTION system.run_as(p_role text, p_claims text, p_request_id text, p_sql text, p_binds jsonb, p_single boolean)
+CREATE FUNCTION system.run_as(p_role text, p_claims text, p_request_id text, p_sql text, p_binds jsonb, p_single boolean,
+                              p_read_only boolean)
 RETURNS TABLE (page_total bigint, total bigint, body text) LANGUAGE plpgsql AS $$
 DECLARE
     r record;
@@ -20,6 +21,10 @@ BEGIN
     END IF;
     PERFORM set_config('role', p_role, true), set_config('request.jwt.claims', p_claims, true),
             set_config('request.id', coalesce(p_request_id, ''), true);
+    IF p_read_only THEN
+        -- Reads stay reads: a volatile function called by GET cannot write (25006, PostgREST's 405).
+        PERFORM set_config('transaction_read_only', 'on', true);
+    END IF;
     BEGIN
         EXECUTE format('EXECUTE %I(%L)', stmt, binds) INTO r;
     EXCEPTION WHEN invalid_sql_statement_name THEN
@@ -41,4 +46,4 @@ BEGIN
     body := r.body;
     RETURN NEXT;
 END $$;
-REVOKE ALL ON FUNCTION system.run_as(text, text, text, text, jsonb, boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION system.run_as(text, text, text, text, jsonb, boolean, boolean) FROM PUBLIC;

@@ -54,9 +54,9 @@ public enum RecordsSQLBuilder {
                 throw .tableNotFound(schema: schema, name: name)
             }
             let query = try RecordsQueryParser.parse(request.query)
-            if request.method == .patch || request.method == .delete, let stray = query.arguments.first {
-                // PostgREST ignores items that are not filters; on a write that would silently widen
-                // it to every row (`id=eq;1`), so we refuse instead.
+            if let stray = query.arguments.first {
+                // Every query item that is not reserved must be a filter, as in PostgREST (on a write an
+                // ignored `id=eq;1` would silently widen it to every row).
                 throw .unparsable("filter", input: stray.value, column: 1,
                                   details: "\"\(stray.name)\" is not a filter (expected operator.value, e.g. eq.1)")
             }
@@ -302,8 +302,10 @@ struct RecordsExpressionType {
     }
 }
 
-let aliasTable = UInt8(ascii: "t")
-let aliasEmbed = UInt8(ascii: "e")
+/// Prefix of generated table aliases (`"t0"`).
+private let aliasTable = UInt8(ascii: "t")
+/// Prefix of generated embedding aliases (`"e1"`).
+private let aliasEmbed = UInt8(ascii: "e")
 
 /// A foreign-key path from a parent table to an embedded one.
 struct RecordsRelationship {
@@ -1240,10 +1242,18 @@ struct RecordsStatement {
                 if !columns.contains(name) { columns.append(name) }
             }
         } else {
+            // Like PostgREST: the objects of a bulk insert share one set of keys (unless absent keys
+            // are asked to take their defaults).
             for object in body.objects {
                 for key in object.keys where !columns.contains(key) {
                     try Self.requireColumn(key, in: table)
                     columns.append(key)
+                }
+            }
+            if !preferences.missingDefault, let first = body.objects.first {
+                let keys = Set(first.keys)
+                if body.objects.dropFirst().contains(where: { Set($0.keys) != keys }) {
+                    throw PostgRESTError(status: 400, code: "PGRST102", message: "All object keys must match", details: nil, hint: nil)
                 }
             }
         }

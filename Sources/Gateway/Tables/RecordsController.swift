@@ -94,14 +94,15 @@ struct RecordsController {
                     logger: Logger) async throws -> (pageTotal: Int64, total: Int64?, body: String?) {
         let sql = arrayPlaceholders(generated.sql)
         let binds = "[" + generated.binds.map { $0.map(JSONCoding.quoted) ?? "null" }.joined(separator: ",") + "]"
-        let statement = RunAs(role: role, claims: claims, requestId: requestId, sql: sql, binds: binds, single: generated.singleObject)
+        let statement = RunAs(role: role, claims: claims, requestId: requestId, sql: sql, binds: binds, single: generated.singleObject,
+                              readOnly: generated.readOnly)
         for try await row in try await client.execute(statement, logger: logger) { return row }
         return (0, nil, nil)
     }
 
     /// The call of `system.run_as`, prepared once per connection.
     struct RunAs: PostgresPreparedStatement {
-        static let sql = "SELECT page_total, total, body FROM system.run_as($1, $2, $3, $4, $5::jsonb, $6)"
+        static let sql = "SELECT page_total, total, body FROM system.run_as($1, $2, $3, $4, $5::jsonb, $6, $7)"
         typealias Row = (Int64, Int64?, String?)
         var role: String
         var claims: String
@@ -109,15 +110,17 @@ struct RecordsController {
         var sql: String
         var binds: String
         var single: Bool
+        var readOnly: Bool
 
         func makeBindings() throws -> PostgresBindings {
-            var bindings = PostgresBindings(capacity: 6)
+            var bindings = PostgresBindings(capacity: 7)
             bindings.append(role)
             bindings.append(claims)
             bindings.append(requestId)
             bindings.append(sql)
             bindings.append(binds)
             bindings.append(single)
+            bindings.append(readOnly)
             return bindings
         }
 

@@ -71,9 +71,13 @@ public final class SchemaCache: Sendable {
         }
         var functions: [String: SchemaCatalog.Function] = [:]
         for try await (schema, name, argNames, argTypes, defaults, returnType, returnsSet, composite, volatile) in try await client.query("""
-            SELECT n.nspname, p.proname, coalesce(p.proargnames[1:p.pronargs], '{}'),
+            SELECT n.nspname, p.proname,
+                   -- IN (and INOUT/VARIADIC) argument names only: OUT columns of RETURNS TABLE are listed too
+                   coalesce(array(SELECT a.n FROM unnest(p.proargnames, coalesce(p.proargmodes,
+                                      array_fill('i'::"char", ARRAY[cardinality(p.proargnames)]))) AS a(n, m)
+                                  WHERE a.m IN ('i', 'b', 'v')), '{}'),
                    array(SELECT format_type(t, NULL) FROM unnest(p.proargtypes) t),
-                   p.pronargdefaults::int, format_type(p.prorettype, NULL), p.proretset,
+                   p.pronargdefaults::int, pg_get_function_result(p.oid), p.proretset,
                    (SELECT t.typtype IN ('c') OR t.typrelid <> 0 FROM pg_type t WHERE t.oid = p.prorettype) OR p.prorettype = 'record'::regtype,
                    p.provolatile = 'v'
             FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
