@@ -45,6 +45,47 @@ struct EventOrderingTests {
         }
     }
 
+    @Test func queuedEventsEnterTheLogInCommitOrderAndOnlyOnce() async throws {
+        try await withEventStore(pollInterval: .seconds(30)) { store, db in
+            let queue = "SELECT system.queue_event($1, 'Queued', jsonb_build_object('n', $2::int))"
+            // A writer queues an event and keeps its transaction open.
+            let held = try await db.connect()
+            try await held.query("BEGIN", logger: TestDatabase.logger)
+            try await held.query(PostgresQuery(unsafeSQL: queue, binds: bindings("row-1", 1)), logger: TestDatabase.logger)
+            // Two more commit (the queue order is 1, 2, 3; the commit order 2, 3, then 1).
+            let other = try await db.connect()
+            for n in 2...3 {
+                try await other.query(PostgresQuery(unsafeSQL: queue, binds: bindings("row-\(n)", n)), logger: TestDatabase.logger)
+            }
+            await store.sequencer.flush()
+            let first = try await store.readAll(after: 0)
+            #expect(first.map(\.streamId) == ["row-2", "row-3"])
+            #expect(first.map(\.position) == [1, 2])
+
+            try await held.query("COMMIT", logger: TestDatabase.logger)
+            // Flushes racing each other move the event once.
+            await withDiscardingTaskGroup { group in
+                for _ in 0..<4 { group.addTask { await store.sequencer.flush() } }
+            }
+            let all = try await store.readAll(after: 0)
+            #expect(all.map(\.streamId) == ["row-2", "row-3", "row-1"])
+            #expect(all.map(\.position) == [1, 2, 3])
+            #expect(all.map(\.streamVersion) == [1, 1, 1])
+            #expect(all.last?.data == #"{"n": 1}"#)
+            let pending = try await other.query("SELECT count(*)::int FROM system.pending_events", logger: TestDatabase.logger)
+            for try await count in pending.decode(Int.self) { #expect(count == 0) }
+            try await held.close().get()
+            try await other.close().get()
+        }
+    }
+
+    private func bindings(_ stream: String, _ n: Int) -> PostgresBindings {
+        var b = PostgresBindings()
+        b.append(stream)
+        b.append(n)
+        return b
+    }
+
     @Test func subscriptionIsWokenByNotifyNotByPolling() async throws {
         try await withEventStore(pollInterval: .seconds(30)) { store, _ in
             try await store.append([EventData(type: "Before", data: "{}")], to: "x-1")

@@ -10,6 +10,7 @@ is checked from outside the server with psql: the event log's size and position,
 import json
 import re
 import secrets
+import time
 import uuid
 
 import pytest
@@ -1235,3 +1236,21 @@ def test_replay_verify_after_database_activity(deployment, server):
     assert p.returncode == 0, out
     assert "DIFF" not in p.stdout, out
     assert server.alive(), server.log_tail()
+
+
+def test_rows_changed_outside_the_server_still_reach_the_log(server, deployment):
+    """Changes made with psql queue their events; the server's sequencer moves them into the log on its timer."""
+    name = fresh("outside")
+    sql_ok(server, f"CREATE TABLE {name} (id int PRIMARY KEY, label text)")
+    deployment.db.sql(f"INSERT INTO {name} VALUES (1, 'a'), (2, 'b')")
+    deployment.db.sql(f"UPDATE {name} SET label = 'c' WHERE id = 2")
+    deadline = time.time() + 15
+    while True:
+        events = stream_events(server, f"table-{name}")
+        if len(events) == 2 or time.time() > deadline:
+            break
+        time.sleep(0.2)
+    assert [e["type"] for e in events] == ["RecordsInserted", "RecordsUpdated"], events
+    assert [e["streamVersion"] for e in events] == [1, 2] and events[0]["position"] < events[1]["position"], events
+    assert events[1]["data"]["records"] == [{"old": {"id": 2, "label": "b"}, "new": {"id": 2, "label": "c"}}]
+    assert deployment.db.sql("SELECT count(*) FROM system.pending_events").strip() == "0"

@@ -13,6 +13,8 @@ public final class EventStore: Service, Sendable {
     public let inlineProjections: [any Projection]
     /// Wakes readers when the log grows.
     public let watcher: LogWatcher
+    /// Moves events queued by table triggers into the log.
+    public let sequencer: PendingEventSequencer
     let writer: GroupCommitWriter
     let logger: Logger
 
@@ -22,18 +24,21 @@ public final class EventStore: Service, Sendable {
         self.inlineProjections = inlineProjections
         self.logger = logger
         self.watcher = LogWatcher(client: client, logger: logger, pollInterval: pollInterval)
+        self.sequencer = PendingEventSequencer(client: client, logger: logger, interval: pollInterval)
         self.writer = GroupCommitWriter(client: client, inlineProjections: inlineProjections,
                                         maxBatchCommands: maxBatchCommands, logger: logger)
     }
 
-    /// Runs the writer and the watcher until graceful shutdown; pending appends finish first.
+    /// Runs the writer, the watcher and the sequencer until graceful shutdown; pending appends finish first.
     public func run() async throws {
         try await withThrowingDiscardingTaskGroup { group in
             group.addTask { await self.writer.run() }
             group.addTask { try await self.watcher.run() }
+            group.addTask { await self.sequencer.run() }
             try? await gracefulShutdown()
             self.writer.shutdown()
             self.watcher.shutdown()
+            self.sequencer.shutdown()
         }
     }
 

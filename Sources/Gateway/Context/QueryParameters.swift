@@ -24,8 +24,39 @@ extension Request {
         return nil
     }
 
+    /// `+` is a space, then `%XX` escapes are bytes; a string whose escapes are malformed or do not
+    /// decode to UTF-8 comes back with only the `+`s replaced. Works on the UTF-8 bytes (this runs
+    /// for every query item of every records request).
     static func formDecode(_ s: Substring) -> String {
-        let spaced = s.replacingOccurrences(of: "+", with: " ")
-        return spaced.removingPercentEncoding ?? spaced
+        let utf8 = s.utf8
+        guard utf8.contains(where: { $0 == UInt8(ascii: "+") || $0 == UInt8(ascii: "%") }) else { return String(s) }
+        var spaced = [UInt8](utf8)
+        for i in spaced.indices where spaced[i] == UInt8(ascii: "+") { spaced[i] = UInt8(ascii: " ") }
+        var decoded: [UInt8] = []
+        decoded.reserveCapacity(spaced.count)
+        var i = 0
+        while i < spaced.count {
+            let byte = spaced[i]
+            if byte == UInt8(ascii: "%") {
+                guard i + 2 < spaced.count, let high = hexValue(spaced[i + 1]), let low = hexValue(spaced[i + 2]) else {
+                    return String(decoding: spaced, as: UTF8.self)
+                }
+                decoded.append(high << 4 | low)
+                i += 3
+            } else {
+                decoded.append(byte)
+                i += 1
+            }
+        }
+        return String(validating: decoded, as: UTF8.self) ?? String(decoding: spaced, as: UTF8.self)
+    }
+
+    private static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
+        default: nil
+        }
     }
 }

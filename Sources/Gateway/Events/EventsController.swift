@@ -17,6 +17,7 @@ struct EventsController {
             let after = try request.queryInt("after", default: 0, range: 0...Int64.max)
             let limit = try request.queryInt("limit", default: 100, range: 1...1000)
             let filter = try Self.filter(request)
+            await store.sequencer.flush()  // what this caller wrote to tables is in the log before it reads
             let events = try await store.readAll(after: after, limit: Int(limit), filter: filter)
             let next = events.last?.position ?? after
             return .json("{\"data\":[\(events.map { $0.envelopeJSON() }.joined(separator: ","))],\"nextPosition\":\(next)}")
@@ -28,6 +29,7 @@ struct EventsController {
             let streamId = try Self.streamId(context)
             let after = try request.queryInt("afterVersion", default: 0, range: 0...Int64.max)
             let limit = try request.queryInt("limit", default: 1000, range: 1...10_000)
+            await store.sequencer.flush()
             let events = try await store.readStream(streamId, afterVersion: after, limit: Int(limit))
             let version = events.last?.streamVersion ?? after
             return .json("""
@@ -59,6 +61,7 @@ struct EventsController {
                 throw APIError.invalidInput("format must be ndjson or ndjson.lz4")
             }
             let filter = try Self.filter(request)
+            await store.sequencer.flush()
             let head = try await store.headPosition()
             let compressed = format == "ndjson.lz4"
             let export = LogExport(store: store, after: after, until: head, filter: filter)

@@ -33,6 +33,7 @@ public struct LogStats: Codable, Sendable {
     /// Reads the stats as of one moment (one REPEATABLE READ snapshot); `runners` adds this
     /// process's view of each runner.
     public static func read(store: EventStore, runners: [ProjectionRunner] = []) async throws -> LogStats {
+        await store.sequencer.flush()  // record changes already committed count in the head
         var statuses: [String: ProjectionRunner.Status] = [:]
         for runner in runners { statuses[runner.projection.name] = await runner.status() }
         let logger = Logger(label: "stats", factory: { _ in SwiftLogNoOpLogHandler() })

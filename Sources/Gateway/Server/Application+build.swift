@@ -73,8 +73,8 @@ public func buildApplication(core: ServerCore, registry: PrometheusCollectorRegi
     OAuthController(auth: auth, flow: oauth).register(routes)
     let schemaCache = SchemaCache(client: core.database.client)
     TablesController(client: core.database.client, schema: schemaCache, logger: logger).register(routes)
-    RawSQLController(client: core.database.client, schema: schemaCache, logger: logger).register(routes)
-    RecordsController(client: core.database.client, schema: schemaCache, logger: logger).register(routes)
+    RawSQLController(client: core.database.client, schema: schemaCache, sequencer: core.store.sequencer, logger: logger).register(routes)
+    RecordsController(client: core.database.client, schema: schemaCache, sequencer: core.store.sequencer, logger: logger).register(routes)
     OpenAPIController(version: serverVersion).register(routes)
 
     var app = Application(

@@ -13,6 +13,8 @@ import PostgresNIO
 struct RawSQLController {
     let client: PostgresClient
     let schema: SchemaCache
+    /// Moves the record events the statements' triggers queued into the log before the response.
+    let sequencer: PendingEventSequencer
     let logger: Logger
 
     func register(_ routes: RouteTable) {
@@ -106,6 +108,7 @@ struct RawSQLController {
         } catch let error as PSQLError where error.code == .server && (error.serverInfo?[.sqlState] ?? "").hasPrefix("08") {
             throw APIError(.badRequest, "DATABASE_ERROR", error.serverInfo?[.message] ?? "The statement does not fit its parameters")
         }
+        await sequencer.flush()
         if statements.contains(where: { !["SELECT", "WITH", "VALUES", "TABLE", "SHOW", "EXPLAIN", "INSERT", "UPDATE", "DELETE"].contains($0.keyword) }) {
             try await schema.reload()
         }

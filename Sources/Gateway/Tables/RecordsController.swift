@@ -15,6 +15,8 @@ import PostgresNIO
 struct RecordsController {
     let client: PostgresClient
     let schema: SchemaCache
+    /// Nudged after writes: it moves the events the write's triggers queued into the log.
+    let sequencer: PendingEventSequencer
     let logger: Logger
 
     func register(_ routes: RouteTable) {
@@ -85,6 +87,7 @@ struct RecordsController {
             }
             return Self.response(Self.postgRESTError(error, role: role))
         }
+        if !generated.readOnly { sequencer.nudge() }
         return try respond(request, generated, result)
     }
 
@@ -102,6 +105,7 @@ struct RecordsController {
 
     /// The call of `system.run_as`, prepared once per connection.
     struct RunAs: PostgresPreparedStatement {
+        static let name = "insforge_records_run_as"
         static let sql = "SELECT page_total, total, body FROM system.run_as($1, $2, $3, $4, $5::jsonb, $6, $7)"
         typealias Row = (Int64, Int64?, String?)
         var role: String
@@ -127,36 +131,38 @@ struct RecordsController {
         func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
     }
 
-    /// `$3` -> `$1[3]` outside quoted identifiers and string literals.
+    /// `$3` -> `$1[3]` outside quoted identifiers and string literals (on the UTF-8 bytes: the quotes,
+    /// `$` and digits are ASCII, so multi-byte characters pass through untouched).
     static func arrayPlaceholders(_ sql: String) -> String {
-        var out = ""
-        out.reserveCapacity(sql.utf8.count + 32)
-        var quote: Character?
-        var iterator = sql.makeIterator()
-        var pending: Character? = iterator.next()
-        while let c = pending {
-            pending = iterator.next()
+        let bytes = Array(sql.utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count + 32)
+        var quote: UInt8?
+        var i = 0
+        while i < bytes.count {
+            let c = bytes[i]
+            i += 1
             if let q = quote {
                 out.append(c)
                 if c == q { quote = nil }
-                continue
-            }
-            if c == "\"" || c == "'" {
+            } else if c == UInt8(ascii: "\"") || c == UInt8(ascii: "'") {
                 quote = c
                 out.append(c)
-            } else if c == "$", let next = pending, next.isASCII, next.isNumber {
-                var digits = ""
-                while let d = pending, d.isASCII, d.isNumber {
-                    digits.append(d)
-                    pending = iterator.next()
+            } else if c == UInt8(ascii: "$"), i < bytes.count, isDigit(bytes[i]) {
+                out.append(contentsOf: "$1[".utf8)
+                while i < bytes.count, isDigit(bytes[i]) {
+                    out.append(bytes[i])
+                    i += 1
                 }
-                out += "$1[\(digits)]"
+                out.append(UInt8(ascii: "]"))
             } else {
                 out.append(c)
             }
         }
-        return out
+        return String(decoding: out, as: UTF8.self)
     }
+
+    private static func isDigit(_ byte: UInt8) -> Bool { byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") }
 
     func respond(_ request: Request, _ generated: GeneratedSQL, _ result: (pageTotal: Int64, total: Int64?, body: String?)) throws -> Response {
         var headers: HTTPFields = [:]
