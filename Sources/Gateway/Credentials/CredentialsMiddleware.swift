@@ -29,6 +29,16 @@ public struct CredentialsMiddleware: RouterMiddleware {
             presented = request.headers[.apiKey]
         }
         guard let token = presented, !token.isEmpty else { return .none }
+        // Anything that is not a key is a JWT: valid, or refused (never treated as anonymous), except
+        // on the routes that authenticate by other means, where it is not used at all.
+        if let credential = try await credential(for: token) { return credential }
+        if Self.authenticatesOtherwise(request) { return .none }
+        throw APIError.invalidToken
+    }
+
+    /// The credential `token` stands for (an admin key, the anon key, or a valid JWT): nil for a JWT
+    /// that is not valid, `invalidAPIKey` thrown for a key-shaped token that is not ours.
+    func credential(for token: String) async throws -> Credential? {
         if token.hasPrefix("ik_") {
             guard Credential.isAdminKeyShape(token), keys.kind(of: token) == .admin else { throw APIError.invalidAPIKey }
             return .admin
@@ -37,12 +47,7 @@ public struct CredentialsMiddleware: RouterMiddleware {
             guard Credential.isAnonKeyShape(token), keys.kind(of: token) == .anon else { throw APIError.invalidAPIKey }
             return .anon
         }
-        // Anything else is a JWT: valid, or refused (never treated as anonymous), except on the
-        // routes that authenticate by other means, where it is not used at all.
-        guard let claims = await tokens.verify(token) else {
-            if Self.authenticatesOtherwise(request) { return .none }
-            throw APIError.invalidToken
-        }
+        guard let claims = await tokens.verify(token) else { return nil }
         return .token(TokenSubject(id: claims.sub.value, email: claims.email, role: claims.role))
     }
 

@@ -3,6 +3,7 @@ import EventStore
 import Foundation
 import HTTPTypes
 import Hummingbird
+import HummingbirdWebSocket
 import Logging
 import Prometheus
 import Projections
@@ -60,7 +61,9 @@ public func buildApplication(core: ServerCore, registry: PrometheusCollectorRegi
                         "RateLimit-Remaining", "RateLimit-Reset"]))
     router.add(middleware: MetricsMiddleware())
     router.add(middleware: ErrorMiddleware())
-    router.add(middleware: CredentialsMiddleware(keys: core.keys, tokens: accessTokens))
+    let credentials = CredentialsMiddleware(keys: core.keys, tokens: accessTokens)
+    router.add(middleware: credentials)
+    let realtime = RealtimeWebSocket(credentials: credentials, engineConfiguration: .init(), logger: logger)
 
     let routes = RouteTable(router: router)
     HealthController(version: serverVersion, registry: registry).register(routes)
@@ -79,6 +82,10 @@ public func buildApplication(core: ServerCore, registry: PrometheusCollectorRegi
 
     var app = Application(
         router: router,
+        server: .http1WebSocketUpgrade(configuration: .init(ws: .init(maxFrameSize: 1_000_000, autoPing: .disabled))) { request, _, _ in
+            guard RealtimeWebSocket.accepts(request) else { return .dontUpgrade }
+            return .upgrade([:]) { inbound, outbound, _ in try await realtime.run(inbound: inbound, outbound: outbound) }
+        },
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "insforge"),
         services: [core.database.client, core.store] + core.runners.map { $0 as any Service }
             + [KeyRingFollower(store: core.store, keys: core.keys, logger: logger),

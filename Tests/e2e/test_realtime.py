@@ -1,0 +1,104 @@
+"""Realtime over Socket.IO, with python-socketio's own client (the WebSocket transport).
+
+This covers the transport and the connection handshake so far: the Engine.IO open packet and
+heartbeat, CONNECT with each kind of credential, CONNECT_ERROR for bad ones, and acks. Channels,
+messages and webhooks come with the rest of the realtime issue.
+"""
+
+import secrets
+import time
+
+import pytest
+import requests
+import socketio
+
+
+@pytest.fixture(scope="module")
+def anon_key(server):
+    r = server.get("/api/metadata/anon-key")
+    assert r.status_code == 200, r.text
+    return r.json()["anonKey"]
+
+
+@pytest.fixture(scope="module")
+def user_token(server):
+    r = server.post("/api/auth/users", key=None, params={"client_type": "mobile"},
+                    json={"email": f"rt-{secrets.token_hex(4)}@example.com", "password": "realtime-pass-1"})
+    assert r.status_code == 200, r.text
+    return r.json()["accessToken"]
+
+
+def connect(server, auth):
+    client = socketio.Client(reconnection=False)
+    client.connect(server.base, transports=["websocket"], auth=auth, wait_timeout=10)
+    return client
+
+
+@pytest.mark.parametrize("kind", ["jwt", "anon", "apikey", "none"])
+def test_connects_with_each_kind_of_credential(server, anon_key, user_token, kind):
+    auth = {"jwt": {"token": user_token}, "anon": {"token": anon_key}, "apikey": {"apiKey": server.admin_key},
+            "none": None}[kind]
+    client = connect(server, auth)
+    try:
+        assert client.connected
+        assert client.get_sid() and len(client.get_sid()) >= 16
+        assert client.eio.sid and client.eio.sid != client.get_sid()
+    finally:
+        client.disconnect()
+
+
+@pytest.mark.parametrize("auth", [{"token": "not.a.jwt"}, {"token": "anon_" + "0" * 40}, {"apiKey": "ik_" + "0" * 64},
+                                  {"token": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"}])
+def test_bad_credentials_are_refused_with_connect_error(server, auth):
+    client = socketio.Client(reconnection=False)
+    errors = []
+    client.on("connect_error", lambda data: errors.append(data))
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        client.connect(server.base, transports=["websocket"], auth=auth, wait_timeout=10)
+    assert not client.connected
+    assert len(errors) == 1 and errors[0]["message"] in ("Invalid token", "Invalid API key"), errors
+
+
+def test_events_are_acknowledged_and_the_connection_stays_up(server, user_token):
+    client = connect(server, {"token": user_token})
+    try:
+        answer = client.call("no:such:event", {"x": 1}, timeout=10)
+        assert answer["ok"] is False and answer["error"]["code"] == "REALTIME_UNKNOWN_EVENT", answer
+        assert client.connected
+        # a second round trip on the same socket
+        assert client.call("still:here", timeout=10)["ok"] is False
+    finally:
+        client.disconnect()
+
+
+def test_handshake_and_heartbeat_on_the_raw_socket(server):
+    """The Engine.IO open packet announces the timings; a malformed packet ends the session."""
+    import json
+    import websocket  # websocket-client, python-socketio's WebSocket transport
+
+    ws = websocket.create_connection(server.base.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket",
+                                     timeout=10)
+    try:
+        opened = ws.recv()
+        assert opened.startswith("0"), opened
+        handshake = json.loads(opened[1:])
+        assert handshake["pingInterval"] == 25000 and handshake["pingTimeout"] == 20000, handshake
+        assert handshake["maxPayload"] == 1000000 and handshake["upgrades"] == [], handshake
+        ws.send("40")
+        assert ws.recv().startswith('40{"sid":"')
+        ws.send('42["x"]')  # an event without an ack id: no answer, and the socket stays up
+        ws.send('421["y"]')  # with one: answered
+        assert json.loads(ws.recv()[3:])[0]["error"]["code"] == "REALTIME_UNKNOWN_EVENT"
+        ws.send("42[]")  # malformed: the server closes the session
+        with pytest.raises(Exception):
+            for _ in range(5):
+                ws.recv()
+    finally:
+        ws.close()
+
+
+def test_other_requests_to_the_path_are_not_upgraded(server):
+    r = requests.get(server.url("/socket.io/?EIO=3&transport=websocket"), timeout=10,
+                     headers={"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+                              "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="})
+    assert r.status_code != 101
