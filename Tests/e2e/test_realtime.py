@@ -5,6 +5,7 @@ heartbeat, CONNECT with each kind of credential, CONNECT_ERROR for bad ones, and
 messages and webhooks come with the rest of the realtime issue.
 """
 
+import json
 import secrets
 import time
 
@@ -28,17 +29,22 @@ def user_token(server):
     return r.json()["accessToken"]
 
 
-def connect(server, auth):
+# python-socketio starts with polling and upgrades to WebSocket unless told otherwise.
+TRANSPORTS = {"websocket": ["websocket"], "polling": ["polling"], "upgrade": None}
+
+
+def connect(server, auth, transport="websocket"):
     client = socketio.Client(reconnection=False)
-    client.connect(server.base, transports=["websocket"], auth=auth, wait_timeout=10)
+    client.connect(server.base, transports=TRANSPORTS[transport], auth=auth, wait_timeout=10)
     return client
 
 
+@pytest.mark.parametrize("transport", list(TRANSPORTS))
 @pytest.mark.parametrize("kind", ["jwt", "anon", "apikey", "none"])
-def test_connects_with_each_kind_of_credential(server, anon_key, user_token, kind):
+def test_connects_with_each_kind_of_credential(server, anon_key, user_token, kind, transport):
     auth = {"jwt": {"token": user_token}, "anon": {"token": anon_key}, "apikey": {"apiKey": server.admin_key},
             "none": None}[kind]
-    client = connect(server, auth)
+    client = connect(server, auth, transport)
     try:
         assert client.connected
         assert client.get_sid() and len(client.get_sid()) >= 16
@@ -47,21 +53,30 @@ def test_connects_with_each_kind_of_credential(server, anon_key, user_token, kin
         client.disconnect()
 
 
+@pytest.mark.parametrize("transport", list(TRANSPORTS))
 @pytest.mark.parametrize("auth", [{"token": "not.a.jwt"}, {"token": "anon_" + "0" * 40}, {"apiKey": "ik_" + "0" * 64},
                                   {"token": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"}])
-def test_bad_credentials_are_refused_with_connect_error(server, auth):
+def test_bad_credentials_are_refused_with_connect_error(server, auth, transport):
     client = socketio.Client(reconnection=False)
     errors = []
     client.on("connect_error", lambda data: errors.append(data))
     with pytest.raises(socketio.exceptions.ConnectionError):
-        client.connect(server.base, transports=["websocket"], auth=auth, wait_timeout=10)
+        client.connect(server.base, transports=TRANSPORTS[transport], auth=auth, wait_timeout=10)
     assert not client.connected
     assert len(errors) == 1 and errors[0]["message"] in ("Invalid token", "Invalid API key"), errors
 
 
-def test_events_are_acknowledged_and_the_connection_stays_up(server, user_token):
-    client = connect(server, {"token": user_token})
+@pytest.mark.parametrize("transport", list(TRANSPORTS))
+def test_events_are_acknowledged_and_the_connection_stays_up(server, user_token, transport):
+    client = connect(server, {"token": user_token}, transport)
     try:
+        if transport == "upgrade":
+            deadline = time.time() + 10
+            while client.transport() != "websocket" and time.time() < deadline:
+                time.sleep(0.05)
+            assert client.transport() == "websocket"
+        else:
+            assert client.transport() == transport
         answer = client.call("no:such:event", {"x": 1}, timeout=10)
         assert answer["ok"] is False and answer["error"]["code"] == "REALTIME_UNKNOWN_EVENT", answer
         assert client.connected
@@ -102,3 +117,29 @@ def test_other_requests_to_the_path_are_not_upgraded(server):
                      headers={"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
                               "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="})
     assert r.status_code != 101
+
+
+def test_polling_protocol_errors(server):
+    """Engine.IO's own error answers for requests it cannot serve."""
+    base = server.url("/socket.io/")
+    r = requests.get(base, params={"EIO": "3", "transport": "polling"}, timeout=10)
+    assert r.status_code == 400 and r.json() == {"code": 5, "message": "Unsupported protocol version"}
+    r = requests.get(base, params={"EIO": "4", "transport": "carrier-pigeon"}, timeout=10)
+    assert r.status_code == 400 and r.json()["code"] == 0
+    r = requests.get(base, params={"EIO": "4", "transport": "polling", "sid": "nope"}, timeout=10)
+    assert r.status_code == 400 and r.json() == {"code": 1, "message": "Session ID unknown"}
+    r = requests.post(base, params={"EIO": "4", "transport": "polling", "sid": "nope"}, data="40", timeout=10)
+    assert r.status_code == 400 and r.json()["code"] == 1
+    # a real session: open, connect, then a malformed payload closes it
+    r = requests.get(base, params={"EIO": "4", "transport": "polling"}, timeout=10)
+    assert r.status_code == 200 and r.text.startswith("0{"), r.text
+    sid = json.loads(r.text[1:])["sid"]
+    assert json.loads(r.text[1:])["upgrades"] == ["websocket"]
+    r = requests.post(base, params={"EIO": "4", "transport": "polling", "sid": sid}, data="40", timeout=10)
+    assert r.status_code == 200 and r.text == "ok"
+    r = requests.get(base, params={"EIO": "4", "transport": "polling", "sid": sid}, timeout=10)
+    assert r.text.startswith('40{"sid":"'), r.text
+    r = requests.post(base, params={"EIO": "4", "transport": "polling", "sid": sid}, data="9garbage", timeout=10)
+    assert r.status_code == 200
+    r = requests.get(base, params={"EIO": "4", "transport": "polling", "sid": sid}, timeout=10)
+    assert r.status_code == 400 and r.json()["code"] == 1  # the session is gone

@@ -63,7 +63,7 @@ public func buildApplication(core: ServerCore, registry: PrometheusCollectorRegi
     router.add(middleware: ErrorMiddleware())
     let credentials = CredentialsMiddleware(keys: core.keys, tokens: accessTokens)
     router.add(middleware: credentials)
-    let realtime = RealtimeWebSocket(credentials: credentials, engineConfiguration: .init(), logger: logger)
+    let realtime = RealtimeServer(credentials: credentials, engineConfiguration: .init(), logger: logger)
 
     let routes = RouteTable(router: router)
     HealthController(version: serverVersion, registry: registry).register(routes)
@@ -78,13 +78,14 @@ public func buildApplication(core: ServerCore, registry: PrometheusCollectorRegi
     TablesController(client: core.database.client, schema: schemaCache, logger: logger).register(routes)
     RawSQLController(client: core.database.client, schema: schemaCache, sequencer: core.store.sequencer, logger: logger).register(routes)
     RecordsController(client: core.database.client, schema: schemaCache, sequencer: core.store.sequencer, logger: logger).register(routes)
+    realtime.register(routes)
     OpenAPIController(version: serverVersion).register(routes)
 
     var app = Application(
         router: router,
         server: .http1WebSocketUpgrade(configuration: .init(ws: .init(maxFrameSize: 1_000_000, autoPing: .disabled))) { request, _, _ in
-            guard RealtimeWebSocket.accepts(request) else { return .dontUpgrade }
-            return .upgrade([:]) { inbound, outbound, _ in try await realtime.run(inbound: inbound, outbound: outbound) }
+            guard realtime.accepts(request) else { return .dontUpgrade }
+            return .upgrade([:]) { inbound, outbound, _ in try await realtime.runWebSocket(request, inbound: inbound, outbound: outbound) }
         },
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "insforge"),
         services: [core.database.client, core.store] + core.runners.map { $0 as any Service }

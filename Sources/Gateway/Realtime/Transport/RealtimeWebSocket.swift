@@ -6,153 +6,158 @@ import HummingbirdWebSocket
 import Logging
 import NIOCore
 
-/// The WebSocket transport of `/socket.io/`: a thin shell that feeds frames and time into
-/// `EngineIOSession` and `SocketIOSession` and carries out what they answer.
-struct RealtimeWebSocket: Sendable {
+/// `/socket.io/`: Engine.IO's two transports, HTTP long-polling (`GET` waits for packets, `POST`
+/// sends them) and WebSocket (a fresh one, or the upgrade of a polling session). Thin shells around
+/// `RealtimeConnection`.
+struct RealtimeServer: Sendable {
     let credentials: CredentialsMiddleware
     let engineConfiguration: EngineIOSession.Configuration
+    let sessions = RealtimeSessions()
     let logger: Logger
 
-    /// Whether `request` opens a Socket.IO WebSocket (Engine.IO 4, no polling session to upgrade).
-    static func accepts(_ request: HTTPRequest) -> Bool {
-        guard let path = request.path, path.hasPrefix("/socket.io/") else { return false }
-        let query = path.split(separator: "?", maxSplits: 1).dropFirst().first.map(String.init) ?? ""
+    struct Handshake {
+        var transport: String
+        var sid: String?
+    }
+
+    /// The Engine.IO query of a `/socket.io/` request, or the Engine.IO error code and message.
+    static func handshake(query: String?) -> Result<Handshake, EngineIOFailure> {
         var items: [String: String] = [:]
-        for pair in query.split(separator: "&") {
+        for pair in (query ?? "").split(separator: "&") {
             let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
             items[Request.formDecode(kv[0])] = kv.count > 1 ? Request.formDecode(kv[1]) : ""
         }
-        return items["EIO"] == "4" && items["transport"] == "websocket" && items["sid"] == nil
+        guard items["EIO"] == "4" else { return .failure(.init(code: 5, message: "Unsupported protocol version")) }
+        guard let transport = items["transport"], ["polling", "websocket"].contains(transport) else {
+            return .failure(.init(code: 0, message: "Transport unknown"))
+        }
+        return .success(Handshake(transport: transport, sid: items["sid"]))
     }
 
-    private enum Input: Sendable {
-        case text(String)
-        case binary([UInt8])
-        case tick
-        case closed
-    }
-
-    func run(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter) async throws {
-        var engine = EngineIOSession(sid: Self.newId(), transport: .websocket, configuration: engineConfiguration, now: .now)
-        var socket = SocketIOSession()
-        try await outbound.write(.text(engine.openPacket.text))
-        let (inputs, feed) = AsyncStream.makeStream(of: Input.self)
-        let maxPayload = engineConfiguration.maxPayload
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask {
-                defer { feed.yield(.closed) }
-                do {
-                    for try await message in inbound.messages(maxSize: maxPayload) {
-                        switch message {
-                        case .text(let text): feed.yield(.text(text))
-                        case .binary(let buffer): feed.yield(.binary(Array(buffer.readableBytesView)))
-                        }
-                    }
-                } catch {}  // a frame over maxPayload or a broken socket ends the session
-            }
-            group.addTask {
-                while !Task.isCancelled {
-                    try? await Task.sleep(for: .seconds(1))
-                    feed.yield(.tick)
-                }
-            }
-            loop: for await input in inputs {
-                let actions: [EngineIOSession.Action]
-                switch input {
-                case .text(let text): actions = engine.webSocketText(text)
-                case .binary(let bytes): actions = engine.webSocketBinary(bytes)
-                case .tick: actions = engine.tick(now: .now)
-                case .closed: actions = engine.transportClosed(.websocket)
-                }
-                for action in actions {
-                    switch action {
-                    case .sendWebSocket(let packets):
-                        for packet in packets { try await send(packet, on: outbound) }
-                    case .answerPoll:
-                        break  // no polling on this connection
-                    case .deliver(let text):
-                        for up in socket.received(text) {
-                            for packet in await perform(up, socket: &socket) {
-                                for engineAction in engine.send(.message(packet.encoded)) {
-                                    if case .sendWebSocket(let out) = engineAction {
-                                        for p in out { try await send(p, on: outbound) }
-                                    }
-                                }
-                            }
-                            if socket.isClosed { break }
-                        }
-                        if socket.isClosed {
-                            _ = engine.transportClosed(.websocket)
-                            break loop
-                        }
-                    case .deliverBinary:
-                        break loop  // binary attachments are not supported
-                    case .close:
-                        break loop
-                    }
-                }
-                if engine.isClosed { break }
-            }
-            group.cancelAll()
+    struct EngineIOFailure: Error {
+        var code: Int
+        var message: String
+        var response: Response {
+            Response(status: .badRequest, headers: [.contentType: "application/json"],
+                     body: .init(byteBuffer: ByteBuffer(string: #"{"code":\#(code),"message":\#(JSONCoding.quoted(message))}"#)))
         }
     }
 
-    private func send(_ packet: EngineIOPacket, on outbound: WebSocketOutboundWriter) async throws {
-        if case .binary(let bytes) = packet {
-            try await outbound.write(.binary(ByteBuffer(bytes: bytes)))
+    private func newConnection(_ transport: EngineIOSession.Transport) -> RealtimeConnection {
+        let sessions = self.sessions
+        let connection = RealtimeConnection(transport: transport, configuration: engineConfiguration,
+                                            authenticate: { [credentials] auth in await Self.authenticate(auth, credentials) },
+                                            onClose: { sessions.remove($0) })
+        sessions.add(connection)
+        return connection
+    }
+
+    // MARK: WebSocket
+
+    /// Whether an upgrade request is ours: a new WebSocket session, or the upgrade of a known polling one.
+    func accepts(_ request: HTTPRequest) -> Bool {
+        guard let path = request.path, path.hasPrefix("/socket.io/") || path.hasPrefix("/socket.io?") else { return false }
+        let query = path.split(separator: "?", maxSplits: 1).dropFirst().first.map(String.init)
+        guard case .success(let handshake) = Self.handshake(query: query), handshake.transport == "websocket" else { return false }
+        if let sid = handshake.sid { return sessions.find(sid) != nil }
+        return true
+    }
+
+    func runWebSocket(_ request: HTTPRequest, inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter) async throws {
+        let query = request.path?.split(separator: "?", maxSplits: 1).dropFirst().first.map(String.init)
+        let connection: RealtimeConnection
+        if case .success(let handshake) = Self.handshake(query: query), let sid = handshake.sid {
+            guard let existing = sessions.find(sid) else { return }
+            connection = existing
+            await connection.attach(outbound)
         } else {
-            try await outbound.write(.text(packet.text))
+            connection = newConnection(.websocket)
+            await connection.attach(outbound)
+            try await outbound.write(.text(await connection.openPacket.text))
+            await connection.start()
         }
-    }
-
-    /// Carries out one Socket.IO action; returns the packets to send back.
-    private func perform(_ action: SocketIOSession.Action, socket: inout SocketIOSession) async -> [SocketIOPacket] {
-        switch action {
-        case .authenticate(let auth):
-            switch await authenticate(auth) {
-            case .success:
-                return socket.accepted(sid: Self.newId()).compactMap(\.packet)
-            case .failure(let message):
-                return socket.refused(message.description).compactMap(\.packet)
+        do {
+            for try await message in inbound.messages(maxSize: engineConfiguration.maxPayload) {
+                switch message {
+                case .text(let text): await connection.webSocketText(text)
+                case .binary(let buffer): await connection.webSocketBinary(Array(buffer.readableBytesView))
+                }
             }
-        case .send(let packet):
-            return [packet]
-        case .event(let name, _, let ackId):
-            // Channels come with the next step of the realtime issue; until then every event is refused.
-            guard let ackId else { return [] }
-            return [.ack(ackId, [#"{"ok":false,"error":{"code":"REALTIME_UNKNOWN_EVENT","message":\#(JSONCoding.quoted("unknown event \(name)"))}}"#])]
-        case .ack, .close:
-            return []
+        } catch {}  // a frame over maxPayload or a broken socket ends the transport
+        await connection.webSocketClosed()
+    }
+
+    // MARK: polling
+
+    func register(_ routes: RouteTable) {
+        routes.add(.get, "/socket.io", "Socket.IO (Engine.IO 4): long-polling and WebSocket upgrade", access: .public) { request, _ in
+            try await poll(request)
+        }
+        routes.add(.post, "/socket.io", "Socket.IO (Engine.IO 4): packets sent by long-polling", access: .public) { request, _ in
+            try await post(request)
         }
     }
 
-    struct Refusal: Error, CustomStringConvertible { var description: String }
+    private func pollingSession(_ request: Request) -> Result<(Handshake, RealtimeConnection?), EngineIOFailure> {
+        switch Self.handshake(query: request.uri.query) {
+        case .failure(let failure): return .failure(failure)
+        case .success(let handshake):
+            guard handshake.transport == "polling" else { return .failure(.init(code: 3, message: "Bad request")) }
+            guard let sid = handshake.sid else { return .success((handshake, nil)) }
+            guard let connection = sessions.find(sid) else { return .failure(.init(code: 1, message: "Session ID unknown")) }
+            return .success((handshake, connection))
+        }
+    }
+
+    func poll(_ request: Request) async throws -> Response {
+        switch pollingSession(request) {
+        case .failure(let failure):
+            return failure.response
+        case .success((_, nil)):
+            let connection = newConnection(.polling)
+            await connection.start()
+            return Self.payload([await connection.openPacket])
+        case .success((_, let connection?)):
+            guard let packets = await connection.poll() else { return EngineIOFailure(code: 3, message: "Bad request").response }
+            return Self.payload(packets)
+        }
+    }
+
+    func post(_ request: Request) async throws -> Response {
+        switch pollingSession(request) {
+        case .failure(let failure):
+            return failure.response
+        case .success((_, nil)):
+            return EngineIOFailure(code: 1, message: "Session ID unknown").response
+        case .success((_, let connection?)):
+            let body = try await request.body.collect(upTo: engineConfiguration.maxPayload + 1)
+            guard body.readableBytes <= engineConfiguration.maxPayload else {
+                await connection.post(String(repeating: "4", count: engineConfiguration.maxPayload + 1))  // closes the session
+                return Response(status: .contentTooLarge)
+            }
+            await connection.post(String(buffer: body))
+            return Response(status: .ok, headers: [.contentType: "text/html"], body: .init(byteBuffer: ByteBuffer(string: "ok")))
+        }
+    }
+
+    static func payload(_ packets: [EngineIOPacket]) -> Response {
+        Response(status: .ok, headers: [.contentType: "text/plain; charset=UTF-8"],
+                 body: .init(byteBuffer: ByteBuffer(string: EngineIOPacket.encodePayload(packets))))
+    }
+
+    // MARK: credentials
 
     /// `{token}` (a JWT or the anon key) or `{apiKey}`; no credential at all is anonymous.
-    private func authenticate(_ auth: JSONValue?) async -> Result<Credential, Refusal> {
+    static func authenticate(_ auth: JSONValue?, _ credentials: CredentialsMiddleware) async -> Result<Credential, RealtimeRefusal> {
         let fields = auth?.objectValue ?? [:]
         guard let token = fields["token"]?.stringValue ?? fields["apiKey"]?.stringValue, !token.isEmpty else {
             return .success(.none)
         }
         do {
-            guard let credential = try await credentials.credential(for: token) else { return .failure(Refusal(description: "Invalid token")) }
+            guard let credential = try await credentials.credential(for: token) else { return .failure(RealtimeRefusal(message: "Invalid token")) }
             return .success(credential)
         } catch {
-            return .failure(Refusal(description: "Invalid API key"))
+            return .failure(RealtimeRefusal(message: "Invalid API key"))
         }
     }
-
-    static func newId() -> String {
-        var generator = SystemRandomNumberGenerator()
-        let bytes = (0..<15).map { _ in UInt8.random(in: 0...255, using: &generator) }
-        return Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
-    }
-}
-
-extension SocketIOSession.Action {
-    var packet: SocketIOPacket? { if case .send(let packet) = self { packet } else { nil } }
-}
-
-extension SocketIOSession {
-    var isClosed: Bool { if case .closed = state { true } else { false } }
 }

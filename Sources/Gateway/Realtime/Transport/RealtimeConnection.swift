@@ -1,0 +1,168 @@
+import EventStore
+import Foundation
+import HummingbirdWebSocket
+import NIOCore
+import Synchronization
+
+/// One Socket.IO connection, whichever transport carries it: the Engine.IO and Socket.IO state
+/// machines plus the parked poll and the WebSocket writer. Transports call in with what arrived;
+/// the actor carries out the machines' actions.
+actor RealtimeConnection {
+    let sid: String
+    private var engine: EngineIOSession
+    private var socket = SocketIOSession()
+    private var parkedPoll: CheckedContinuation<[EngineIOPacket], Never>?
+    private var webSocket: WebSocketOutboundWriter?
+    private var ticker: Task<Void, Never>?
+    private let authenticate: @Sendable (JSONValue?) async -> Result<Credential, RealtimeRefusal>
+    private let onClose: @Sendable (String) -> Void
+
+    init(transport: EngineIOSession.Transport, configuration: EngineIOSession.Configuration,
+         authenticate: @escaping @Sendable (JSONValue?) async -> Result<Credential, RealtimeRefusal>,
+         onClose: @escaping @Sendable (String) -> Void) {
+        let sid = Self.newId()
+        self.sid = sid
+        self.engine = EngineIOSession(sid: sid, transport: transport, configuration: configuration, now: .now)
+        self.authenticate = authenticate
+        self.onClose = onClose
+    }
+
+    var openPacket: EngineIOPacket { engine.openPacket }
+    var isClosed: Bool { engine.isClosed }
+
+    /// Starts the heartbeat.
+    func start() {
+        ticker = Task { [weak self] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(1))
+                guard let self else { return }
+                await self.tick()
+            }
+        }
+    }
+
+    private func tick() async { await perform(engine.tick(now: .now)) }
+
+    // MARK: polling
+
+    /// A long-poll: the packets to answer with, or nil when another poll is already waiting (400).
+    func poll() async -> [EngineIOPacket]? {
+        if parkedPoll != nil {
+            await perform(engine.pollArrived())
+            return nil
+        }
+        return await withCheckedContinuation { (continuation: CheckedContinuation<[EngineIOPacket], Never>) in
+            parkedPoll = continuation
+            for action in engine.pollArrived() {
+                switch action {
+                case .answerPoll(let packets): answerPoll(packets)
+                case .close(let reason): finish(reason)
+                default: break
+                }
+            }
+        }
+    }
+
+    func post(_ body: String) async { await perform(engine.pollBody(body)) }
+
+    // MARK: WebSocket
+
+    func attach(_ outbound: WebSocketOutboundWriter) { webSocket = outbound }
+
+    func webSocketText(_ text: String) async { await perform(engine.webSocketText(text)) }
+
+    func webSocketBinary(_ bytes: [UInt8]) async { await perform(engine.webSocketBinary(bytes)) }
+
+    func webSocketClosed() async { await perform(engine.transportClosed(.websocket)) }
+
+    // MARK: actions
+
+    private func perform(_ actions: [EngineIOSession.Action]) async {
+        for action in actions {
+            switch action {
+            case .sendWebSocket(let packets):
+                guard let webSocket else { continue }
+                for packet in packets {
+                    if case .binary(let bytes) = packet {
+                        try? await webSocket.write(.binary(ByteBuffer(bytes: bytes)))
+                    } else {
+                        try? await webSocket.write(.text(packet.text))
+                    }
+                }
+            case .answerPoll(let packets):
+                answerPoll(packets)
+            case .deliver(let text):
+                for up in socket.received(text) {
+                    for packet in await handle(up) {
+                        await perform(engine.send(.message(packet.encoded)))
+                    }
+                }
+                if case .closed(let reason) = socket.state, !engine.isClosed {
+                    finish(reason)
+                    try? await webSocket?.close(.normalClosure, reason: nil)
+                }
+            case .deliverBinary:
+                finish("binary attachments are not supported")
+                try? await webSocket?.close(.unacceptableData, reason: nil)
+            case .close(let reason):
+                finish(reason)
+                try? await webSocket?.close(.normalClosure, reason: nil)
+            }
+        }
+    }
+
+    /// Carries out one Socket.IO action; returns the packets to send back.
+    private func handle(_ action: SocketIOSession.Action) async -> [SocketIOPacket] {
+        switch action {
+        case .authenticate(let auth):
+            switch await authenticate(auth) {
+            case .success: return socket.accepted(sid: Self.newId()).compactMap(\.packet)
+            case .failure(let refusal): return socket.refused(refusal.message).compactMap(\.packet)
+            }
+        case .send(let packet):
+            return [packet]
+        case .event(let name, _, let ackId):
+            // Channels come with the next step of the realtime issue; until then every event is refused.
+            guard let ackId else { return [] }
+            return [.ack(ackId, [#"{"ok":false,"error":{"code":"REALTIME_UNKNOWN_EVENT","message":\#(JSONCoding.quoted("unknown event \(name)"))}}"#])]
+        case .ack, .close:
+            return []
+        }
+    }
+
+    private func answerPoll(_ packets: [EngineIOPacket]) {
+        parkedPoll?.resume(returning: packets)
+        parkedPoll = nil
+    }
+
+    private func finish(_ reason: String) {
+        if !engine.isClosed { _ = engine.transportClosed(engine.transport) }
+        answerPoll([.close])
+        ticker?.cancel()
+        onClose(sid)
+    }
+
+    static func newId() -> String {
+        var generator = SystemRandomNumberGenerator()
+        let bytes = (0..<15).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        return Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+    }
+}
+
+struct RealtimeRefusal: Error {
+    var message: String
+}
+
+/// The open connections by Engine.IO session id.
+final class RealtimeSessions: Sendable {
+    private let connections = Mutex<[String: RealtimeConnection]>([:])
+
+    func add(_ connection: RealtimeConnection) { connections.withLock { $0[connection.sid] = connection } }
+    func remove(_ sid: String) { _ = connections.withLock { $0.removeValue(forKey: sid) } }
+    func find(_ sid: String) -> RealtimeConnection? { connections.withLock { $0[sid] } }
+    var count: Int { connections.withLock { $0.count } }
+}
+
+extension SocketIOSession.Action {
+    var packet: SocketIOPacket? { if case .send(let packet) = self { packet } else { nil } }
+}
