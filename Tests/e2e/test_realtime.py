@@ -105,9 +105,7 @@ def test_handshake_and_heartbeat_on_the_raw_socket(server):
         ws.send('421["y"]')  # with one: answered
         assert json.loads(ws.recv()[3:])[0]["error"]["code"] == "REALTIME_UNKNOWN_EVENT"
         ws.send("42[]")  # malformed: the server closes the session
-        with pytest.raises(Exception):
-            for _ in range(5):
-                ws.recv()
+        assert ws.recv() == ""  # its close frame
     finally:
         ws.close()
 
@@ -143,3 +141,55 @@ def test_polling_protocol_errors(server):
     assert r.status_code == 200
     r = requests.get(base, params={"EIO": "4", "transport": "polling", "sid": sid}, timeout=10)
     assert r.status_code == 400 and r.json()["code"] == 1  # the session is gone
+
+
+@pytest.fixture(scope="module")
+def fast_heartbeat(deployment_factory):
+    """A server pinging every 600 ms and waiting 600 ms for the answer."""
+    return deployment_factory().server(name="heartbeat", REALTIME_PING_INTERVAL_MS="600", REALTIME_PING_TIMEOUT_MS="600",
+                                       REALTIME_MAX_PAYLOAD="2048")
+
+
+def test_a_client_that_never_answers_pings_is_dropped(fast_heartbeat):
+    import websocket
+
+    ws = websocket.create_connection(fast_heartbeat.base.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket",
+                                     timeout=10)
+    try:
+        handshake = json.loads(ws.recv()[1:])
+        assert handshake["pingInterval"] == 600 and handshake["pingTimeout"] == 600 and handshake["maxPayload"] == 2048
+        ws.send("40")
+        assert ws.recv().startswith("40")
+        started = time.time()
+        assert ws.recv() == "2"  # the server's ping, which we leave unanswered
+        frames = []
+        try:
+            while len(frames) < 10:
+                frame = ws.recv()
+                if frame == "":  # the server's close frame
+                    break
+                frames.append(frame)
+        except websocket.WebSocketConnectionClosedException:
+            pass
+        assert frames == [] and time.time() - started < 5, frames
+    finally:
+        ws.close()
+
+
+@pytest.mark.parametrize("transport", ["websocket", "polling"])
+def test_a_client_that_answers_pings_stays_and_oversized_messages_end_the_session(fast_heartbeat, transport):
+    client = socketio.Client(reconnection=False)
+    client.connect(fast_heartbeat.base, transports=[transport], wait_timeout=10)
+    try:
+        time.sleep(2.5)  # several heartbeats
+        assert client.connected
+        assert client.call("x", timeout=10)["ok"] is False
+        disconnected = []
+        client.on("disconnect", lambda *a: disconnected.append(True))
+        client.emit("big", "x" * 4096)  # over maxPayload
+        deadline = time.time() + 10
+        while not disconnected and time.time() < deadline:
+            time.sleep(0.05)
+        assert disconnected
+    finally:
+        client.disconnect()

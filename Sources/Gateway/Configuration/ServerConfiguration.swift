@@ -29,6 +29,11 @@ public struct ServerConfiguration: Sendable {
     public var databasePoolSize: Int
     /// How long a reader waits for NOTIFY before it polls the log anyway.
     public var eventPollInterval: Duration
+    /// Socket.IO heartbeat: the server pings every interval; a client silent for the timeout after
+    /// a ping is disconnected. `maxPayload` bounds a polling body or a WebSocket message.
+    public var realtimePingInterval: Duration
+    public var realtimePingTimeout: Duration
+    public var realtimeMaxPayload: Int
     /// How long a rotated key stays valid.
     public var keyRotationGrace: Duration
     /// `ADMIN_EMAIL` (or `ROOT_ADMIN_USERNAME`): the admin's sign-in name; none means no password sign-in for the admin.
@@ -129,6 +134,9 @@ public struct ServerConfiguration: Sendable {
             logLevel: value("LOG_LEVEL") ?? "info",
             databasePoolSize: try int("DB_POOL_SIZE", default: 20, range: 2...500),
             eventPollInterval: .milliseconds(try int("EVENT_POLL_INTERVAL_MS", default: 1000, range: 10...60_000)),
+            realtimePingInterval: .milliseconds(try int("REALTIME_PING_INTERVAL_MS", default: 25_000, range: 500...600_000)),
+            realtimePingTimeout: .milliseconds(try int("REALTIME_PING_TIMEOUT_MS", default: 20_000, range: 500...600_000)),
+            realtimeMaxPayload: try int("REALTIME_MAX_PAYLOAD", default: 1_000_000, range: 1_024...100_000_000),
             keyRotationGrace: .seconds(try int("KEY_ROTATION_GRACE_SECONDS", default: 86_400, range: 0...2_592_000)),
             adminEmail: adminEmail,
             adminPassword: adminPassword,

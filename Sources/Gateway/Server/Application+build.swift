@@ -63,7 +63,11 @@ public func buildApplication(core: ServerCore, registry: PrometheusCollectorRegi
     router.add(middleware: ErrorMiddleware())
     let credentials = CredentialsMiddleware(keys: core.keys, tokens: accessTokens)
     router.add(middleware: credentials)
-    let realtime = RealtimeServer(credentials: credentials, engineConfiguration: .init(), logger: logger)
+    let realtime = RealtimeServer(
+        credentials: credentials,
+        engineConfiguration: .init(pingInterval: configuration.realtimePingInterval, pingTimeout: configuration.realtimePingTimeout,
+                                   maxPayload: configuration.realtimeMaxPayload),
+        logger: logger)
 
     let routes = RouteTable(router: router)
     HealthController(version: serverVersion, registry: registry).register(routes)
@@ -83,7 +87,7 @@ public func buildApplication(core: ServerCore, registry: PrometheusCollectorRegi
 
     var app = Application(
         router: router,
-        server: .http1WebSocketUpgrade(configuration: .init(ws: .init(maxFrameSize: 1_000_000, autoPing: .disabled))) { request, _, _ in
+        server: .http1WebSocketUpgrade(configuration: .init(ws: .init(maxFrameSize: configuration.realtimeMaxPayload, autoPing: .disabled))) { request, _, _ in
             guard realtime.accepts(request) else { return .dontUpgrade }
             return .upgrade([:]) { inbound, outbound, _ in try await realtime.runWebSocket(request, inbound: inbound, outbound: outbound) }
         },

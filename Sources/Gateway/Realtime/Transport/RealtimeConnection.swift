@@ -35,7 +35,7 @@ actor RealtimeConnection {
         ticker = Task { [weak self] in
             while !Task.isCancelled {
                 try? await Task.sleep(for: .seconds(1))
-                guard let self else { return }
+                guard let self, await !self.isClosed else { return }
                 await self.tick()
             }
         }
@@ -138,7 +138,8 @@ actor RealtimeConnection {
     private func finish(_ reason: String) {
         if !engine.isClosed { _ = engine.transportClosed(engine.transport) }
         answerPoll([.close])
-        ticker?.cancel()
+        // The heartbeat stops by itself once the session is closed: cancelling it here would cancel
+        // the close frame that a ping timeout is about to send from that very task.
         onClose(sid)
     }
 
