@@ -193,3 +193,30 @@ def test_a_client_that_answers_pings_stays_and_oversized_messages_end_the_sessio
         assert disconnected
     finally:
         client.disconnect()
+
+
+@pytest.mark.parametrize("transport", ["websocket", "upgrade"])
+def test_a_second_websocket_cannot_take_over_a_session(server, user_token, transport):
+    import websocket
+
+    client = connect(server, {"token": user_token}, transport)
+    try:
+        deadline = time.time() + 10
+        while client.transport() != "websocket" and time.time() < deadline:
+            time.sleep(0.05)
+        sid = client.eio.sid
+        intruder = websocket.create_connection(
+            server.base.replace("http://", "ws://") + f"/socket.io/?EIO=4&transport=websocket&sid={sid}", timeout=10)
+        try:
+            intruder.send("2probe")
+            try:
+                answer = intruder.recv()
+            except websocket.WebSocketConnectionClosedException:
+                answer = ""
+            assert answer == "", answer  # closed, never "3probe"
+        finally:
+            intruder.close()
+        # the rightful client is untouched
+        assert client.call("after", timeout=10)["ok"] is False
+    finally:
+        client.disconnect()

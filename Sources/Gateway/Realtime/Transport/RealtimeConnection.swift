@@ -67,7 +67,13 @@ actor RealtimeConnection {
 
     // MARK: WebSocket
 
-    func attach(_ outbound: WebSocketOutboundWriter) { webSocket = outbound }
+    /// Takes `outbound` as this session's WebSocket: its first one, or the probe of a polling session
+    /// that has none yet. False for any other (a second socket must not take over a session).
+    func attach(_ outbound: WebSocketOutboundWriter) -> Bool {
+        guard !engine.isClosed, webSocket == nil || (engine.transport == .polling && engine.state == .open) else { return false }
+        webSocket = outbound
+        return true
+    }
 
     func webSocketText(_ text: String) async { await perform(engine.webSocketText(text)) }
 

@@ -67,12 +67,14 @@ struct RealtimeServer: Sendable {
         let query = request.path?.split(separator: "?", maxSplits: 1).dropFirst().first.map(String.init)
         let connection: RealtimeConnection
         if case .success(let handshake) = Self.handshake(query: query), let sid = handshake.sid {
-            guard let existing = sessions.find(sid) else { return }
+            guard let existing = sessions.find(sid), await existing.attach(outbound) else {
+                try? await outbound.close(.policyViolation, reason: "session not upgradable")
+                return
+            }
             connection = existing
-            await connection.attach(outbound)
         } else {
             connection = newConnection(.websocket)
-            await connection.attach(outbound)
+            _ = await connection.attach(outbound)
             try await outbound.write(.text(await connection.openPacket.text))
             await connection.start()
         }
