@@ -4,9 +4,9 @@
 -- event in system.pending_events (plain insert, no lock, committed or rolled back with the change),
 -- and a sequencer moves committed queued events into the log in batches, under the log lock, in
 -- queue order: "a single sequencer that assigns positions to committed rows" (ARCHITECTURE.md).
--- Positions therefore still follow commit order and no consumer can skip one. The server runs the
--- sequencer right after each of its writes (the response waits for it, so a client that wrote can
--- read its event) and on a timer for writes made by other means (psql, another node).
+-- Positions therefore still follow commit order and no consumer can skip one. The server nudges the
+-- sequencer after each of its writes, runs it before answering a read of the log (so a client that
+-- wrote reads its events), and on a timer for writes made by other means (psql, another node).
 CREATE TABLE system.pending_events (
     id        bigserial PRIMARY KEY,
     event_id  uuid  NOT NULL,
@@ -57,7 +57,8 @@ REVOKE ALL ON FUNCTION system.sequence_pending(int) FROM PUBLIC;
 CREATE FUNCTION system.queue_event(p_stream_id text, p_type text, p_data jsonb, p_metadata jsonb DEFAULT '{}'::jsonb)
 RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
-    -- plpgsql, not sql: a SQL function's INSERT is planned again on every call.
+    -- plpgsql, not sql: a SQL function's INSERT is planned again on every call (this runs for every
+    -- write statement on a tracked table).
     INSERT INTO system.pending_events (event_id, stream_id, type, data, metadata)
     VALUES (gen_random_uuid(), p_stream_id, p_type, p_data, coalesce(p_metadata, '{}'::jsonb));
 END $$;
@@ -86,11 +87,10 @@ BEGIN
     SELECT coalesce(jsonb_agg(a.attname ORDER BY array_position(i.indkey, a.attnum)), '[]'::jsonb) INTO keys
     FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
     WHERE i.indrelid = TG_RELID AND i.indisprimary;
-    -- Inline rather than through system.queue_event: this runs for every write statement.
-    INSERT INTO system.pending_events (event_id, stream_id, type, data, metadata)
-    VALUES (gen_random_uuid(), 'table-' || TG_TABLE_NAME, event_type,
-            jsonb_build_object('schema', TG_TABLE_SCHEMA, 'table', TG_TABLE_NAME, 'primaryKey', keys,
-                               'count', jsonb_array_length(records), 'records', records),
-            system.change_metadata());
+    -- The body up to here is 004's; only the last step changes: queue the event instead of appending it.
+    PERFORM system.queue_event('table-' || TG_TABLE_NAME, event_type,
+        jsonb_build_object('schema', TG_TABLE_SCHEMA, 'table', TG_TABLE_NAME, 'primaryKey', keys,
+                           'count', jsonb_array_length(records), 'records', records),
+        system.change_metadata());
     RETURN NULL;
 END $$;

@@ -72,20 +72,14 @@ public final class PendingEventSequencer: Sendable {
             } catch {
                 logger.warning("moving queued record events into the log failed; retrying", metadata: ["error": "\(error)"])
             }
+            // On the way out nobody is left waiting: a later flush finds `stopped` and returns at once.
             let done = state.withLock { state -> [CheckedContinuation<Void, Never>] in
-                let (ready, waiting) = (state.waiters.filter { $0.ticket <= covered }, state.waiters.filter { $0.ticket > covered })
-                state.waiters = waiting
+                let ready = state.waiters.filter { stopped || $0.ticket <= covered }
+                state.waiters.removeAll { stopped || $0.ticket <= covered }
                 return ready.map(\.continuation)
             }
             for continuation in done { continuation.resume() }
-            if stopped {
-                let late = state.withLock { state -> [CheckedContinuation<Void, Never>] in
-                    defer { state.waiters = [] }
-                    return state.waiters.map(\.continuation)
-                }
-                for continuation in late { continuation.resume() }
-                return
-            }
+            if stopped { return }
             await wake.wait(after: generation, timeout: interval)
             // Under a stream of writes, gather a few milliseconds of them per pass: every pass is a
             // commit under the log lock and a NOTIFY that wakes every follower.

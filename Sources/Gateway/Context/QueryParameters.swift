@@ -14,14 +14,22 @@ extension Request {
     /// A string query parameter, if present and not empty. Decoded as forms are (`+` is a space,
     /// then percent escapes), which is how browsers and the JS SDK encode query strings.
     func queryString(_ name: String) -> String? {
-        guard let query = uri.query else { return nil }
-        for pair in query.split(separator: "&") {
+        guard let query = uri.query, let value = Self.formPairs(query).first(where: { $0.name == name })?.value else { return nil }
+        return value.isEmpty ? nil : value
+    }
+
+    /// The `name=value` pairs of a query string or an `application/x-www-form-urlencoded` body, in
+    /// order and with repeats kept, each side decoded with `formDecode`.
+    static func formPairs(_ text: String) -> [(name: String, value: String)] {
+        text.split(separator: "&").map { pair in
             let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            guard Self.formDecode(kv[0]) == name else { continue }
-            let value = kv.count > 1 ? Self.formDecode(kv[1]) : ""
-            return value.isEmpty ? nil : value
+            return (formDecode(kv[0]), kv.count > 1 ? formDecode(kv[1]) : "")
         }
-        return nil
+    }
+
+    /// `formPairs` as a dictionary (the last of repeated names wins).
+    static func formFields(_ text: String) -> [String: String] {
+        formPairs(text).reduce(into: [:]) { $0[$1.name] = $1.value }
     }
 
     /// `+` is a space, then `%XX` escapes are bytes; a string whose escapes are malformed or do not

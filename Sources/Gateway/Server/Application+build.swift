@@ -66,8 +66,7 @@ public func buildApplication(core: ServerCore, registry: PrometheusCollectorRegi
     let realtime = RealtimeServer(
         credentials: credentials,
         engineConfiguration: .init(pingInterval: configuration.realtimePingInterval, pingTimeout: configuration.realtimePingTimeout,
-                                   maxPayload: configuration.realtimeMaxPayload),
-        logger: logger)
+                                   maxPayload: configuration.realtimeMaxPayload))
 
     let routes = RouteTable(router: router)
     HealthController(version: serverVersion, registry: registry).register(routes)
@@ -88,8 +87,8 @@ public func buildApplication(core: ServerCore, registry: PrometheusCollectorRegi
     var app = Application(
         router: router,
         server: .http1WebSocketUpgrade(configuration: .init(ws: .init(maxFrameSize: configuration.realtimeMaxPayload, autoPing: .disabled))) { request, _, _ in
-            guard realtime.accepts(request) else { return .dontUpgrade }
-            return .upgrade([:]) { inbound, outbound, _ in try await realtime.runWebSocket(request, inbound: inbound, outbound: outbound) }
+            guard let handshake = realtime.webSocketHandshake(request) else { return .dontUpgrade }
+            return .upgrade([:]) { inbound, outbound, _ in try await realtime.runWebSocket(handshake, inbound: inbound, outbound: outbound) }
         },
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "insforge"),
         services: [core.database.client, core.store] + core.runners.map { $0 as any Service }

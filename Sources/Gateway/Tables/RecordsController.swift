@@ -38,13 +38,7 @@ struct RecordsController {
         guard let method = RecordsRequest.Method(rawValue: request.method.rawValue) else {
             throw PostgRESTError(status: 405, code: "PGRST101", message: "Unsupported HTTP method", details: nil, hint: nil)
         }
-        var items: [(name: String, value: String)] = []
-        if let query = request.uri.query {
-            for pair in query.split(separator: "&") where !pair.isEmpty {
-                let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-                items.append((Request.formDecode(kv[0]), kv.count > 1 ? Request.formDecode(kv[1]) : ""))
-            }
-        }
+        let items = request.uri.query.map(Request.formPairs) ?? []
         let writes = [.post, .patch, .put, .delete].contains(method)
         let profile = request.headers[HTTPField.Name(writes ? "Content-Profile" : "Accept-Profile")!]
         let schemaName = items.first { $0.name == "schema" }?.value ?? profile

@@ -57,7 +57,7 @@ struct OAuthController {
                                   error: request.queryString("error"), user: nil)
         if request.method == .post {
             let buffer = try await request.body.collect(upTo: 64 * 1024)
-            let form = Self.parseForm(String(buffer: buffer))
+            let form = Request.formFields(String(buffer: buffer))
             fields.code = form["code"] ?? fields.code
             fields.state = form["state"] ?? fields.state
             fields.error = form["error"] ?? fields.error
@@ -68,15 +68,6 @@ struct OAuthController {
         return .redirect(to: target, type: .found)
     }
 
-    /// `application/x-www-form-urlencoded` fields.
-    static func parseForm(_ text: String) -> [String: String] {
-        var out: [String: String] = [:]
-        for pair in text.split(separator: "&") {
-            let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            out[Request.formDecode(kv[0])] = kv.count > 1 ? Request.formDecode(kv[1]) : ""
-        }
-        return out
-    }
 
     struct ExchangeBody: Decodable {
         var code: String

@@ -1,4 +1,4 @@
-import Foundation
+import EventStore
 
 /// One Engine.IO v4 session as a pure state machine: the transports, the heartbeat, the upgrade
 /// from HTTP long-polling to WebSocket. The I/O layer feeds it what arrived and the time, and
@@ -59,8 +59,7 @@ struct EngineIOSession: Sendable {
                                           pingInterval: Int(configuration.pingInterval / .milliseconds(1)),
                                           pingTimeout: Int(configuration.pingTimeout / .milliseconds(1)),
                                           maxPayload: configuration.maxPayload)
-        let json = (try? JSONEncoder().encode(handshake)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
-        return .open(json)
+        return .open((try? JSONCoding.encodeString(handshake)) ?? "{}")
     }
 
     var isClosed: Bool { if case .closed = state { true } else { false } }
@@ -131,6 +130,11 @@ struct EngineIOSession: Sendable {
         }
         guard which == transport else { return [] }
         return close("transport close")
+    }
+
+    /// The layer above ends the session (a Socket.IO protocol error, a body over the limit).
+    mutating func abort(_ reason: String) -> [Action] {
+        isClosed ? [] : close(reason)
     }
 
     /// Time passed: ping when due, close when a ping went unanswered.

@@ -48,7 +48,7 @@ struct SocketIOPacket: Equatable, Sendable {
     init(decoding text: String) throws(RealtimeProtocolError) {
         let bytes = Array(text.utf8)
         var i = 0
-        guard let first = bytes.first, let kind = Kind(rawValue: Int(first) - Int(UInt8(ascii: "0"))), first >= UInt8(ascii: "0") else {
+        guard let first = bytes.first, let kind = Kind(rawValue: Int(first) - Int(UInt8(ascii: "0"))) else {
             throw RealtimeProtocolError("unknown packet type")
         }
         self.kind = kind

@@ -13,7 +13,6 @@ actor RealtimeConnection {
     private var socket = SocketIOSession()
     private var parkedPoll: CheckedContinuation<[EngineIOPacket], Never>?
     private var webSocket: WebSocketOutboundWriter?
-    private var ticker: Task<Void, Never>?
     private let authenticate: @Sendable (JSONValue?) async -> Result<Credential, RealtimeRefusal>
     private let onClose: @Sendable (String) -> Void
 
@@ -30,9 +29,10 @@ actor RealtimeConnection {
     var openPacket: EngineIOPacket { engine.openPacket }
     var isClosed: Bool { engine.isClosed }
 
-    /// Starts the heartbeat.
+    /// Starts the heartbeat; it stops by itself once the session is closed. (Cancelling it instead
+    /// would cancel the close frame that a ping timeout sends from that very task.)
     func start() {
-        ticker = Task { [weak self] in
+        Task { [weak self] in
             while !Task.isCancelled {
                 try? await Task.sleep(for: .seconds(1))
                 guard let self, await !self.isClosed else { return }
@@ -56,7 +56,7 @@ actor RealtimeConnection {
             for action in engine.pollArrived() {
                 switch action {
                 case .answerPoll(let packets): answerPoll(packets)
-                case .close(let reason): finish(reason)
+                case .close: finish()
                 default: break
                 }
             }
@@ -64,6 +64,9 @@ actor RealtimeConnection {
     }
 
     func post(_ body: String) async { await perform(engine.pollBody(body)) }
+
+    /// Ends the session from outside the protocol (a polling body over the limit).
+    func abort(_ reason: String) async { await perform(engine.abort(reason)) }
 
     // MARK: WebSocket
 
@@ -103,15 +106,11 @@ actor RealtimeConnection {
                         await perform(engine.send(.message(packet.encoded)))
                     }
                 }
-                if case .closed(let reason) = socket.state, !engine.isClosed {
-                    finish(reason)
-                    try? await webSocket?.close(.normalClosure, reason: nil)
-                }
+                if case .closed(let reason) = socket.state { await perform(engine.abort(reason)) }
             case .deliverBinary:
-                finish("binary attachments are not supported")
-                try? await webSocket?.close(.unacceptableData, reason: nil)
-            case .close(let reason):
-                finish(reason)
+                await perform(engine.abort("binary attachments are not supported"))
+            case .close:
+                finish()
                 try? await webSocket?.close(.normalClosure, reason: nil)
             }
         }
@@ -141,11 +140,9 @@ actor RealtimeConnection {
         parkedPoll = nil
     }
 
-    private func finish(_ reason: String) {
-        if !engine.isClosed { _ = engine.transportClosed(engine.transport) }
+    /// The engine has closed the session (its `close` action came after any answer to the parked poll).
+    private func finish() {
         answerPoll([.close])
-        // The heartbeat stops by itself once the session is closed: cancelling it here would cancel
-        // the close frame that a ping timeout is about to send from that very task.
         onClose(sid)
     }
 
@@ -167,7 +164,6 @@ final class RealtimeSessions: Sendable {
     func add(_ connection: RealtimeConnection) { connections.withLock { $0[connection.sid] = connection } }
     func remove(_ sid: String) { _ = connections.withLock { $0.removeValue(forKey: sid) } }
     func find(_ sid: String) -> RealtimeConnection? { connections.withLock { $0[sid] } }
-    var count: Int { connections.withLock { $0.count } }
 }
 
 extension SocketIOSession.Action {

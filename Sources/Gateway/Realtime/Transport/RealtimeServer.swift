@@ -13,7 +13,6 @@ struct RealtimeServer: Sendable {
     let credentials: CredentialsMiddleware
     let engineConfiguration: EngineIOSession.Configuration
     let sessions = RealtimeSessions()
-    let logger: Logger
 
     struct Handshake {
         var transport: String
@@ -22,11 +21,7 @@ struct RealtimeServer: Sendable {
 
     /// The Engine.IO query of a `/socket.io/` request, or the Engine.IO error code and message.
     static func handshake(query: String?) -> Result<Handshake, EngineIOFailure> {
-        var items: [String: String] = [:]
-        for pair in (query ?? "").split(separator: "&") {
-            let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            items[Request.formDecode(kv[0])] = kv.count > 1 ? Request.formDecode(kv[1]) : ""
-        }
+        let items = Request.formFields(query ?? "")
         guard items["EIO"] == "4" else { return .failure(.init(code: 5, message: "Unsupported protocol version")) }
         guard let transport = items["transport"], ["polling", "websocket"].contains(transport) else {
             return .failure(.init(code: 0, message: "Transport unknown"))
@@ -54,19 +49,19 @@ struct RealtimeServer: Sendable {
 
     // MARK: WebSocket
 
-    /// Whether an upgrade request is ours: a new WebSocket session, or the upgrade of a known polling one.
-    func accepts(_ request: HTTPRequest) -> Bool {
-        guard let path = request.path, path.hasPrefix("/socket.io/") || path.hasPrefix("/socket.io?") else { return false }
+    /// The handshake of an upgrade request that is ours (a new WebSocket session, or the upgrade of a
+    /// known polling one); nil for any other.
+    func webSocketHandshake(_ request: HTTPRequest) -> Handshake? {
+        guard let path = request.path, path.hasPrefix("/socket.io/") || path.hasPrefix("/socket.io?") else { return nil }
         let query = path.split(separator: "?", maxSplits: 1).dropFirst().first.map(String.init)
-        guard case .success(let handshake) = Self.handshake(query: query), handshake.transport == "websocket" else { return false }
-        if let sid = handshake.sid { return sessions.find(sid) != nil }
-        return true
+        guard case .success(let handshake) = Self.handshake(query: query), handshake.transport == "websocket" else { return nil }
+        if let sid = handshake.sid, sessions.find(sid) == nil { return nil }
+        return handshake
     }
 
-    func runWebSocket(_ request: HTTPRequest, inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter) async throws {
-        let query = request.path?.split(separator: "?", maxSplits: 1).dropFirst().first.map(String.init)
+    func runWebSocket(_ handshake: Handshake, inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter) async throws {
         let connection: RealtimeConnection
-        if case .success(let handshake) = Self.handshake(query: query), let sid = handshake.sid {
+        if let sid = handshake.sid {
             guard let existing = sessions.find(sid), await existing.attach(outbound) else {
                 try? await outbound.close(.policyViolation, reason: "session not upgradable")
                 return
@@ -134,7 +129,7 @@ struct RealtimeServer: Sendable {
         case .success((_, let connection?)):
             let body = try await request.body.collect(upTo: engineConfiguration.maxPayload + 1)
             guard body.readableBytes <= engineConfiguration.maxPayload else {
-                await connection.post(String(repeating: "4", count: engineConfiguration.maxPayload + 1))  // closes the session
+                await connection.abort("payload larger than \(engineConfiguration.maxPayload) bytes")
                 return Response(status: .contentTooLarge)
             }
             await connection.post(String(buffer: body))
