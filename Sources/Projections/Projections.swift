@@ -4,10 +4,10 @@ import EventStore
 public enum ProjectionCatalog {
     /// Applied in the append transaction.
     public static var inline: [any Projection] {
-        [ApiKeysProjection(), UsersProjection(), SessionsProjection(), AuthCodesProjection(), AuthSettingsProjection()]
+        [ApiKeysProjection(), UsersProjection(), SessionsProjection(), AuthCodesProjection(), AuthSettingsProjection(), ChannelsProjection()]
     }
     /// Applied by runner actors, once per cluster.
-    public static var async: [any Projection] { [EventStatsProjection()] }
+    public static var async: [any Projection] { [EventStatsProjection(), WebhookOutboxProjection()] }
     /// Every projection (what a replay rebuilds).
     public static var all: [any Projection] { inline + async }
 }

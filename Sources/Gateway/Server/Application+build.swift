@@ -63,10 +63,13 @@ public func buildApplication(core: ServerCore, registry: PrometheusCollectorRegi
     router.add(middleware: ErrorMiddleware())
     let credentials = CredentialsMiddleware(keys: core.keys, tokens: accessTokens)
     router.add(middleware: credentials)
+    let channels = RealtimeChannels(store: core.store, box: core.box, logger: logger)
+    let hub = RealtimeHub(store: core.store, logger: logger)
     let realtime = RealtimeServer(
         credentials: credentials,
         engineConfiguration: .init(pingInterval: configuration.realtimePingInterval, pingTimeout: configuration.realtimePingTimeout,
-                                   maxPayload: configuration.realtimeMaxPayload))
+                                   maxPayload: configuration.realtimeMaxPayload),
+        messaging: RealtimeMessaging(hub: hub, channels: channels, logger: logger))
 
     let routes = RouteTable(router: router)
     HealthController(version: serverVersion, registry: registry).register(routes)
@@ -82,6 +85,7 @@ public func buildApplication(core: ServerCore, registry: PrometheusCollectorRegi
     RawSQLController(client: core.database.client, schema: schemaCache, sequencer: core.store.sequencer, logger: logger).register(routes)
     RecordsController(client: core.database.client, schema: schemaCache, sequencer: core.store.sequencer, logger: logger).register(routes)
     realtime.register(routes)
+    RealtimeController(channels: channels).register(routes)
     OpenAPIController(version: serverVersion).register(routes)
 
     var app = Application(
@@ -94,7 +98,7 @@ public func buildApplication(core: ServerCore, registry: PrometheusCollectorRegi
         services: [core.database.client, core.store] + core.runners.map { $0 as any Service }
             + [KeyRingFollower(store: core.store, keys: core.keys, logger: logger),
                UserCacheFollower(store: core.store, cache: auth.directory.cache, logger: logger),
-               SchemaCacheFollower(store: core.store, cache: schemaCache, logger: logger)],
+               SchemaCacheFollower(store: core.store, cache: schemaCache, logger: logger), hub],
         logger: logger)
     let issuer = core.issuer
     app.beforeServerStarts {

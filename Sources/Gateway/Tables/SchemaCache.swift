@@ -74,7 +74,7 @@ public final class SchemaCache: Sendable {
             SELECT n.nspname, p.proname,
                    -- IN (and INOUT/VARIADIC) argument names only: OUT columns of RETURNS TABLE are listed too
                    coalesce(array(SELECT a.n FROM unnest(p.proargnames, coalesce(p.proargmodes,
-                                      array_fill('i'::"char", ARRAY[cardinality(p.proargnames)]))) AS a(n, m)
+                                      array_fill('i'::"char", ARRAY[coalesce(cardinality(p.proargnames), 0)]))) AS a(n, m)
                                   WHERE a.m IN ('i', 'b', 'v')), '{}'),
                    array(SELECT format_type(t, NULL) FROM unnest(p.proargtypes) t),
                    p.pronargdefaults::int, pg_get_function_result(p.oid), p.proretset,

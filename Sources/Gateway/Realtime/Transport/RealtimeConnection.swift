@@ -13,16 +13,20 @@ actor RealtimeConnection {
     private var socket = SocketIOSession()
     private var parkedPoll: CheckedContinuation<[EngineIOPacket], Never>?
     private var webSocket: WebSocketOutboundWriter?
+    /// Set once the client has connected: its place in the hub.
+    private var subscriber: RealtimeSubscriber?
     private let authenticate: @Sendable (JSONValue?) async -> Result<Credential, RealtimeRefusal>
+    private let messaging: RealtimeMessaging?
     private let onClose: @Sendable (String) -> Void
 
     init(transport: EngineIOSession.Transport, configuration: EngineIOSession.Configuration,
          authenticate: @escaping @Sendable (JSONValue?) async -> Result<Credential, RealtimeRefusal>,
-         onClose: @escaping @Sendable (String) -> Void) {
+         messaging: RealtimeMessaging?, onClose: @escaping @Sendable (String) -> Void) {
         let sid = Self.newId()
         self.sid = sid
         self.engine = EngineIOSession(sid: sid, transport: transport, configuration: configuration, now: .now)
         self.authenticate = authenticate
+        self.messaging = messaging
         self.onClose = onClose
     }
 
@@ -121,18 +125,55 @@ actor RealtimeConnection {
         switch action {
         case .authenticate(let auth):
             switch await authenticate(auth) {
-            case .success: return socket.accepted(sid: Self.newId()).compactMap(\.packet)
-            case .failure(let refusal): return socket.refused(refusal.message).compactMap(\.packet)
+            case .success(let credential):
+                let socketId = Self.newId()
+                let subscriber = RealtimeSubscriber(socketId: socketId, credential: credential, connectOffset: Self.offset(in: auth))
+                self.subscriber = subscriber
+                startWriter(subscriber.outbox)
+                return socket.accepted(sid: socketId).compactMap(\.packet)
+            case .failure(let refusal):
+                return socket.refused(refusal.message).compactMap(\.packet)
             }
         case .send(let packet):
             return [packet]
-        case .event(let name, _, let ackId):
-            // Channels come with the next step of the realtime issue; until then every event is refused.
-            guard let ackId else { return [] }
-            return [.ack(ackId, [#"{"ok":false,"error":{"code":"REALTIME_UNKNOWN_EVENT","message":\#(JSONCoding.quoted("unknown event \(name)"))}}"#])]
+        case .event(let name, let arguments, let ackId):
+            guard let messaging, let subscriber else {
+                guard let ackId else { return [] }
+                return [.ack(ackId, [#"{"ok":false,"error":{"code":"REALTIME_UNKNOWN_EVENT","message":\#(JSONCoding.quoted("unknown event \(name)"))}}"#])]
+            }
+            return await messaging.handle(name, arguments, from: subscriber).packets(ackId: ackId)
         case .ack, .close:
             return []
         }
+    }
+
+    /// `{offset}` of a CONNECT payload: the last log position the client received.
+    static func offset(in auth: JSONValue?) -> Int64? {
+        guard case .number(let n)? = auth?.objectValue?["offset"], n >= 0, n < 9e15 else {
+            if let text = auth?.objectValue?["offset"]?.stringValue, let n = Int64(text), n >= 0 { return n }
+            return nil
+        }
+        return Int64(n)
+    }
+
+    /// Drains the subscriber's outbox into the session until either ends; a full outbox (a client too
+    /// slow to keep up) ends the session.
+    private func startWriter(_ outbox: FrameOutbox) {
+        Task { [weak self] in
+            while let frames = await outbox.take() {
+                guard let self else { return }
+                await self.sendFrames(frames)
+            }
+            await self?.outboxClosed()
+        }
+    }
+
+    private func sendFrames(_ frames: [String]) async {
+        for frame in frames { await perform(engine.send(.message(frame))) }
+    }
+
+    private func outboxClosed() async {
+        if !engine.isClosed { await perform(engine.abort("the client fell too far behind")) }
     }
 
     private func answerPoll(_ packets: [EngineIOPacket]) {
@@ -143,6 +184,10 @@ actor RealtimeConnection {
     /// The engine has closed the session (its `close` action came after any answer to the parked poll).
     private func finish() {
         answerPoll([.close])
+        if let subscriber {
+            subscriber.outbox.close()
+            if let hub = messaging?.hub { Task { await hub.remove(subscriber.socketId) } }
+        }
         onClose(sid)
     }
 

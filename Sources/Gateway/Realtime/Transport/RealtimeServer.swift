@@ -12,6 +12,8 @@ import NIOCore
 struct RealtimeServer: Sendable {
     let credentials: CredentialsMiddleware
     let engineConfiguration: EngineIOSession.Configuration
+    /// Channels, presence and messages (nil: the transport alone, as in protocol tests).
+    var messaging: RealtimeMessaging?
     let sessions = RealtimeSessions()
 
     struct Handshake {
@@ -42,7 +44,7 @@ struct RealtimeServer: Sendable {
         let sessions = self.sessions
         let connection = RealtimeConnection(transport: transport, configuration: engineConfiguration,
                                             authenticate: { [credentials] auth in await Self.authenticate(auth, credentials) },
-                                            onClose: { sessions.remove($0) })
+                                            messaging: messaging, onClose: { sessions.remove($0) })
         sessions.add(connection)
         return connection
     }

@@ -1,0 +1,261 @@
+import EventStore
+import Foundation
+import Logging
+import PostgresNIO
+import ServiceLifecycle
+
+/// One connected socket as the hub sees it.
+final class RealtimeSubscriber: Sendable {
+    /// The Socket.IO socket id (also its presence id).
+    let socketId: String
+    let identity: RealtimeChannels.Identity
+    let role: String
+    let outbox: FrameOutbox
+    /// The log position the client said it has seen (`{offset}` in its CONNECT payload): its
+    /// subscriptions replay from there unless they say otherwise.
+    let connectOffset: Int64?
+
+    init(socketId: String, credential: Credential, connectOffset: Int64? = nil, outbox: FrameOutbox = FrameOutbox()) {
+        self.socketId = socketId
+        self.connectOffset = connectOffset
+        self.identity = RealtimeChannels.Identity(credential)
+        self.role = credential.role
+        self.outbox = outbox
+    }
+}
+
+/// Who is on a channel: one member per subscribed socket.
+struct PresenceMember: Codable, Sendable, Equatable {
+    var presenceId: String
+    var userId: String?
+    var role: String
+    var joinedAt: String
+}
+
+/// The realtime fan-out of one node: who is subscribed to what, presence, and the delivery of
+/// messages, which it takes from the log (whichever node published them) in log order.
+///
+/// Subscribing with `since` replays the channel's messages after that position up to the hub's
+/// cursor from the log, while live messages for the channel are held back; then the held ones
+/// follow. All of it happens between suspension points of this actor, so nothing is missed or sent
+/// twice.
+actor RealtimeHub: Service {
+    struct Subscription {
+        let subscriber: RealtimeSubscriber
+        let channelId: UUID
+        let member: PresenceMember
+        /// Live messages at or before this position are not sent (the client has them).
+        var after: Int64
+        /// While the replay runs: live frames held back.
+        var held: [(Int64, String)]?
+    }
+
+    /// One message as read from the log.
+    struct Message: Sendable {
+        var position: Int64
+        var channel: String
+        var frame: String
+    }
+
+    let store: EventStore
+    let logger: Logger
+    /// Most messages a `since` replay sends; beyond, the client is told to fetch history.
+    let replayLimit: Int
+    private var channels: [String: [String: Subscription]] = [:]
+    private var socketChannels: [String: Set<String>] = [:]
+    /// The last log position looked at.
+    private(set) var cursor: Int64 = 0
+    private var started = false
+    private var startWaiters: [CheckedContinuation<Void, Never>] = []
+
+    init(store: EventStore, logger: Logger, replayLimit: Int = 10_000) {
+        self.store = store
+        self.logger = logger
+        self.replayLimit = replayLimit
+    }
+
+    // MARK: following the log
+
+    func run() async throws {
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            do {
+                if !started {
+                    cursor = try await store.headPosition()
+                    started = true
+                    for waiter in startWaiters { waiter.resume() }
+                    startWaiters = []
+                }
+                try await cancelWhenGracefulShutdown { try await self.follow() }
+            } catch {
+                if Task.isCancelled || Task.isShuttingDownGracefully { break }
+                logger.warning("realtime hub: reading the log failed; retrying", metadata: ["error": "\(error)"])
+                try? await Task.sleep(for: .seconds(1))
+            }
+        }
+    }
+
+    private func follow() async throws {
+        while !Task.isCancelled {
+            let generation = store.watcher.signal.generation
+            let (messages, head) = try await Self.readMessages(on: store.client, after: cursor, limit: 1000)
+            deliver(messages)
+            cursor = messages.count == 1000 ? messages.last!.position : max(cursor, head)
+            if messages.count < 1000 {
+                await store.watcher.signal.wait(after: generation, timeout: store.watcher.pollInterval)
+            }
+        }
+    }
+
+    /// Waits until the hub knows where the log ends (subscriptions need a starting point).
+    private func ready() async {
+        if started { return }
+        await withCheckedContinuation { startWaiters.append($0) }
+    }
+
+    private func deliver(_ messages: [Message]) {
+        for message in messages {
+            guard let subscriptions = channels[message.channel] else { continue }
+            for (socketId, subscription) in subscriptions {
+                if subscription.held != nil {
+                    channels[message.channel]?[socketId]?.held?.append((message.position, message.frame))
+                } else if message.position > subscription.after {
+                    if !subscription.subscriber.outbox.push(message.frame) { drop(socketId) }
+                }
+            }
+        }
+    }
+
+    // MARK: subscriptions
+
+    /// Adds `subscriber` to `channel` (once); returns the channel's members. With `since`, first
+    /// replays what the channel got after that position.
+    func subscribe(_ subscriber: RealtimeSubscriber, channel: String, channelId: UUID, since: Int64?) async throws -> [PresenceMember] {
+        await ready()
+        let socketId = subscriber.socketId
+        if channels[channel]?[socketId] != nil { return members(of: channel) }
+        let member = PresenceMember(presenceId: socketId, userId: subscriber.identity.userId?.uuidString.lowercased(), role: subscriber.role,
+                                    joinedAt: JSONCoding.timestamp(Date()))
+        let start = cursor
+        let replayFrom = since.flatMap { $0 < start ? max($0, 0) : nil }
+        channels[channel, default: [:]][socketId] = Subscription(
+            subscriber: subscriber, channelId: channelId, member: member, after: max(since ?? 0, 0), held: replayFrom == nil ? nil : [])
+        socketChannels[socketId, default: []].insert(channel)
+        broadcast(presence: "presence:join", member: member, channel: channel, except: socketId)
+        if let replayFrom {
+            let replayed: [Message]
+            do {
+                replayed = try await Self.readChannel(channel, after: replayFrom, through: start, limit: replayLimit, on: store.client)
+            } catch {
+                unsubscribe(socketId, channel: channel)
+                throw error
+            }
+            guard let held = channels[channel]?[socketId]?.held else { return members(of: channel) }  // gone meanwhile
+            if replayed.count == replayLimit {
+                subscriber.outbox.push(SocketIOPacket.event("realtime:error", [#"{"channel":\#(JSONCoding.quoted(channel)),"code":"REALTIME_REPLAY_TRUNCATED","message":"More messages were missed than a resubscription replays; fetch the rest from /api/realtime/messages"}"#]).encoded)
+            }
+            for message in replayed { subscriber.outbox.push(message.frame) }
+            for (position, frame) in held where position > start { subscriber.outbox.push(frame) }
+            channels[channel]?[socketId]?.held = nil
+            channels[channel]?[socketId]?.after = start
+        }
+        return members(of: channel)
+    }
+
+    /// The channel id of `socketId`'s subscription to `channel`, if it has one.
+    func subscription(_ socketId: String, channel: String) -> UUID? { channels[channel]?[socketId]?.channelId }
+
+    func unsubscribe(_ socketId: String, channel: String) {
+        guard let subscription = channels[channel]?.removeValue(forKey: socketId) else { return }
+        if channels[channel]?.isEmpty == true { channels[channel] = nil }
+        socketChannels[socketId]?.remove(channel)
+        if socketChannels[socketId]?.isEmpty == true { socketChannels[socketId] = nil }
+        broadcast(presence: "presence:leave", member: subscription.member, channel: channel, except: socketId)
+    }
+
+    /// The socket is gone: it leaves every channel.
+    func remove(_ socketId: String) {
+        for channel in socketChannels[socketId] ?? [] { unsubscribe(socketId, channel: channel) }
+    }
+
+    /// A socket whose outbox overflowed: its writer ends the session; here it leaves its channels.
+    private func drop(_ socketId: String) { remove(socketId) }
+
+    func members(of channel: String) -> [PresenceMember] {
+        (channels[channel] ?? [:]).values.map(\.member).sorted { $0.joinedAt == $1.joinedAt ? $0.presenceId < $1.presenceId : $0.joinedAt < $1.joinedAt }
+    }
+
+    /// How many sockets this node holds on each channel (for stats).
+    func subscriberCounts() -> [String: Int] { channels.mapValues(\.count) }
+
+    private func broadcast(presence event: String, member: PresenceMember, channel: String, except socketId: String) {
+        guard let subscriptions = channels[channel], subscriptions.count > (subscriptions[socketId] == nil ? 0 : 1) else { return }
+        let memberJSON = (try? JSONCoding.encodeString(member)) ?? "{}"
+        let body = #"{"member":\#(memberJSON),"meta":{"channel":\#(JSONCoding.quoted(channel)),"timestamp":\#(JSONCoding.quoted(JSONCoding.timestamp(Date())))}}"#
+        let frame = SocketIOPacket.event(event, [body]).encoded
+        for (other, subscription) in subscriptions where other != socketId {
+            if !subscription.subscriber.outbox.push(frame) { drop(other) }
+        }
+    }
+
+    // MARK: reading messages from the log
+
+    static let messageColumns = """
+        e.position, e.data->>'channel', e.data->>'event', ((e.data->'payload') - 'meta')::text, e.data->>'messageId',
+        e.data->>'senderType', e.data->>'senderId', e.data->>'createdAt'
+        """
+
+    /// Messages after `position` (at most `limit`) and the log's head when read.
+    static func readMessages(on client: PostgresClient, after position: Int64, limit: Int) async throws -> ([Message], Int64) {
+        let rows = try await client.query("""
+            WITH h AS (SELECT coalesce(max(position), 0) AS head FROM system.events)
+            SELECT h.head, \(unescaped: messageColumns)
+              FROM h LEFT JOIN LATERAL (
+                SELECT * FROM system.events x WHERE x.position > \(position) AND x.position <= h.head AND x.type = 'MessagePublished'
+                ORDER BY x.position LIMIT \(limit)) e ON true
+            ORDER BY e.position
+            """)
+        var head: Int64 = position
+        var out: [Message] = []
+        for try await (h, position, channel, event, payload, messageId, senderType, senderId, createdAt)
+            in rows.decode((Int64, Int64?, String?, String?, String?, String?, String?, String?, String?).self) {
+            head = h
+            guard let position, let channel, let event, let payload, let messageId, let senderType else { continue }
+            out.append(Message(position: position, channel: channel,
+                               frame: frame(event: event, payload: payload, channel: channel, messageId: messageId, position: position,
+                                            senderType: senderType, senderId: senderId, timestamp: createdAt ?? "")))
+        }
+        return (out, head)
+    }
+
+    /// One channel's messages in `(after, through]`, for a replay.
+    static func readChannel(_ channel: String, after: Int64, through: Int64, limit: Int, on client: PostgresClient) async throws -> [Message] {
+        let rows = try await client.query("""
+            SELECT \(unescaped: messageColumns) FROM system.events e
+             WHERE e.stream_id = \("realtime-" + channel) AND e.position > \(after) AND e.position <= \(through)
+               AND e.type = 'MessagePublished'
+             ORDER BY e.stream_version LIMIT \(limit)
+            """)
+        var out: [Message] = []
+        for try await (position, channel, event, payload, messageId, senderType, senderId, createdAt)
+            in rows.decode((Int64, String, String, String, String, String, String?, String?).self) {
+            out.append(Message(position: position, channel: channel,
+                               frame: frame(event: event, payload: payload, channel: channel, messageId: messageId, position: position,
+                                            senderType: senderType, senderId: senderId, timestamp: createdAt ?? "")))
+        }
+        return out
+    }
+
+    /// The Socket.IO EVENT packet of a message: `["<event>", {...payload, "meta": {...}}]`.
+    static func frame(event: String, payload: String, channel: String, messageId: String, position: Int64, senderType: String,
+                      senderId: String?, timestamp: String) -> String {
+        var meta = #"{"channel":\#(JSONCoding.quoted(channel)),"messageId":\#(JSONCoding.quoted(messageId)),"position":\#(position),"senderType":\#(JSONCoding.quoted(senderType))"#
+        if let senderId { meta += #","senderId":\#(JSONCoding.quoted(senderId))"# }
+        meta += #","timestamp":\#(JSONCoding.quoted(timestamp))}"#
+        // `payload` is a JSON object as Postgres prints it: open it and add `meta` as its last member.
+        var body = payload
+        if let close = body.lastIndex(of: "}") { body.removeSubrange(close...) }
+        let isEmpty = body.drop(while: { $0 == "{" || $0 == " " }).isEmpty
+        body += (isEmpty ? "" : ",") + #""meta":\#(meta)}"#
+        return "2[" + JSONCoding.quoted(event) + "," + body + "]"
+    }
+}

@@ -1,0 +1,110 @@
+import EventStore
+import Foundation
+import Logging
+import PostgresNIO
+
+/// The client events of API.md's Realtime section: `realtime:subscribe`, `realtime:unsubscribe`
+/// and `realtime:publish`. Permission checks run in Postgres as the caller; delivery is the hub's.
+struct RealtimeMessaging: Sendable {
+    let hub: RealtimeHub
+    let channels: RealtimeChannels
+    let logger: Logger
+
+    /// What goes back to the client: the ACK's argument (when it asked for one) and events to emit.
+    struct Reply: Sendable, Equatable {
+        var ack: String?
+        var emits: [SocketIOPacket] = []
+        /// Whether `emits` go out even when the client asked for an ack (publish errors always do).
+        var emitWithAck = false
+
+        /// The packets to send for a client event with or without an ack id.
+        func packets(ackId: Int?) -> [SocketIOPacket] {
+            var out: [SocketIOPacket] = []
+            if let ackId, let ack { out.append(.ack(ackId, [ack])) }
+            if ackId == nil || emitWithAck { out += emits }
+            return out
+        }
+    }
+
+    func handle(_ name: String, _ arguments: [JSONValue], from subscriber: RealtimeSubscriber) async -> Reply {
+        let body = arguments.first?.objectValue ?? [:]
+        let channel = body["channel"]?.stringValue
+        switch name {
+        case "realtime:subscribe":
+            return await subscribe(body, channel: channel, subscriber)
+        case "realtime:unsubscribe":
+            guard let channel else { return failure(nil, "REALTIME_INVALID_PAYLOAD", "channel is required") }
+            await hub.unsubscribe(subscriber.socketId, channel: channel)
+            return Reply(ack: #"{"ok":true,"channel":\#(JSONCoding.quoted(channel))}"#)
+        case "realtime:publish":
+            return await publish(body, channel: channel, subscriber)
+        default:
+            return Reply(ack: #"{"ok":false,"error":{"code":"REALTIME_UNKNOWN_EVENT","message":\#(JSONCoding.quoted("unknown event \(name)"))}}"#)
+        }
+    }
+
+    private func subscribe(_ body: [String: JSONValue], channel: String?, _ subscriber: RealtimeSubscriber) async -> Reply {
+        guard let channel else { return failure(nil, "REALTIME_INVALID_PAYLOAD", "channel is required") }
+        if let problem = RealtimeChannels.nameProblem(channel) { return failure(channel, "REALTIME_INVALID_PAYLOAD", problem) }
+        var since = subscriber.connectOffset
+        if let value = body["since"], value != .null {
+            guard case .number(let n) = value, n >= 0, n < 9e15, n == n.rounded() else {
+                return failure(channel, "REALTIME_INVALID_PAYLOAD", "since must be a log position (a whole number)")
+            }
+            since = Int64(n)
+        }
+        do {
+            guard let resolved = try await channels.subscribable(channel, as: subscriber.identity) else {
+                return failure(channel, "REALTIME_UNAUTHORIZED",
+                               "Not allowed to subscribe to \(channel): no enabled channel matches it, or a policy denies it")
+            }
+            let members = try await hub.subscribe(subscriber, channel: channel, channelId: resolved.id, since: since)
+            let list = (try? JSONCoding.encodeString(members)) ?? "[]"
+            return Reply(ack: #"{"ok":true,"channel":\#(JSONCoding.quoted(channel)),"presence":{"members":\#(list)}}"#)
+        } catch {
+            logger.warning("realtime subscribe failed", metadata: ["channel": "\(channel)", "error": "\(String(reflecting: error))"])
+            return failure(channel, "REALTIME_ERROR", "The subscription could not be completed; retry")
+        }
+    }
+
+    private func publish(_ body: [String: JSONValue], channel: String?, _ subscriber: RealtimeSubscriber) async -> Reply {
+        guard let channel else { return failure(nil, "REALTIME_INVALID_PAYLOAD", "channel is required") }
+        guard let channelId = await hub.subscription(subscriber.socketId, channel: channel) else {
+            return failure(channel, "REALTIME_NOT_SUBSCRIBED", "Subscribe to \(channel) before publishing to it", always: true)
+        }
+        guard let event = body["event"]?.stringValue else { return failure(channel, "REALTIME_INVALID_PAYLOAD", "event is required", always: true) }
+        if let problem = RealtimeChannels.eventNameProblem(event) { return failure(channel, "REALTIME_INVALID_PAYLOAD", problem, always: true) }
+        let payload = body["payload"] ?? .object([:])
+        guard case .object = payload else { return failure(channel, "REALTIME_INVALID_PAYLOAD", "payload must be a JSON object", always: true) }
+        let id = UUID()
+        do {
+            try await channels.publish(id: id, channelId: channelId, channel: channel, event: event,
+                                       payload: try JSONCoding.encodeString(payload), senderType: "user", as: subscriber.identity)
+        } catch where Self.sqlState(of: error) == "42501" {
+            return failure(channel, "REALTIME_UNAUTHORIZED", "Not allowed to publish to \(channel): a policy denies it", always: true)
+        } catch {
+            logger.warning("realtime publish failed", metadata: ["channel": "\(channel)", "error": "\(String(reflecting: error))"])
+            return failure(channel, "REALTIME_ERROR", "The message could not be published; retry", always: true)
+        }
+        return Reply(ack: #"{"ok":true,"channel":\#(JSONCoding.quoted(channel)),"messageId":"\#(id.uuidString.lowercased())"}"#)
+    }
+
+    /// The SQLSTATE of a Postgres error, also when a transaction wrapped it.
+    static func sqlState(of error: any Error) -> String? {
+        if let error = error as? PSQLError { return error.serverInfo?[.sqlState] }
+        if let error = error as? PostgresTransactionError {
+            return error.closureError.flatMap(sqlState(of:)) ?? error.commitError.flatMap(sqlState(of:))
+        }
+        return nil
+    }
+
+    /// `{ok: false, channel, error: {code, message}}` as the ack, and `realtime:error {channel, code, message}`
+    /// emitted (when no ack was asked for, or `always`).
+    private func failure(_ channel: String?, _ code: String, _ message: String, always: Bool = false) -> Reply {
+        let channelField = channel.map { #""channel":\#(JSONCoding.quoted($0)),"# } ?? ""
+        let error = #"{"code":\#(JSONCoding.quoted(code)),"message":\#(JSONCoding.quoted(message))}"#
+        return Reply(ack: #"{"ok":false,\#(channelField)"error":\#(error)}"#,
+                     emits: [.event("realtime:error", [#"{\#(channelField)"code":\#(JSONCoding.quoted(code)),"message":\#(JSONCoding.quoted(message))}"#])],
+                     emitWithAck: always)
+    }
+}
