@@ -34,6 +34,13 @@ public struct ServerConfiguration: Sendable {
     public var realtimePingInterval: Duration
     public var realtimePingTimeout: Duration
     public var realtimeMaxPayload: Int
+    /// Webhook retries (`REALTIME_WEBHOOK_RETRY_SCHEDULE`, default `0,5s,5m,30m,2h,5h,10h`, +-10% jitter).
+    var webhookSchedule: RetrySchedule
+    /// `REALTIME_WEBHOOK_TIMEOUT_MS` (default 10 s).
+    public var webhookTimeout: Duration
+    /// `REALTIME_WEBHOOK_ALLOW_PRIVATE`: may webhooks reach loopback and private addresses? Default no,
+    /// except when `NODE_ENV` (or `ENVIRONMENT`) is `development`.
+    public var webhookAllowPrivate: Bool
     /// How long a rotated key stays valid.
     public var keyRotationGrace: Duration
     /// `ADMIN_EMAIL` (or `ROOT_ADMIN_USERNAME`): the admin's sign-in name; none means no password sign-in for the admin.
@@ -120,6 +127,21 @@ public struct ServerConfiguration: Sendable {
         }
         let providerPrefixes = ["GOOGLE_", "GITHUB_", "MICROSOFT_", "DISCORD_", "LINKEDIN_", "X_", "APPLE_", "FACEBOOK_"]
         let oauthEnvironment = environment.filter { key, _ in providerPrefixes.contains { key.hasPrefix($0) } }
+        var webhookSchedule = RetrySchedule.standard
+        if let text = value("REALTIME_WEBHOOK_RETRY_SCHEDULE") {
+            guard let schedule = RetrySchedule.parse(text) else {
+                throw Problem(description: "REALTIME_WEBHOOK_RETRY_SCHEDULE must be a comma-separated list of delays such as 0,5s,5m,2h, got \(text)")
+            }
+            webhookSchedule = schedule
+        }
+        let development = [value("NODE_ENV"), value("ENVIRONMENT")].contains { $0?.lowercased() == "development" }
+        var webhookAllowPrivate = development
+        if let text = value("REALTIME_WEBHOOK_ALLOW_PRIVATE") {
+            guard let flag = ["true": true, "1": true, "yes": true, "false": false, "0": false, "no": false][text.lowercased()] else {
+                throw Problem(description: "REALTIME_WEBHOOK_ALLOW_PRIVATE must be true or false, got \(text)")
+            }
+            webhookAllowPrivate = flag
+        }
         return ServerConfiguration(
             host: value("HOST") ?? "0.0.0.0",
             port: try int("PORT", default: 7130, range: 0...65535),
@@ -137,6 +159,9 @@ public struct ServerConfiguration: Sendable {
             realtimePingInterval: .milliseconds(try int("REALTIME_PING_INTERVAL_MS", default: 25_000, range: 500...600_000)),
             realtimePingTimeout: .milliseconds(try int("REALTIME_PING_TIMEOUT_MS", default: 20_000, range: 500...600_000)),
             realtimeMaxPayload: try int("REALTIME_MAX_PAYLOAD", default: 1_000_000, range: 1_024...100_000_000),
+            webhookSchedule: webhookSchedule,
+            webhookTimeout: .milliseconds(try int("REALTIME_WEBHOOK_TIMEOUT_MS", default: 10_000, range: 100...120_000)),
+            webhookAllowPrivate: webhookAllowPrivate,
             keyRotationGrace: .seconds(try int("KEY_ROTATION_GRACE_SECONDS", default: 86_400, range: 0...2_592_000)),
             adminEmail: adminEmail,
             adminPassword: adminPassword,

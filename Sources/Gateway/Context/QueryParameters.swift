@@ -11,6 +11,14 @@ extension Request {
         return value
     }
 
+    /// A UUID query parameter, if present; 400 `INVALID_INPUT` naming it when it is not a UUID.
+    func queryUUID(_ name: String) throws -> UUID? {
+        try queryString(name).map { raw in
+            guard let id = UUID(uuidString: raw) else { throw APIError.invalidInput("\(name) must be a UUID") }
+            return id
+        }
+    }
+
     /// A string query parameter, if present and not empty. Decoded as forms are (`+` is a space,
     /// then percent escapes), which is how browsers and the JS SDK encode query strings.
     func queryString(_ name: String) -> String? {

@@ -86,6 +86,12 @@ public func buildApplication(core: ServerCore, registry: PrometheusCollectorRegi
     RecordsController(client: core.database.client, schema: schemaCache, sequencer: core.store.sequencer, logger: logger).register(routes)
     realtime.register(routes)
     RealtimeController(channels: channels).register(routes)
+    DeliveriesController(client: core.database.client).register(routes)
+    let webhooks = WebhookDispatcher(
+        store: core.store, channels: channels,
+        options: .init(schedule: configuration.webhookSchedule, timeout: configuration.webhookTimeout,
+                       destinations: DestinationPolicy(allowPrivate: configuration.webhookAllowPrivate)),
+        logger: logger)
     OpenAPIController(version: serverVersion).register(routes)
 
     var app = Application(
@@ -98,7 +104,7 @@ public func buildApplication(core: ServerCore, registry: PrometheusCollectorRegi
         services: [core.database.client, core.store] + core.runners.map { $0 as any Service }
             + [KeyRingFollower(store: core.store, keys: core.keys, logger: logger),
                UserCacheFollower(store: core.store, cache: auth.directory.cache, logger: logger),
-               SchemaCacheFollower(store: core.store, cache: schemaCache, logger: logger), hub],
+               SchemaCacheFollower(store: core.store, cache: schemaCache, logger: logger), hub, webhooks],
         logger: logger)
     let issuer = core.issuer
     app.beforeServerStarts {

@@ -59,14 +59,6 @@ struct RealtimeController {
         return id
     }
 
-    /// The optional `channelId` query parameter.
-    static func channelId(_ request: Request) throws -> UUID? {
-        try request.queryString("channelId").map { raw in
-            guard let id = UUID(uuidString: raw) else { throw APIError.invalidInput("channelId must be a UUID") }
-            return id
-        }
-    }
-
     struct PublishInput: Decodable {
         var channel: String
         var event: String
@@ -92,7 +84,7 @@ struct RealtimeController {
     }
 
     private func messages(_ request: Request) async throws -> Response {
-        let channelId = try Self.channelId(request)
+        let channelId = try request.queryUUID("channelId")
         let limit = Int(try request.queryInt("limit", default: 100, range: 1...1000))
         let offset = Int(try request.queryInt("offset", default: 0, range: 0...10_000_000))
         await channels.store.sequencer.flush()
@@ -101,7 +93,7 @@ struct RealtimeController {
     }
 
     private func stats(_ request: Request) async throws -> Response {
-        let channelId = try Self.channelId(request)
+        let channelId = try request.queryUUID("channelId")
         return try .json(encoding: try await channels.stats(channelId: channelId))
     }
 }

@@ -1,0 +1,55 @@
+import Crypto
+import Foundation
+import Testing
+
+@testable import Gateway
+
+struct WebhookPolicyTests {
+    @Test func signaturesFollowStandardWebhooks() throws {
+        // The example of the Standard Webhooks specification.
+        let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+        let body = #"{"test": 2432232314}"#
+        #expect(WebhookSignature.sign(secret: secret, id: "msg_p5jXN8AQM9LWM0D4loKWxJek", timestamp: 1614265330, body: body)
+                == "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=")
+        #expect(WebhookSignature.sign(secret: "nope", id: "x", timestamp: 1, body: "{}") == nil)
+    }
+
+    @Test func schedulesParseAndJitter() throws {
+        let schedule = try #require(RetrySchedule.parse("0, 5s, 5m, 2h, 250ms", jitter: 0.1))
+        #expect(schedule.delays == [.zero, .seconds(5), .seconds(300), .seconds(7200), .milliseconds(250)])
+        #expect(schedule.attempts == 5)
+        #expect(RetrySchedule.parse("soon") == nil && RetrySchedule.parse("") == nil && RetrySchedule.parse("5d") == nil
+                && RetrySchedule.parse("-1") == nil)
+        #expect(schedule.delay(beforeAttempt: 1) == .zero)
+        #expect(schedule.delay(beforeAttempt: 2, random: { $0.upperBound }) == .seconds(5.5))
+        #expect(schedule.delay(beforeAttempt: 2, random: { $0.lowerBound }) == .seconds(4.5))
+        #expect(schedule.delay(beforeAttempt: 6) == nil && schedule.delay(beforeAttempt: 0) == nil)
+        // Retry-After wins when it asks for longer, capped at a day.
+        #expect(schedule.delay(beforeAttempt: 2, retryAfter: .seconds(60), random: { _ in 1 }) == .seconds(60))
+        #expect(schedule.delay(beforeAttempt: 2, retryAfter: .seconds(1), random: { _ in 1 }) == .seconds(5))
+        #expect(schedule.delay(beforeAttempt: 2, retryAfter: .seconds(1_000_000), random: { _ in 1 }) == .seconds(86_400))
+        #expect(RetrySchedule.standard.delays.count == 7)
+    }
+
+    @Test func retryAfterIsSecondsOrAnHTTPDate() {
+        #expect(RetrySchedule.retryAfter("120") == .seconds(120))
+        #expect(RetrySchedule.retryAfter(" 3 ") == .seconds(3))
+        #expect(RetrySchedule.retryAfter("-3") == nil && RetrySchedule.retryAfter("later") == nil && RetrySchedule.retryAfter(nil) == nil)
+        let now = Date(timeIntervalSince1970: 1_700_000_000)  // Tue, 14 Nov 2023 22:13:20 GMT
+        #expect(RetrySchedule.retryAfter("Tue, 14 Nov 2023 22:13:50 GMT", now: now) == .seconds(30))
+        #expect(RetrySchedule.retryAfter("Tue, 14 Nov 2023 22:00:00 GMT", now: now) == .zero)
+    }
+
+    @Test func privateAddressesAreRecognised() {
+        for address in ["127.0.0.1", "10.1.2.3", "172.16.0.1", "172.31.255.255", "192.168.1.1", "169.254.169.254", "0.0.0.0",
+                        "100.64.0.1", "224.0.0.1", "::1", "::", "fd00::1", "fe80::1", "::ffff:127.0.0.1", "garbage"] {
+            #expect(DestinationPolicy.isPrivate(address), "\(address)")
+        }
+        for address in ["8.8.8.8", "172.32.0.1", "192.169.0.1", "2001:4860:4860::8888", "::ffff:8.8.8.8"] {
+            #expect(!DestinationPolicy.isPrivate(address), "\(address)")
+        }
+        #expect(DestinationPolicy(allowPrivate: false).problem(host: "127.0.0.1")?.contains("private") == true)
+        #expect(DestinationPolicy(allowPrivate: false).problem(host: "localhost")?.contains("private") == true)
+        #expect(DestinationPolicy(allowPrivate: true).problem(host: "127.0.0.1") == nil)
+    }
+}
