@@ -9,6 +9,7 @@ let package = Package(
     products: [
         .executable(name: "insforge", targets: ["insforge"]),
         .executable(name: "insforge-bench", targets: ["insforge-bench"]),
+        .executable(name: "insforge-realtime-bench", targets: ["insforge-realtime-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
@@ -70,6 +71,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOTLS", package: "swift-nio"),
             ],
@@ -88,6 +90,18 @@ let package = Package(
             dependencies: [
                 "Gateway", "Actors", "Projections", "EventStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Load tool for realtime and webhooks: Socket.IO over WebSocket against a running server (ours or the peer's).
+        .executableTarget(
+            name: "insforge-realtime-bench",
+            dependencies: [
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -213,6 +213,12 @@ def test_subscribe_publish_round_trip(server, chat, user, anon_key, transport):
         assert second["text"] == "yo" and second["meta"]["senderType"] == "user" and "senderId" not in second["meta"]
         assert second["meta"]["position"] > frame["meta"]["position"]
 
+        # Payloads go through as written: a 64-bit id is not rounded to a double.
+        b.call("realtime:subscribe", {"channel": name})
+        a.call("realtime:publish", {"channel": name, "event": "big", "payload": {"id": 12345678901234567891, "f": 1.5}})
+        [big] = b.wait_for("big")
+        assert big["id"] == 12345678901234567891 and big["f"] == 1.5
+
         # After unsubscribing, nothing more arrives.
         assert b.call("realtime:unsubscribe", {"channel": name})["ok"] is True
         a.call("realtime:publish", {"channel": name, "event": "chat.message", "payload": {"text": "third"}})

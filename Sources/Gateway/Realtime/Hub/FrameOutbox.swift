@@ -1,12 +1,29 @@
+import NIOCore
 import Synchronization
+
+/// A frame for one or many sockets: the Socket.IO packet, and the same as an Engine.IO message
+/// (`4` + packet) in a buffer that every WebSocket it goes to shares (built once per message).
+struct OutboundFrame: Sendable {
+    let packet: String
+    let wire: ByteBuffer
+
+    init(_ packet: String) {
+        self.packet = packet
+        var wire = ByteBuffer()
+        wire.reserveCapacity(packet.utf8.count + 1)
+        wire.writeInteger(UInt8(ascii: "4"))
+        wire.writeString(packet)
+        self.wire = wire
+    }
+}
 
 /// The frames waiting for one socket: the hub pushes without waiting (it never blocks on a slow
 /// client), the connection's writer takes everything queued at once. Bounded: a client that falls
 /// `limit` frames behind is cut off rather than let the server's memory grow.
 final class FrameOutbox: Sendable {
     private struct State {
-        var frames: [String] = []
-        var waiter: CheckedContinuation<[String]?, Never>?
+        var frames: [OutboundFrame] = []
+        var waiter: CheckedContinuation<[OutboundFrame]?, Never>?
         var closed = false
     }
 
@@ -17,8 +34,8 @@ final class FrameOutbox: Sendable {
 
     /// Queues a Socket.IO packet (encoded); false when the outbox is closed or full (then it closes).
     @discardableResult
-    func push(_ frame: String) -> Bool {
-        let (ok, waiter): (Bool, CheckedContinuation<[String]?, Never>?) = state.withLock { s in
+    func push(_ frame: OutboundFrame) -> Bool {
+        let (ok, waiter): (Bool, CheckedContinuation<[OutboundFrame]?, Never>?) = state.withLock { s in
             guard !s.closed else { return (false, nil) }
             guard s.frames.count < limit else {
                 s.closed = true
@@ -34,9 +51,9 @@ final class FrameOutbox: Sendable {
     }
 
     /// Everything queued, waiting for at least one frame; nil once closed.
-    func take() async -> [String]? {
-        await withCheckedContinuation { (continuation: CheckedContinuation<[String]?, Never>) in
-            let ready: [String]?? = state.withLock { s in
+    func take() async -> [OutboundFrame]? {
+        await withCheckedContinuation { (continuation: CheckedContinuation<[OutboundFrame]?, Never>) in
+            let ready: [OutboundFrame]?? = state.withLock { s in
                 if s.closed { return .some(nil) }
                 if !s.frames.isEmpty {
                     defer { s.frames = [] }

@@ -47,14 +47,14 @@ actor RealtimeHub: Service {
         /// Live messages at or before this position are not sent (the client has them).
         var after: Int64
         /// While the replay runs: live frames held back.
-        var held: [(Int64, String)]?
+        var held: [(Int64, OutboundFrame)]?
     }
 
     /// One message as read from the log.
     struct Message: Sendable {
         var position: Int64
         var channel: String
-        var frame: String
+        var frame: OutboundFrame
     }
 
     let store: EventStore
@@ -151,7 +151,7 @@ actor RealtimeHub: Service {
             }
             guard let held = channels[channel]?[socketId]?.held else { return members(of: channel) }  // gone meanwhile
             if replayed.count == replayLimit {
-                subscriber.outbox.push(SocketIOPacket.event("realtime:error", [#"{"channel":\#(JSONCoding.quoted(channel)),"code":"REALTIME_REPLAY_TRUNCATED","message":"More messages were missed than a resubscription replays; fetch the rest from /api/realtime/messages"}"#]).encoded)
+                subscriber.outbox.push(OutboundFrame(SocketIOPacket.event("realtime:error", [#"{"channel":\#(JSONCoding.quoted(channel)),"code":"REALTIME_REPLAY_TRUNCATED","message":"More messages were missed than a resubscription replays; fetch the rest from /api/realtime/messages"}"#]).encoded))
             }
             for message in replayed { subscriber.outbox.push(message.frame) }
             for (position, frame) in held where position > start { subscriber.outbox.push(frame) }
@@ -191,7 +191,7 @@ actor RealtimeHub: Service {
         guard let subscriptions = channels[channel], subscriptions.count > (subscriptions[socketId] == nil ? 0 : 1) else { return }
         let memberJSON = (try? JSONCoding.encodeString(member)) ?? "{}"
         let body = #"{"member":\#(memberJSON),"meta":{"channel":\#(JSONCoding.quoted(channel)),"timestamp":\#(JSONCoding.quoted(JSONCoding.timestamp(Date())))}}"#
-        let frame = SocketIOPacket.event(event, [body]).encoded
+        let frame = OutboundFrame(SocketIOPacket.event(event, [body]).encoded)
         for (other, subscription) in subscriptions where other != socketId {
             if !subscription.subscriber.outbox.push(frame) { drop(other) }
         }
@@ -221,8 +221,8 @@ actor RealtimeHub: Service {
             head = h
             guard let position, let channel, let event, let payload, let messageId, let senderType else { continue }
             out.append(Message(position: position, channel: channel,
-                               frame: frame(event: event, payload: payload, channel: channel, messageId: messageId, position: position,
-                                            senderType: senderType, senderId: senderId, timestamp: createdAt ?? "")))
+                               frame: OutboundFrame(frame(event: event, payload: payload, channel: channel, messageId: messageId, position: position,
+                                            senderType: senderType, senderId: senderId, timestamp: createdAt ?? ""))))
         }
         return (out, head)
     }
@@ -239,8 +239,8 @@ actor RealtimeHub: Service {
         for try await (position, channel, event, payload, messageId, senderType, senderId, createdAt)
             in rows.decode((Int64, String, String, String, String, String, String?, String?).self) {
             out.append(Message(position: position, channel: channel,
-                               frame: frame(event: event, payload: payload, channel: channel, messageId: messageId, position: position,
-                                            senderType: senderType, senderId: senderId, timestamp: createdAt ?? "")))
+                               frame: OutboundFrame(frame(event: event, payload: payload, channel: channel, messageId: messageId, position: position,
+                                            senderType: senderType, senderId: senderId, timestamp: createdAt ?? ""))))
         }
         return out
     }

@@ -26,7 +26,8 @@ struct RealtimeMessaging: Sendable {
         }
     }
 
-    func handle(_ name: String, _ arguments: [JSONValue], from subscriber: RealtimeSubscriber) async -> Reply {
+    /// `raw` is the first argument as the client sent it (the payload is taken from it verbatim).
+    func handle(_ name: String, _ arguments: [JSONValue], raw: Substring? = nil, from subscriber: RealtimeSubscriber) async -> Reply {
         let body = arguments.first?.objectValue ?? [:]
         let channel = body["channel"]?.stringValue
         switch name {
@@ -37,7 +38,7 @@ struct RealtimeMessaging: Sendable {
             await hub.unsubscribe(subscriber.socketId, channel: channel)
             return Reply(ack: #"{"ok":true,"channel":\#(JSONCoding.quoted(channel))}"#)
         case "realtime:publish":
-            return await publish(body, channel: channel, subscriber)
+            return await publish(body, raw: raw, channel: channel, subscriber)
         default:
             return Reply(ack: #"{"ok":false,"error":{"code":"REALTIME_UNKNOWN_EVENT","message":\#(JSONCoding.quoted("unknown event \(name)"))}}"#)
         }
@@ -67,7 +68,7 @@ struct RealtimeMessaging: Sendable {
         }
     }
 
-    private func publish(_ body: [String: JSONValue], channel: String?, _ subscriber: RealtimeSubscriber) async -> Reply {
+    private func publish(_ body: [String: JSONValue], raw: Substring?, channel: String?, _ subscriber: RealtimeSubscriber) async -> Reply {
         guard let channel else { return failure(nil, "REALTIME_INVALID_PAYLOAD", "channel is required") }
         guard let channelId = await hub.subscription(subscriber.socketId, channel: channel) else {
             return failure(channel, "REALTIME_NOT_SUBSCRIBED", "Subscribe to \(channel) before publishing to it", always: true)
@@ -78,8 +79,10 @@ struct RealtimeMessaging: Sendable {
         guard case .object = payload else { return failure(channel, "REALTIME_INVALID_PAYLOAD", "payload must be a JSON object", always: true) }
         let id = UUID()
         do {
-            try await channels.publish(id: id, channelId: channelId, channel: channel, event: event,
-                                       payload: try JSONCoding.encodeString(payload), senderType: "user", as: subscriber.identity)
+            // As the client wrote it: large integers and key order survive (Postgres checks the JSON again).
+            let text = try raw.flatMap { RawJSON.member("payload", ofObject: $0) }.map(String.init) ?? JSONCoding.encodeString(payload)
+            try await channels.publish(id: id, channelId: channelId, channel: channel, event: event, payload: text,
+                                       senderType: "user", as: subscriber.identity)
         } catch where Self.sqlState(of: error) == "42501" {
             return failure(channel, "REALTIME_UNAUTHORIZED", "Not allowed to publish to \(channel): a policy denies it", always: true)
         } catch {

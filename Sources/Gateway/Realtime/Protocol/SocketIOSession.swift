@@ -20,8 +20,9 @@ struct SocketIOSession: Sendable {
         case authenticate(JSONValue?)
         /// Send this packet to the client (as an Engine.IO message).
         case send(SocketIOPacket)
-        /// The client emitted `name` with `arguments`; when `ackId` is set it waits for an ACK.
-        case event(name: String, arguments: [JSONValue], ackId: Int?)
+        /// The client emitted `name` with `arguments` (also as the text the client sent); when `ackId` is
+        /// set it waits for an ACK.
+        case event(name: String, arguments: [JSONValue], rawArguments: [Substring], ackId: Int?)
         /// The client answered the server's emit number `id`.
         case ack(id: Int, arguments: [JSONValue])
         /// Close the connection.
@@ -50,7 +51,8 @@ struct SocketIOSession: Sendable {
             return [.authenticate(try? packet.decodedData())]
         case (.connected, .event):
             guard let (name, arguments) = try? packet.eventArguments() else { return close("invalid event") }
-            return [.event(name: name, arguments: arguments, ackId: packet.ackId)]
+            let raw = packet.data.flatMap { RawJSON.elements(ofArray: Substring($0)) }?.dropFirst() ?? []
+            return [.event(name: name, arguments: arguments, rawArguments: Array(raw), ackId: packet.ackId)]
         case (.connected, .ack):
             guard case .array(let arguments)? = try? packet.decodedData(), let id = packet.ackId else { return close("invalid ack") }
             return [.ack(id: id, arguments: arguments)]

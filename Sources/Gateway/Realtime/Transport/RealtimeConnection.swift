@@ -2,6 +2,7 @@ import EventStore
 import Foundation
 import HummingbirdWebSocket
 import NIOCore
+import NIOWebSocket
 import Synchronization
 
 /// One Socket.IO connection, whichever transport carries it: the Engine.IO and Socket.IO state
@@ -13,6 +14,9 @@ actor RealtimeConnection {
     private var socket = SocketIOSession()
     private var parkedPoll: CheckedContinuation<[EngineIOPacket], Never>?
     private var webSocket: WebSocketOutboundWriter?
+    /// The WebSocket, while it is the session's transport: hub frames are written to it straight
+    /// from the writer task, without a hop onto this actor (the hot path of the fan-out).
+    private nonisolated let directSocket = Mutex<WebSocketOutboundWriter?>(nil)
     /// Set once the client has connected: its place in the hub.
     private var subscriber: RealtimeSubscriber?
     private let authenticate: @Sendable (JSONValue?) async -> Result<Credential, RealtimeRefusal>
@@ -79,10 +83,14 @@ actor RealtimeConnection {
     func attach(_ outbound: WebSocketOutboundWriter) -> Bool {
         guard !engine.isClosed, webSocket == nil || (engine.transport == .polling && engine.state == .open) else { return false }
         webSocket = outbound
+        updateDirectSocket()
         return true
     }
 
-    func webSocketText(_ text: String) async { await perform(engine.webSocketText(text)) }
+    func webSocketText(_ text: String) async {
+        await perform(engine.webSocketText(text))
+        updateDirectSocket()
+    }
 
     func webSocketBinary(_ bytes: [UInt8]) async { await perform(engine.webSocketBinary(bytes)) }
 
@@ -136,12 +144,12 @@ actor RealtimeConnection {
             }
         case .send(let packet):
             return [packet]
-        case .event(let name, let arguments, let ackId):
+        case .event(let name, let arguments, let raw, let ackId):
             guard let messaging, let subscriber else {
                 guard let ackId else { return [] }
                 return [.ack(ackId, [#"{"ok":false,"error":{"code":"REALTIME_UNKNOWN_EVENT","message":\#(JSONCoding.quoted("unknown event \(name)"))}}"#])]
             }
-            return await messaging.handle(name, arguments, from: subscriber).packets(ackId: ackId)
+            return await messaging.handle(name, arguments, raw: raw.first, from: subscriber).packets(ackId: ackId)
         case .ack, .close:
             return []
         }
@@ -162,14 +170,24 @@ actor RealtimeConnection {
         Task { [weak self] in
             while let frames = await outbox.take() {
                 guard let self else { return }
-                await self.sendFrames(frames)
+                if let socket = self.directSocket.withLock({ $0 }) {
+                    for frame in frames { try? await socket.write(.custom(WebSocketFrame(fin: true, opcode: .text, data: frame.wire))) }
+                } else {
+                    await self.sendFrames(frames)
+                }
             }
             await self?.outboxClosed()
         }
     }
 
-    private func sendFrames(_ frames: [String]) async {
-        for frame in frames { await perform(engine.send(.message(frame))) }
+    private func sendFrames(_ frames: [OutboundFrame]) async {
+        for frame in frames { await perform(engine.send(.message(frame.packet))) }
+    }
+
+    /// Keeps `directSocket` in step with the engine: set while the WebSocket carries the open session.
+    private func updateDirectSocket() {
+        let direct = engine.transport == .websocket && engine.state == .open ? webSocket : nil
+        directSocket.withLock { $0 = direct }
     }
 
     private func outboxClosed() async {
@@ -183,6 +201,7 @@ actor RealtimeConnection {
 
     /// The engine has closed the session (its `close` action came after any answer to the parked poll).
     private func finish() {
+        directSocket.withLock { $0 = nil }
         answerPoll([.close])
         if let subscriber {
             subscriber.outbox.close()

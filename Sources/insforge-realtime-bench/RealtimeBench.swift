@@ -1,0 +1,230 @@
+import ArgumentParser
+import AsyncHTTPClient
+import Crypto
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import Synchronization
+
+/// Load figures for realtime (issue 5): fan-out throughput and latency against our server and the
+/// peer (python-socketio's own server broadcasting in memory), idle sockets' memory, and webhook
+/// deliveries per second. Drives running servers over the network; `scripts/bench-realtime.sh`
+/// starts them.
+@main
+struct RealtimeBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "insforge-realtime-bench")
+
+    @Option(help: "Our server's base URL.") var url = "http://127.0.0.1:7130"
+    @Option(help: "The admin API key of our server.") var apiKey: String?
+    @Option(help: "The peer server's base URL (python-socketio); empty to skip.") var peerURL = ""
+    @Option(help: "Subscribed sockets.") var sockets = 1000
+    @Option(help: "Messages published per second.") var rate = 60
+    @Option(help: "Seconds of publishing.") var seconds = 10
+    @Option(help: "Idle sockets for the memory figure (0 to skip).") var idleSockets = 0
+    @Option(help: "Pid of our server (for its RSS).") var serverPid: Int32?
+    @Option(help: "Webhook deliveries to measure (0 to skip).") var webhooks = 0
+    @Option(help: "Port of the local webhook receiver.") var receiverPort = 7199
+
+    func run() async throws {
+        raiseFileLimit()
+        var logger = Logger(label: "bench")
+        logger.logLevel = .critical
+        let auth = apiKey.map { #"{"apiKey":"\#($0)"}"# } ?? "{}"
+        if sockets > 0 {
+            let channel = "bench:\(UInt32.random(in: 0...UInt32.max))"
+            if let apiKey { try await createChannel(url: url, apiKey: apiKey, pattern: "bench:%", webhookUrls: []) }
+            print("== fan-out: \(sockets) sockets on one channel, \(rate) messages/s for \(seconds) s (\(sockets * rate) frames/s offered)")
+            let ours = try await fanOut(base: url, auth: auth, channel: channel, logger: logger)
+            print(ours.line("insforge"))
+            if !peerURL.isEmpty {
+                let peer = try await fanOut(base: peerURL, auth: "{}", channel: channel, logger: logger)
+                print(peer.line("python-socketio (in-memory broadcast)"))
+                print(String(format: "ratio: %.2fx the peer's delivered rate (target >= 3x); ours %.0f frames/s, p99 %.1f ms (target >= 50,000/s, <= 50 ms)",
+                             ours.framesPerSecond / max(peer.framesPerSecond, 1), ours.framesPerSecond, ours.p99))
+            }
+        }
+        if idleSockets > 0 {
+            print("== idle: \(idleSockets) connected sockets")
+            let (connected, rss) = try await idle(base: url, auth: auth, count: idleSockets, logger: logger)
+            print(String(format: "idle: %d sockets connected; server RSS %.0f MB (target <= 500 MB for 10,000)", connected, rss))
+        }
+        if webhooks > 0, let apiKey {
+            print("== webhooks: \(webhooks) messages to one local receiver URL")
+            let (rate, verified, elapsed) = try await webhookRate(apiKey: apiKey, count: webhooks, logger: logger)
+            print(String(format: "webhooks: %d signed deliveries (%d signatures verified) in %.2f s = %.0f deliveries/s (target >= 1,000/s)",
+                         webhooks, verified, elapsed, rate))
+        }
+    }
+
+    // MARK: fan-out
+
+    struct FanOut {
+        var frames: Int
+        var expected: Int
+        var seconds: Double
+        var p50: Double
+        var p99: Double
+        var failed: Int
+        var framesPerSecond: Double { Double(frames) / seconds }
+
+        func line(_ label: String) -> String {
+            String(format: "%@: %d of %d frames delivered in %.2f s = %.0f frames/s; publish-to-receive p50 %.1f ms, p99 %.1f ms%@",
+                   label, frames, expected, seconds, framesPerSecond, p50, p99, failed > 0 ? " (\(failed) sockets failed)" : "")
+        }
+    }
+
+    func fanOut(base: String, auth: String, channel: String, logger: Logger) async throws -> FanOut {
+        let load = LoadRun()
+        let sockets = self.sockets, rate = self.rate, seconds = self.seconds
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<sockets {
+                group.addTask { await LoadSocket.run(base: base, auth: auth, channel: channel, role: .subscriber, in: load, logger: logger) }
+                if load.connected.load(ordering: .relaxed) % 100 == 0 { await Task.yield() }
+            }
+            try await waitFor(timeout: .seconds(120)) { load.subscribed.load(ordering: .relaxed) + load.failed.load(ordering: .relaxed) >= sockets }
+            group.addTask {
+                await LoadSocket.run(base: base, auth: auth, channel: channel, role: .publisher(rate: rate, seconds: seconds), in: load, logger: logger)
+            }
+            try await waitFor(timeout: .seconds(30)) { load.subscribed.load(ordering: .relaxed) + load.failed.load(ordering: .relaxed) > sockets }
+            try await Task.sleep(for: .seconds(3))  // let the presence frames of the joins drain
+            load.publishing.store(true, ordering: .relaxed)
+            try await waitFor(timeout: .seconds(Int64(seconds) + 60)) { load.publishEnded.load(ordering: .relaxed) > 0 }
+            // Stragglers: wait until nothing arrived for a second (at most 30 s).
+            var previous: UInt64 = 0
+            for _ in 0..<30 {
+                try await Task.sleep(for: .seconds(1))
+                let seen = load.lastFrame.load(ordering: .relaxed)
+                if seen == previous { break }
+                previous = seen
+            }
+            await load.closeAll()
+            try await group.waitForAll()
+            let results = load.results
+            let sorted = results.latencies.sorted()
+            func percentile(_ p: Double) -> Double {
+                guard !sorted.isEmpty else { return .nan }
+                return Double(sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]) / 1e6
+            }
+            let started = load.publishStarted.load(ordering: .relaxed)
+            let span = Double(max(results.last, load.publishEnded.load(ordering: .relaxed)) &- started) / 1e9
+            // The publisher's socket is subscribed too and counts its own frames.
+            return FanOut(frames: results.frames, expected: load.published.load(ordering: .relaxed) * (sockets + 1), seconds: span,
+                          p50: percentile(0.5), p99: percentile(0.99), failed: load.failed.load(ordering: .relaxed))
+        }
+    }
+
+    // MARK: idle sockets
+
+    func idle(base: String, auth: String, count: Int, logger: Logger) async throws -> (Int, Double) {
+        let load = LoadRun()
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            for i in 0..<count {
+                group.addTask { await LoadSocket.run(base: base, auth: auth, channel: "", role: .idle, in: load, logger: logger) }
+                if i % 200 == 199 { try await Task.sleep(for: .milliseconds(50)) }  // do not flood the accept queue
+            }
+            try await waitFor(timeout: .seconds(180)) { load.connected.load(ordering: .relaxed) + load.failed.load(ordering: .relaxed) >= count }
+            try await Task.sleep(for: .seconds(3))
+            let rss = serverPid.map(Self.rssMB) ?? .nan
+            let connected = load.connected.load(ordering: .relaxed)
+            await load.closeAll()
+            try await group.waitForAll()
+            return (connected, rss)
+        }
+    }
+
+    static func rssMB(_ pid: Int32) -> Double {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+              let kb = Double(line.split(separator: " ").dropFirst().first ?? "") else { return .nan }
+        return kb / 1024
+    }
+
+    // MARK: webhooks
+
+    func webhookRate(apiKey: String, count: Int, logger: Logger) async throws -> (Double, Int, Double) {
+        let received = Atomic<Int>(0)
+        let verified = Atomic<Int>(0)
+        let firstAt = Atomic<UInt64>(0)
+        let lastAt = Atomic<UInt64>(0)
+        let secret = Mutex<SymmetricKey?>(nil)
+        let router = Router()
+        router.post("/hook") { request, _ -> HTTPResponse.Status in
+            let body = try await request.body.collect(upTo: 1 << 20)
+            let now = monotonicNanos()
+            _ = firstAt.compareExchange(expected: 0, desired: now, ordering: .relaxed)
+            lastAt.store(now, ordering: .relaxed)
+            func header(_ name: String) -> String? { request.headers.first { $0.name.canonicalName == name }?.value }
+            if let key = secret.withLock({ $0 }), let id = header("webhook-id"), let timestamp = header("webhook-timestamp"),
+               let signature = header("webhook-signature") {
+                let mac = HMAC<SHA256>.authenticationCode(for: Data("\(id).\(timestamp).".utf8) + Data(buffer: body), using: key)
+                if signature == "v1," + Data(mac).base64EncodedString() { verified.add(1, ordering: .relaxed) }
+            }
+            received.add(1, ordering: .relaxed)
+            return .ok
+        }
+        var quiet = Logger(label: "receiver")
+        quiet.logLevel = .critical
+        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: receiverPort)), logger: quiet)
+        let port = receiverPort, base = url
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await app.runService() }
+            defer { group.cancelAll() }
+            try await Task.sleep(for: .milliseconds(500))
+            let pattern = "benchhook\(UInt32.random(in: 0...UInt32.max)):%"
+            let whsec = try await createChannel(url: base, apiKey: apiKey, pattern: pattern, webhookUrls: ["http://127.0.0.1:\(port)/hook"])
+            secret.withLock { $0 = Data(base64Encoded: String(whsec.dropFirst(6))).map { SymmetricKey(data: $0) } }
+            let channel = pattern.dropLast() + "1"
+            let started = monotonicNanos()
+            try await post(base + "/api/database/advance/rawsql/unrestricted", apiKey: apiKey, body: """
+                {"query":"SELECT count(realtime.publish('\(channel)', 'bench', jsonb_build_object('i', g))) FROM generate_series(1, \(count)) g"}
+                """)
+            try await waitFor(timeout: .seconds(300)) { received.load(ordering: .relaxed) >= count }
+            let elapsed = Double(lastAt.load(ordering: .relaxed) &- started) / 1e9
+            return (Double(count) / elapsed, verified.load(ordering: .relaxed), elapsed)
+        }
+    }
+
+    // MARK: helpers
+
+    @discardableResult
+    func createChannel(url: String, apiKey: String, pattern: String, webhookUrls: [String]) async throws -> String {
+        let body = try String(decoding: JSONSerialization.data(withJSONObject: ["pattern": pattern, "webhookUrls": webhookUrls]), as: UTF8.self)
+        let (status, text) = try await post(url + "/api/realtime/channels", apiKey: apiKey, body: body)
+        if status == 409 { return "" }
+        guard status == 201, let object = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any],
+              let secret = object["webhookSecret"] as? String else { throw ValidationError("creating the channel failed: \(status) \(text)") }
+        return secret
+    }
+
+    @discardableResult
+    func post(_ url: String, apiKey: String, body: String) async throws -> (Int, String) {
+        var request = HTTPClientRequest(url: url)
+        request.method = .POST
+        request.headers.add(name: "Authorization", value: "Bearer \(apiKey)")
+        request.headers.add(name: "Content-Type", value: "application/json")
+        request.body = .bytes(ByteBuffer(string: body))
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(300))
+        let text = String(buffer: try await response.body.collect(upTo: 1 << 22))
+        guard (200..<300).contains(Int(response.status.code)) || response.status.code == 409 else {
+            throw ValidationError("POST \(url): \(response.status.code) \(text)")
+        }
+        return (Int(response.status.code), text)
+    }
+
+    func waitFor(timeout: Duration, _ condition: @Sendable () -> Bool) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while !condition() {
+            guard ContinuousClock.now < deadline else { throw ValidationError("timed out waiting") }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    func raiseFileLimit() {
+        var limit = rlimit()
+        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        limit.rlim_cur = limit.rlim_max
+        setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+    }
+}
+

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The issue-5 figures, release build, fresh PostgreSQL:
+#   1. Fan-out: 1,000 sockets subscribed to one channel, messages published at a steady rate from
+#      one more socket; delivered frames/s and publish-to-receive p50/p99, against our server and
+#      against python-socketio's own server broadcasting in memory (the peer), and the ratio.
+#   2. 10,000 idle connected sockets: our server's RSS.
+#   3. Webhooks: 5,000 messages on a channel with one local receiver URL; signed deliveries/s.
+# Options after `--` go to insforge-realtime-bench (e.g. `-- --rate 100 --sockets 1000`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib/common.sh
+
+install_system_packages
+install_python_packages Tests/e2e/requirements.txt
+install_python_packages scripts/bench-requirements.txt
+start_throwaway_postgres
+swift build -c release --product insforge
+swift build -c release --product insforge-realtime-bench
+bin="$(swift build -c release --show-bin-path)"
+
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+work="$(mktemp -d)"
+key="ik_$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+port=7131
+psql -h 127.0.0.1 -p "$PG_TEST_PORT" -U postgres -qc "DROP DATABASE IF EXISTS bench_realtime" -c "CREATE DATABASE bench_realtime"
+DATABASE_URL="postgres://postgres@127.0.0.1:${PG_TEST_PORT}/bench_realtime" DATA_DIR="$work" LOGS_DIR="$work" HOST=127.0.0.1 \
+PORT=$port ACCESS_API_KEY="$key" REALTIME_WEBHOOK_ALLOW_PRIVATE=true LOG_LEVEL=warning \
+    "$bin/insforge" serve >"$work/server.log" 2>&1 &
+server=$!
+python3 scripts/realtime_peer.py --port 7198 >"$work/peer.log" 2>&1 &
+peer=$!
+trap 'kill $server $peer 2>/dev/null || true; wait 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/api/health" >/dev/null && break; sleep 0.2; done
+for _ in $(seq 1 100); do curl -s "http://127.0.0.1:7198/socket.io/?EIO=4&transport=polling" >/dev/null && break; sleep 0.2; done
+
+"$bin/insforge-realtime-bench" --url "http://127.0.0.1:$port" --api-key "$key" --peer-url "http://127.0.0.1:7198" \
+    --server-pid "$server" --idle-sockets 10000 --webhooks 5000 "$@"
