@@ -78,28 +78,25 @@ struct RealtimeBench: AsyncParsableCommand {
         let load = LoadRun()
         let sockets = self.sockets, rate = self.rate, seconds = self.seconds
         return try await withThrowingTaskGroup(of: Void.self) { group in
-            for _ in 0..<sockets {
-                group.addTask { await LoadSocket.run(base: base, auth: auth, channel: channel, role: .subscriber, in: load, logger: logger) }
-                if load.connected.load(ordering: .relaxed) % 100 == 0 { await Task.yield() }
+            for i in 0..<sockets {
+                LoadSocket.start(base: base, auth: auth, channel: channel, role: .subscriber, in: load)
+                if i % 100 == 99 { try await Task.sleep(for: .milliseconds(20)) }
             }
             try await waitFor(timeout: .seconds(120)) { load.subscribed.load(ordering: .relaxed) + load.failed.load(ordering: .relaxed) >= sockets }
-            group.addTask {
-                await LoadSocket.run(base: base, auth: auth, channel: channel, role: .publisher(rate: rate, seconds: seconds), in: load, logger: logger)
-            }
+            LoadSocket.start(base: base, auth: auth, channel: channel, role: .publisher(rate: rate, seconds: seconds), in: load)
             try await waitFor(timeout: .seconds(30)) { load.subscribed.load(ordering: .relaxed) + load.failed.load(ordering: .relaxed) > sockets }
             try await Task.sleep(for: .seconds(3))  // let the presence frames of the joins drain
             load.publishing.store(true, ordering: .relaxed)
             try await waitFor(timeout: .seconds(Int64(seconds) + 60)) { load.publishEnded.load(ordering: .relaxed) > 0 }
             // Stragglers: wait until nothing arrived for a second (at most 30 s).
-            var previous: UInt64 = 0
+            var previous = -1
             for _ in 0..<30 {
                 try await Task.sleep(for: .seconds(1))
-                let seen = load.lastFrame.load(ordering: .relaxed)
+                let seen = load.framesSeen.load(ordering: .relaxed)
                 if seen == previous { break }
                 previous = seen
             }
             await load.closeAll()
-            try await group.waitForAll()
             let results = load.results
             let sorted = results.latencies.sorted()
             func percentile(_ p: Double) -> Double {
@@ -120,7 +117,7 @@ struct RealtimeBench: AsyncParsableCommand {
         let load = LoadRun()
         return try await withThrowingTaskGroup(of: Void.self) { group in
             for i in 0..<count {
-                group.addTask { await LoadSocket.run(base: base, auth: auth, channel: "", role: .idle, in: load, logger: logger) }
+                LoadSocket.start(base: base, auth: auth, channel: "", role: .idle, in: load)
                 if i % 200 == 199 { try await Task.sleep(for: .milliseconds(50)) }  // do not flood the accept queue
             }
             try await waitFor(timeout: .seconds(180)) { load.connected.load(ordering: .relaxed) + load.failed.load(ordering: .relaxed) >= count }
@@ -128,7 +125,6 @@ struct RealtimeBench: AsyncParsableCommand {
             let rss = serverPid.map(Self.rssMB) ?? .nan
             let connected = load.connected.load(ordering: .relaxed)
             await load.closeAll()
-            try await group.waitForAll()
             return (connected, rss)
         }
     }

@@ -96,9 +96,11 @@ public func buildApplication(core: ServerCore, registry: PrometheusCollectorRegi
 
     var app = Application(
         router: router,
-        server: .http1WebSocketUpgrade(configuration: .init(ws: .init(maxFrameSize: configuration.realtimeMaxPayload, autoPing: .disabled))) { request, _, _ in
+        server: .http1WebSocketUpgrade(configuration: .init(ws: .init(maxFrameSize: configuration.realtimeMaxPayload, autoPing: .disabled))) { request, channel, _ in
             guard let handshake = realtime.webSocketHandshake(request) else { return .dontUpgrade }
-            return .upgrade([:]) { inbound, outbound, _ in try await realtime.runWebSocket(handshake, inbound: inbound, outbound: outbound) }
+            return .upgrade([:]) { inbound, outbound, _ in
+                try await realtime.runWebSocket(handshake, channel: channel, inbound: inbound, outbound: outbound)
+            }
         },
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "insforge"),
         services: [core.database.client, core.store] + core.runners.map { $0 as any Service }

@@ -1,8 +1,11 @@
 import EventStore
 import Foundation
 import Logging
+import NIOCore
+import NIOWebSocket
 import PostgresNIO
 import ServiceLifecycle
+import Synchronization
 
 /// One connected socket as the hub sees it.
 final class RealtimeSubscriber: Sendable {
@@ -11,6 +14,9 @@ final class RealtimeSubscriber: Sendable {
     let identity: RealtimeChannels.Identity
     let role: String
     let outbox: FrameOutbox
+    /// The socket's NIO channel while a WebSocket carries the session: frames are written to it on its
+    /// event loop, many sockets per hop. Otherwise (long-polling) frames go through `outbox`.
+    let direct = Mutex<(any Channel)?>(nil)
     /// The log position the client said it has seen (`{offset}` in its CONNECT payload): its
     /// subscriptions replay from there unless they say otherwise.
     let connectOffset: Int64?
@@ -21,6 +27,18 @@ final class RealtimeSubscriber: Sendable {
         self.identity = RealtimeChannels.Identity(credential)
         self.role = credential.role
         self.outbox = outbox
+    }
+}
+
+extension RealtimeSubscriber {
+    /// Sends frames to this socket alone, in order (replays, presence, errors).
+    func send(_ frames: [OutboundFrame]) -> Bool {
+        guard let channel = direct.withLock({ $0 }) else {
+            return frames.allSatisfy { outbox.push($0) }
+        }
+        let wire = frames.map { WebSocketFrame(fin: true, opcode: .text, data: $0.wire) }
+        channel.eventLoop.execute { RealtimeHub.write(wire, to: channel) }
+        return true
     }
 }
 
@@ -113,16 +131,51 @@ actor RealtimeHub: Service {
     }
 
     private func deliver(_ messages: [Message]) {
+        // WebSocket frames are grouped by event loop: one hop per loop per batch, one flush per socket.
+        var batches: [ObjectIdentifier: (loop: any EventLoop, writes: [(any Channel, WebSocketFrame)])] = [:]
         for message in messages {
             guard let subscriptions = channels[message.channel] else { continue }
+            var wire: WebSocketFrame?
             for (socketId, subscription) in subscriptions {
                 if subscription.held != nil {
                     channels[message.channel]?[socketId]?.held?.append((message.position, message.frame))
-                } else if message.position > subscription.after {
-                    if !subscription.subscriber.outbox.push(message.frame) { drop(socketId) }
+                    continue
+                }
+                guard message.position > subscription.after else { continue }
+                if let channel = subscription.subscriber.direct.withLock({ $0 }) {
+                    if wire == nil { wire = WebSocketFrame(fin: true, opcode: .text, data: message.frame.wire) }
+                    batches[ObjectIdentifier(channel.eventLoop), default: (channel.eventLoop, [])].writes.append((channel, wire!))
+                } else if !subscription.subscriber.outbox.push(message.frame) {
+                    drop(socketId)
                 }
             }
         }
+        for (_, batch) in batches {
+            let writes = batch.writes
+            batch.loop.execute {
+                var touched: [ObjectIdentifier: any Channel] = [:]
+                for (channel, frame) in writes where channel.isActive {
+                    guard channel.isWritable else {
+                        channel.close(promise: nil)  // too far behind: it reconnects and catches up with `since`
+                        continue
+                    }
+                    channel.write(frame, promise: nil)
+                    touched[ObjectIdentifier(channel)] = channel
+                }
+                for channel in touched.values { channel.flush() }
+            }
+        }
+    }
+
+    /// Writes `frames` to `channel` and flushes (on its event loop).
+    static func write(_ frames: [WebSocketFrame], to channel: any Channel) {
+        guard channel.isActive else { return }
+        guard channel.isWritable else {
+            channel.close(promise: nil)
+            return
+        }
+        for frame in frames { channel.write(frame, promise: nil) }
+        channel.flush()
     }
 
     // MARK: subscriptions
@@ -150,11 +203,13 @@ actor RealtimeHub: Service {
                 throw error
             }
             guard let held = channels[channel]?[socketId]?.held else { return members(of: channel) }  // gone meanwhile
+            var frames: [OutboundFrame] = []
             if replayed.count == replayLimit {
-                subscriber.outbox.push(OutboundFrame(SocketIOPacket.event("realtime:error", [#"{"channel":\#(JSONCoding.quoted(channel)),"code":"REALTIME_REPLAY_TRUNCATED","message":"More messages were missed than a resubscription replays; fetch the rest from /api/realtime/messages"}"#]).encoded))
+                frames.append(OutboundFrame(SocketIOPacket.event("realtime:error", [#"{"channel":\#(JSONCoding.quoted(channel)),"code":"REALTIME_REPLAY_TRUNCATED","message":"More messages were missed than a resubscription replays; fetch the rest from /api/realtime/messages"}"#]).encoded))
             }
-            for message in replayed { subscriber.outbox.push(message.frame) }
-            for (position, frame) in held where position > start { subscriber.outbox.push(frame) }
+            frames += replayed.map(\.frame)
+            frames += held.filter { $0.0 > start }.map(\.1)
+            if !subscriber.send(frames) { drop(socketId) }
             channels[channel]?[socketId]?.held = nil
             channels[channel]?[socketId]?.after = start
         }
@@ -193,7 +248,7 @@ actor RealtimeHub: Service {
         let body = #"{"member":\#(memberJSON),"meta":{"channel":\#(JSONCoding.quoted(channel)),"timestamp":\#(JSONCoding.quoted(JSONCoding.timestamp(Date())))}}"#
         let frame = OutboundFrame(SocketIOPacket.event(event, [body]).encoded)
         for (other, subscription) in subscriptions where other != socketId {
-            if !subscription.subscriber.outbox.push(frame) { drop(other) }
+            if !subscription.subscriber.send([frame]) { drop(other) }
         }
     }
 

@@ -14,6 +14,7 @@ actor RealtimeConnection {
     private var socket = SocketIOSession()
     private var parkedPoll: CheckedContinuation<[EngineIOPacket], Never>?
     private var webSocket: WebSocketOutboundWriter?
+    private var webSocketChannel: (any Channel)?
     /// The WebSocket, while it is the session's transport: hub frames are written to it straight
     /// from the writer task, without a hop onto this actor (the hot path of the fan-out).
     private nonisolated let directSocket = Mutex<WebSocketOutboundWriter?>(nil)
@@ -80,9 +81,10 @@ actor RealtimeConnection {
 
     /// Takes `outbound` as this session's WebSocket: its first one, or the probe of a polling session
     /// that has none yet. False for any other (a second socket must not take over a session).
-    func attach(_ outbound: WebSocketOutboundWriter) -> Bool {
+    func attach(_ outbound: WebSocketOutboundWriter, channel: (any Channel)? = nil) -> Bool {
         guard !engine.isClosed, webSocket == nil || (engine.transport == .polling && engine.state == .open) else { return false }
         webSocket = outbound
+        webSocketChannel = channel
         updateDirectSocket()
         return true
     }
@@ -137,6 +139,7 @@ actor RealtimeConnection {
                 let socketId = Self.newId()
                 let subscriber = RealtimeSubscriber(socketId: socketId, credential: credential, connectOffset: Self.offset(in: auth))
                 self.subscriber = subscriber
+                updateDirectSocket()
                 startWriter(subscriber.outbox)
                 return socket.accepted(sid: socketId).compactMap(\.packet)
             case .failure(let refusal):
@@ -186,8 +189,9 @@ actor RealtimeConnection {
 
     /// Keeps `directSocket` in step with the engine: set while the WebSocket carries the open session.
     private func updateDirectSocket() {
-        let direct = engine.transport == .websocket && engine.state == .open ? webSocket : nil
-        directSocket.withLock { $0 = direct }
+        let open = engine.transport == .websocket && engine.state == .open
+        directSocket.withLock { $0 = open ? webSocket : nil }
+        subscriber?.direct.withLock { $0 = open ? webSocketChannel : nil }
     }
 
     private func outboxClosed() async {
@@ -202,6 +206,7 @@ actor RealtimeConnection {
     /// The engine has closed the session (its `close` action came after any answer to the parked poll).
     private func finish() {
         directSocket.withLock { $0 = nil }
+        subscriber?.direct.withLock { $0 = nil }
         answerPoll([.close])
         if let subscriber {
             subscriber.outbox.close()

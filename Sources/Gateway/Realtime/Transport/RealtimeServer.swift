@@ -61,17 +61,21 @@ struct RealtimeServer: Sendable {
         return handshake
     }
 
-    func runWebSocket(_ handshake: Handshake, inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter) async throws {
+    /// Serves one WebSocket; `channel` is its NIO channel (the hub writes fan-out frames to it directly).
+    func runWebSocket(_ handshake: Handshake, channel: any Channel, inbound: WebSocketInboundStream,
+                      outbound: WebSocketOutboundWriter) async throws {
+        // Room for a burst of frames before a client counts as too slow (see RealtimeSubscriber.send).
+        _ = channel.setOption(ChannelOptions.writeBufferWaterMark, value: .init(low: 256 << 10, high: 4 << 20))
         let connection: RealtimeConnection
         if let sid = handshake.sid {
-            guard let existing = sessions.find(sid), await existing.attach(outbound) else {
+            guard let existing = sessions.find(sid), await existing.attach(outbound, channel: channel) else {
                 try? await outbound.close(.policyViolation, reason: "session not upgradable")
                 return
             }
             connection = existing
         } else {
             connection = newConnection(.websocket)
-            _ = await connection.attach(outbound)
+            _ = await connection.attach(outbound, channel: channel)
             try await outbound.write(.text(await connection.openPacket.text))
             await connection.start()
         }
