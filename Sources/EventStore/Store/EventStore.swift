@@ -24,7 +24,7 @@ public final class EventStore: Service, Sendable {
         self.inlineProjections = inlineProjections
         self.logger = logger
         self.watcher = LogWatcher(client: client, logger: logger, pollInterval: pollInterval)
-        self.sequencer = PendingEventSequencer(client: client, logger: logger, interval: pollInterval)
+        self.sequencer = PendingEventSequencer(client: client, logger: logger, interval: pollInterval, moved: watcher.signal)
         self.writer = GroupCommitWriter(client: client, inlineProjections: inlineProjections,
                                         maxBatchCommands: maxBatchCommands, logger: logger)
     }

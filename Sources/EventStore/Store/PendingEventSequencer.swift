@@ -24,8 +24,11 @@ public final class PendingEventSequencer: Sendable {
     private let logger: Logger
     private let interval: Duration
     private let batchSize: Int
+    /// Fired when a pass moved events: this node's followers read them without waiting for the NOTIFY.
+    private let moved: LogSignal?
 
-    init(client: PostgresClient, logger: Logger, interval: Duration, batchSize: Int = 1000) {
+    init(client: PostgresClient, logger: Logger, interval: Duration, batchSize: Int = 1000, moved: LogSignal? = nil) {
+        self.moved = moved
         self.client = client
         self.logger = logger
         self.interval = interval
@@ -90,12 +93,13 @@ public final class PendingEventSequencer: Sendable {
     /// Sequences batches until the queue is empty.
     func drain() async throws {
         while true {
-            var moved = 0
-            for try await count in try await client.query("SELECT system.sequence_pending(\(batchSize)::int)", logger: Self.quiet)
+            var count = 0
+            for try await n in try await client.query("SELECT system.sequence_pending(\(batchSize)::int)", logger: Self.quiet)
                 .decode(Int.self) {
-                moved = count
+                count = n
             }
-            if moved < batchSize { return }
+            if count > 0 { moved?.fire() }
+            if count < batchSize { return }
         }
     }
 

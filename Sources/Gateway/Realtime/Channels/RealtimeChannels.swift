@@ -199,26 +199,24 @@ struct RealtimeChannels: Sendable {
 
     /// The channel `name` resolves to among those `identity` may subscribe to (nil: none, or denied).
     func subscribable(_ name: String, as identity: Identity) async throws -> (id: UUID, pattern: String)? {
-        try await client.withTransaction(logger: logger) { connection in
-            for try await (id, pattern) in try await connection.query(
-                "SELECT id, pattern FROM realtime.subscribe_as(\(identity.role), \(identity.claims), \(name))", logger: logger
-            ).decode((UUID, String).self) {
-                return (id, pattern)
-            }
-            return nil
+        // One statement, so one implicit transaction: the role and claims it sets end with it.
+        for try await (id, pattern) in try await client.query(
+            "SELECT id, pattern FROM realtime.subscribe_as(\(identity.role), \(identity.claims), \(name))", logger: logger
+        ).decode((UUID, String).self) {
+            return (id, pattern)
         }
+        return nil
     }
 
     /// Inserts the message as `identity` (policies on `realtime.messages` decide; a denial throws 42501).
     func publish(id: UUID, channelId: UUID?, channel: String, event: String, payload: String, senderType: String,
                  as identity: Identity) async throws {
-        try await client.withTransaction(logger: logger) { connection in
-            // Read the (empty) result: an error raised while the function runs arrives with the rows.
-            for try await _ in try await connection.query("""
-                SELECT realtime.publish_as(\(identity.role), \(identity.claims), \(id), \(channelId), \(channel), \(event),
-                                           \(payload)::jsonb, \(senderType), \(identity.userId))
-                """, logger: logger) {}
-        }
+        // One statement (one implicit transaction, as for subscribe). Read the (empty) result: an error
+        // raised while the function runs arrives with the rows.
+        for try await _ in try await client.query("""
+            SELECT realtime.publish_as(\(identity.role), \(identity.claims), \(id), \(channelId), \(channel), \(event),
+                                       \(payload)::jsonb, \(senderType), \(identity.userId))
+            """, logger: logger) {}
         store.sequencer.nudge()
     }
 }
