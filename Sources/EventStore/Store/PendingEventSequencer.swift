@@ -103,7 +103,7 @@ public final class PendingEventSequencer: Sendable {
         }
     }
 
-    static let gather: Duration = .milliseconds(5)
+    static let gather: Duration = .milliseconds(2)
 
     private static let quiet = Logger(label: "postgres", factory: { _ in SwiftLogNoOpLogHandler() })
 }
