@@ -30,7 +30,7 @@ def test_events_stats_json(deployment, loaded):
     assert cli["head"] == http["head"] and cli["totalEvents"] == http["totalEvents"]
     assert stats_counts(cli) == stats_counts(http)
     assert stats_counts(cli, "cli") == {("cli", "CliCreated"): 20, ("cli", "CliUpdated"): 20}
-    assert [p["name"] for p in cli["projections"]] == ["event_stats"]
+    assert [p["name"] for p in cli["projections"]] == ["event_stats", "webhook_outbox"]
     assert cli["projections"][0]["checkpoint"] == http["head"]
     assert cli["parkedEvents"] == 0
 

@@ -162,6 +162,14 @@ CREATE INDEX webhook_outbox_position ON realtime.webhook_outbox (position);
 CREATE INDEX webhook_outbox_message ON realtime.webhook_outbox (message_id);
 REVOKE ALL ON realtime.webhook_outbox FROM PUBLIC;
 
+-- How far the dispatcher has taken outbox rows into deliveries (one row).
+CREATE TABLE realtime.webhook_dispatcher (
+    id       int PRIMARY KEY CHECK (id = 1),
+    position bigint NOT NULL
+);
+INSERT INTO realtime.webhook_dispatcher VALUES (1, 0);
+REVOKE ALL ON realtime.webhook_dispatcher FROM PUBLIC;
+
 CREATE TABLE realtime.webhook_deliveries (
     id              uuid PRIMARY KEY REFERENCES realtime.webhook_outbox (id),
     status          text NOT NULL CHECK (status IN ('pending', 'delivered', 'exhausted', 'disabled')),

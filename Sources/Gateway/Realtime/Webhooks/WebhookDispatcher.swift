@@ -12,7 +12,7 @@ import ServiceLifecycle
 /// Ownership is a session advisory lock held on the connection the dispatcher works on (as for
 /// projection runners): when the owning process dies its connection goes, and another node's
 /// dispatcher takes over. The owner moves new outbox rows into `realtime.webhook_deliveries`
-/// (pending, due now) with a cursor kept in `system.checkpoints`, then posts what is due: the
+/// (pending, due now) with a cursor kept in `realtime.webhook_dispatcher`, then posts what is due: the
 /// deliveries of one URL one after another in log order, different URLs in parallel. Order per URL
 /// is strict: a delivery waiting for its retry holds back the later ones to its URL (until it is
 /// delivered, exhausted or disabled); other URLs are not affected. Every attempt
@@ -58,7 +58,6 @@ actor WebhookDispatcher: Service {
     }
 
     static let lockKey: Int64 = 0x5745_4248_4f4f_4b53  // "WEBHOOKS"
-    static let cursorName = "webhook_dispatcher"
 
     let store: EventStore
     let channels: RealtimeChannels
@@ -103,9 +102,6 @@ actor WebhookDispatcher: Service {
         isOwner = true
         defer { isOwner = false }
         logger.info("owning webhook delivery")
-        try await connection.query("""
-            INSERT INTO system.checkpoints (projection, position) VALUES (\(Self.cursorName), 0) ON CONFLICT (projection) DO NOTHING
-            """, logger: logger)
         while !Self.stopping {
             let generation = store.watcher.signal.generation
             try await ingest(on: connection)
@@ -130,12 +126,12 @@ actor WebhookDispatcher: Service {
     private func ingest(on connection: PostgresConnection) async throws {
         try await connection.inTransaction(logger: logger) {
             for try await _ in try await connection.query("""
-                WITH cursor AS (SELECT position FROM system.checkpoints WHERE projection = \(Self.cursorName) FOR UPDATE),
+                WITH cursor AS (SELECT position FROM realtime.webhook_dispatcher WHERE id = 1 FOR UPDATE),
                      fresh AS (SELECT o.id, o.position FROM realtime.webhook_outbox o, cursor WHERE o.position > cursor.position),
                      added AS (INSERT INTO realtime.webhook_deliveries (id, status, next_attempt_at)
                                SELECT id, 'pending', now() FROM fresh ON CONFLICT (id) DO NOTHING)
-                UPDATE system.checkpoints SET position = (SELECT max(position) FROM fresh), updated_at = now()
-                 WHERE projection = \(Self.cursorName) AND EXISTS (SELECT 1 FROM fresh)
+                UPDATE realtime.webhook_dispatcher SET position = (SELECT max(position) FROM fresh)
+                 WHERE id = 1 AND EXISTS (SELECT 1 FROM fresh)
                 RETURNING position
                 """, logger: logger) {}
         }
