@@ -79,3 +79,23 @@ struct RawJSONTests {
         #expect(RawJSON.member("é", ofObject: #"{"\u00e9":true}"#) == "true")
     }
 }
+
+struct OutboundFrameTests {
+    @Test func webSocketFramesAreEncodedOnceWithTheRightLength() throws {
+        for size in [0, 124, 125, 200, 65_534, 70_000] {
+            let packet = "2" + String(repeating: "x", count: size)
+            var frame = OutboundFrame(packet).webSocketFrame
+            let opcode = frame.readInteger(as: UInt8.self)
+            #expect(opcode == 0x81)
+            let first = frame.readInteger(as: UInt8.self) ?? 0
+            let length: Int
+            switch first {
+            case 126: length = Int(frame.readInteger(as: UInt16.self) ?? 0)
+            case 127: length = Int(frame.readInteger(as: UInt64.self) ?? 0)
+            default: length = Int(first)
+            }
+            #expect(length == size + 2 && frame.readableBytes == length)
+            #expect(frame.readString(length: 1) == "4")
+        }
+    }
+}

@@ -6,6 +6,9 @@ import Synchronization
 struct OutboundFrame: Sendable {
     let packet: String
     let wire: ByteBuffer
+    /// `wire` as a complete server-to-client WebSocket text frame (header and payload; servers do
+    /// not mask, so the bytes are the same for every socket).
+    let webSocketFrame: ByteBuffer
 
     init(_ packet: String) {
         self.packet = packet
@@ -14,7 +17,52 @@ struct OutboundFrame: Sendable {
         wire.writeInteger(UInt8(ascii: "4"))
         wire.writeString(packet)
         self.wire = wire
+        var frame = ByteBuffer()
+        let length = wire.readableBytes
+        frame.reserveCapacity(length + 10)
+        frame.writeInteger(UInt8(0x81))  // FIN, text
+        if length < 126 {
+            frame.writeInteger(UInt8(length))
+        } else if length <= Int(UInt16.max) {
+            frame.writeInteger(UInt8(126))
+            frame.writeInteger(UInt16(length))
+        } else {
+            frame.writeInteger(UInt8(127))
+            frame.writeInteger(UInt64(length))
+        }
+        frame.writeImmutableBuffer(wire)
+        self.webSocketFrame = frame
     }
+}
+
+/// Sits next to the socket in a WebSocket's pipeline and writes frames that are already encoded
+/// (`OutboundFrame.webSocketFrame`), so a fan-out skips the frame encoder for each socket. Used on
+/// the channel's event loop only.
+final class RawWebSocketWriter: ChannelOutboundHandler, @unchecked Sendable {
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    let channel: any Channel
+    private var context: ChannelHandlerContext?
+
+    init(channel: any Channel) { self.channel = channel }
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+
+    /// Queues `frames` (on the event loop); false when the socket is gone or too far behind (it is
+    /// then closed: the client reconnects and catches up with `since`).
+    func write(_ frames: some Sequence<ByteBuffer>) -> Bool {
+        guard let context, channel.isActive else { return false }
+        guard channel.isWritable else {
+            channel.close(promise: nil)
+            return false
+        }
+        for frame in frames { context.write(wrapOutboundOut(frame), promise: nil) }
+        return true
+    }
+
+    func flush() { context?.flush() }
 }
 
 /// The frames waiting for one socket: the hub pushes without waiting (it never blocks on a slow

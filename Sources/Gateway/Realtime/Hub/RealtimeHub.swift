@@ -2,7 +2,6 @@ import EventStore
 import Foundation
 import Logging
 import NIOCore
-import NIOWebSocket
 import PostgresNIO
 import ServiceLifecycle
 import Synchronization
@@ -16,7 +15,7 @@ final class RealtimeSubscriber: Sendable {
     let outbox: FrameOutbox
     /// The socket's NIO channel while a WebSocket carries the session: frames are written to it on its
     /// event loop, many sockets per hop. Otherwise (long-polling) frames go through `outbox`.
-    let direct = Mutex<(any Channel)?>(nil)
+    let direct = Mutex<RawWebSocketWriter?>(nil)
     /// The log position the client said it has seen (`{offset}` in its CONNECT payload): its
     /// subscriptions replay from there unless they say otherwise.
     let connectOffset: Int64?
@@ -33,11 +32,13 @@ final class RealtimeSubscriber: Sendable {
 extension RealtimeSubscriber {
     /// Sends frames to this socket alone, in order (replays, presence, errors).
     func send(_ frames: [OutboundFrame]) -> Bool {
-        guard let channel = direct.withLock({ $0 }) else {
+        guard let writer = direct.withLock({ $0 }) else {
             return frames.allSatisfy { outbox.push($0) }
         }
-        let wire = frames.map { WebSocketFrame(fin: true, opcode: .text, data: $0.wire) }
-        channel.eventLoop.execute { RealtimeHub.write(wire, to: channel) }
+        let encoded = frames.map(\.webSocketFrame)
+        writer.channel.eventLoop.execute {
+            if writer.write(encoded) { writer.flush() }
+        }
         return true
     }
 }
@@ -131,20 +132,20 @@ actor RealtimeHub: Service {
     }
 
     private func deliver(_ messages: [Message]) {
-        // WebSocket frames are grouped by event loop: one hop per loop per batch, one flush per socket.
-        var batches: [ObjectIdentifier: (loop: any EventLoop, writes: [(any Channel, WebSocketFrame)])] = [:]
+        // WebSocket frames are grouped by event loop: one hop per loop per batch, one flush per socket,
+        // and each message's frame is encoded once for all of them.
+        var batches: [ObjectIdentifier: (loop: any EventLoop, writes: [(RawWebSocketWriter, ByteBuffer)])] = [:]
         for message in messages {
             guard let subscriptions = channels[message.channel] else { continue }
-            var wire: WebSocketFrame?
             for (socketId, subscription) in subscriptions {
                 if subscription.held != nil {
                     channels[message.channel]?[socketId]?.held?.append((message.position, message.frame))
                     continue
                 }
                 guard message.position > subscription.after else { continue }
-                if let channel = subscription.subscriber.direct.withLock({ $0 }) {
-                    if wire == nil { wire = WebSocketFrame(fin: true, opcode: .text, data: message.frame.wire) }
-                    batches[ObjectIdentifier(channel.eventLoop), default: (channel.eventLoop, [])].writes.append((channel, wire!))
+                if let writer = subscription.subscriber.direct.withLock({ $0 }) {
+                    let loop = writer.channel.eventLoop
+                    batches[ObjectIdentifier(loop), default: (loop, [])].writes.append((writer, message.frame.webSocketFrame))
                 } else if !subscription.subscriber.outbox.push(message.frame) {
                     drop(socketId)
                 }
@@ -153,29 +154,13 @@ actor RealtimeHub: Service {
         for (_, batch) in batches {
             let writes = batch.writes
             batch.loop.execute {
-                var touched: [ObjectIdentifier: any Channel] = [:]
-                for (channel, frame) in writes where channel.isActive {
-                    guard channel.isWritable else {
-                        channel.close(promise: nil)  // too far behind: it reconnects and catches up with `since`
-                        continue
-                    }
-                    channel.write(frame, promise: nil)
-                    touched[ObjectIdentifier(channel)] = channel
+                var touched: [ObjectIdentifier: RawWebSocketWriter] = [:]
+                for (writer, frame) in writes where writer.write(CollectionOfOne(frame)) {
+                    touched[ObjectIdentifier(writer)] = writer
                 }
-                for channel in touched.values { channel.flush() }
+                for writer in touched.values { writer.flush() }
             }
         }
-    }
-
-    /// Writes `frames` to `channel` and flushes (on its event loop).
-    static func write(_ frames: [WebSocketFrame], to channel: any Channel) {
-        guard channel.isActive else { return }
-        guard channel.isWritable else {
-            channel.close(promise: nil)
-            return
-        }
-        for frame in frames { channel.write(frame, promise: nil) }
-        channel.flush()
     }
 
     // MARK: subscriptions

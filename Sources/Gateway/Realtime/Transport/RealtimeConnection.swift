@@ -14,7 +14,7 @@ actor RealtimeConnection {
     private var socket = SocketIOSession()
     private var parkedPoll: CheckedContinuation<[EngineIOPacket], Never>?
     private var webSocket: WebSocketOutboundWriter?
-    private var webSocketChannel: (any Channel)?
+    private var rawWriter: RawWebSocketWriter?
     /// The WebSocket, while it is the session's transport: hub frames are written to it straight
     /// from the writer task, without a hop onto this actor (the hot path of the fan-out).
     private nonisolated let directSocket = Mutex<WebSocketOutboundWriter?>(nil)
@@ -81,10 +81,10 @@ actor RealtimeConnection {
 
     /// Takes `outbound` as this session's WebSocket: its first one, or the probe of a polling session
     /// that has none yet. False for any other (a second socket must not take over a session).
-    func attach(_ outbound: WebSocketOutboundWriter, channel: (any Channel)? = nil) -> Bool {
+    func attach(_ outbound: WebSocketOutboundWriter, raw: RawWebSocketWriter? = nil) -> Bool {
         guard !engine.isClosed, webSocket == nil || (engine.transport == .polling && engine.state == .open) else { return false }
         webSocket = outbound
-        webSocketChannel = channel
+        rawWriter = raw
         updateDirectSocket()
         return true
     }
@@ -191,7 +191,7 @@ actor RealtimeConnection {
     private func updateDirectSocket() {
         let open = engine.transport == .websocket && engine.state == .open
         directSocket.withLock { $0 = open ? webSocket : nil }
-        subscriber?.direct.withLock { $0 = open ? webSocketChannel : nil }
+        subscriber?.direct.withLock { $0 = open ? rawWriter : nil }
     }
 
     private func outboxClosed() async {

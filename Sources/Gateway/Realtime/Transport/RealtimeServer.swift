@@ -66,16 +66,18 @@ struct RealtimeServer: Sendable {
                       outbound: WebSocketOutboundWriter) async throws {
         // Room for a burst of frames before a client counts as too slow (see RealtimeSubscriber.send).
         _ = channel.setOption(ChannelOptions.writeBufferWaterMark, value: .init(low: 256 << 10, high: 4 << 20))
+        let raw = RawWebSocketWriter(channel: channel)
+        try await channel.pipeline.addHandler(raw, position: .first).get()
         let connection: RealtimeConnection
         if let sid = handshake.sid {
-            guard let existing = sessions.find(sid), await existing.attach(outbound, channel: channel) else {
+            guard let existing = sessions.find(sid), await existing.attach(outbound, raw: raw) else {
                 try? await outbound.close(.policyViolation, reason: "session not upgradable")
                 return
             }
             connection = existing
         } else {
             connection = newConnection(.websocket)
-            _ = await connection.attach(outbound, channel: channel)
+            _ = await connection.attach(outbound, raw: raw)
             try await outbound.write(.text(await connection.openPacket.text))
             await connection.start()
         }
