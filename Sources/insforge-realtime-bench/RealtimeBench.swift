@@ -28,17 +28,15 @@ struct RealtimeBench: AsyncParsableCommand {
 
     func run() async throws {
         raiseFileLimit()
-        var logger = Logger(label: "bench")
-        logger.logLevel = .critical
         let auth = apiKey.map { #"{"apiKey":"\#($0)"}"# } ?? "{}"
         if sockets > 0 {
             let channel = "bench:\(UInt32.random(in: 0...UInt32.max))"
             if let apiKey { try await createChannel(url: url, apiKey: apiKey, pattern: "bench:%", webhookUrls: []) }
             print("== fan-out: \(sockets) sockets on one channel, \(rate) messages/s for \(seconds) s (\(sockets * rate) frames/s offered)")
-            let ours = try await fanOut(base: url, auth: auth, channel: channel, logger: logger)
+            let ours = try await fanOut(base: url, auth: auth, channel: channel)
             print(ours.line("insforge"))
             if !peerURL.isEmpty {
-                let peer = try await fanOut(base: peerURL, auth: "{}", channel: channel, logger: logger)
+                let peer = try await fanOut(base: peerURL, auth: "{}", channel: channel)
                 print(peer.line("python-socketio (in-memory broadcast)"))
                 print(String(format: "ratio: %.2fx the peer's delivered rate (target >= 3x); ours %.0f frames/s, p99 %.1f ms (target >= 50,000/s, <= 50 ms)",
                              ours.framesPerSecond / max(peer.framesPerSecond, 1), ours.framesPerSecond, ours.p99))
@@ -46,12 +44,12 @@ struct RealtimeBench: AsyncParsableCommand {
         }
         if idleSockets > 0 {
             print("== idle: \(idleSockets) connected sockets")
-            let (connected, rss) = try await idle(base: url, auth: auth, count: idleSockets, logger: logger)
+            let (connected, rss) = try await idle(base: url, auth: auth, count: idleSockets)
             print(String(format: "idle: %d sockets connected; server RSS %.0f MB (target <= 500 MB for 10,000)", connected, rss))
         }
         if webhooks > 0, let apiKey {
             print("== webhooks: \(webhooks) messages to one local receiver URL")
-            let (rate, verified, elapsed) = try await webhookRate(apiKey: apiKey, count: webhooks, logger: logger)
+            let (rate, verified, elapsed) = try await webhookRate(apiKey: apiKey, count: webhooks)
             print(String(format: "webhooks: %d signed deliveries (%d signatures verified) in %.2f s = %.0f deliveries/s (target >= 1,000/s)",
                          webhooks, verified, elapsed, rate))
         }
@@ -75,10 +73,10 @@ struct RealtimeBench: AsyncParsableCommand {
         }
     }
 
-    func fanOut(base: String, auth: String, channel: String, logger: Logger) async throws -> FanOut {
+    func fanOut(base: String, auth: String, channel: String) async throws -> FanOut {
         let load = LoadRun()
         let sockets = self.sockets, rate = self.rate, seconds = self.seconds
-        return try await withThrowingTaskGroup(of: Void.self) { group in
+        do {
             for i in 0..<sockets {
                 LoadSocket.start(base: base, auth: auth, channel: channel, role: .subscriber, in: load)
                 if i % 100 == 99 { try await Task.sleep(for: .milliseconds(20)) }
@@ -116,9 +114,9 @@ struct RealtimeBench: AsyncParsableCommand {
 
     // MARK: idle sockets
 
-    func idle(base: String, auth: String, count: Int, logger: Logger) async throws -> (Int, Double) {
+    func idle(base: String, auth: String, count: Int) async throws -> (Int, Double) {
         let load = LoadRun()
-        return try await withThrowingTaskGroup(of: Void.self) { group in
+        do {
             for i in 0..<count {
                 LoadSocket.start(base: base, auth: auth, channel: "", role: .idle, in: load)
                 if i % 200 == 199 { try await Task.sleep(for: .milliseconds(50)) }  // do not flood the accept queue
@@ -141,7 +139,7 @@ struct RealtimeBench: AsyncParsableCommand {
 
     // MARK: webhooks
 
-    func webhookRate(apiKey: String, count: Int, logger: Logger) async throws -> (Double, Int, Double) {
+    func webhookRate(apiKey: String, count: Int) async throws -> (Double, Int, Double) {
         let received = Atomic<Int>(0)
         let verified = Atomic<Int>(0)
         let firstAt = Atomic<UInt64>(0)
