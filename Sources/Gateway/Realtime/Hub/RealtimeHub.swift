@@ -147,7 +147,7 @@ actor RealtimeHub: Service {
                     let loop = writer.channel.eventLoop
                     batches[ObjectIdentifier(loop), default: (loop, [])].writes.append((writer, message.frame.webSocketFrame))
                 } else if !subscription.subscriber.outbox.push(message.frame) {
-                    drop(socketId)
+                    remove(socketId)
                 }
             }
         }
@@ -182,7 +182,8 @@ actor RealtimeHub: Service {
         if let replayFrom {
             let replayed: [Message]
             do {
-                replayed = try await Self.readChannel(channel, after: replayFrom, through: start, limit: replayLimit, on: store.client)
+                replayed = try await Self.readMessages(on: store.client, after: replayFrom, through: start, channel: channel,
+                                                       limit: replayLimit).0
             } catch {
                 unsubscribe(socketId, channel: channel)
                 throw error
@@ -194,7 +195,7 @@ actor RealtimeHub: Service {
             }
             frames += replayed.map(\.frame)
             frames += held.filter { $0.0 > start }.map(\.1)
-            if !subscriber.send(frames) { drop(socketId) }
+            if !subscriber.send(frames) { remove(socketId) }
             channels[channel]?[socketId]?.held = nil
             channels[channel]?[socketId]?.after = start
         }
@@ -217,15 +218,11 @@ actor RealtimeHub: Service {
         for channel in socketChannels[socketId] ?? [] { unsubscribe(socketId, channel: channel) }
     }
 
-    /// A socket whose outbox overflowed: its writer ends the session; here it leaves its channels.
-    private func drop(_ socketId: String) { remove(socketId) }
 
     func members(of channel: String) -> [PresenceMember] {
         (channels[channel] ?? [:]).values.map(\.member).sorted { $0.joinedAt == $1.joinedAt ? $0.presenceId < $1.presenceId : $0.joinedAt < $1.joinedAt }
     }
 
-    /// How many sockets this node holds on each channel (for stats).
-    func subscriberCounts() -> [String: Int] { channels.mapValues(\.count) }
 
     private func broadcast(presence event: String, member: PresenceMember, channel: String, except socketId: String) {
         guard let subscriptions = channels[channel], subscriptions.count > (subscriptions[socketId] == nil ? 0 : 1) else { return }
@@ -233,7 +230,7 @@ actor RealtimeHub: Service {
         let body = #"{"member":\#(memberJSON),"meta":{"channel":\#(JSONCoding.quoted(channel)),"timestamp":\#(JSONCoding.quoted(JSONCoding.timestamp(Date())))}}"#
         let frame = OutboundFrame(SocketIOPacket.event(event, [body]).encoded)
         for (other, subscription) in subscriptions where other != socketId {
-            if !subscription.subscriber.send([frame]) { drop(other) }
+            if !subscription.subscriber.send([frame]) { remove(other) }
         }
     }
 
@@ -244,14 +241,19 @@ actor RealtimeHub: Service {
         e.data->>'senderType', e.data->>'senderId', e.data->>'createdAt'
         """
 
-    /// Messages after `position` (at most `limit`) and the log's head when read.
-    static func readMessages(on client: PostgresClient, after position: Int64, limit: Int) async throws -> ([Message], Int64) {
+    /// Messages after `position` (at most `limit`), only up to `through` and of `channel` when given,
+    /// and the log's head when read.
+    static func readMessages(on client: PostgresClient, after position: Int64, through: Int64? = nil, channel: String? = nil,
+                             limit: Int) async throws -> ([Message], Int64) {
+        let stream = channel.map { "realtime-" + $0 }
         let rows = try await client.query("""
             WITH h AS (SELECT coalesce(max(position), 0) AS head FROM system.events)
             SELECT h.head, \(unescaped: messageColumns)
               FROM h LEFT JOIN LATERAL (
-                SELECT * FROM system.events x WHERE x.position > \(position) AND x.position <= h.head AND x.type = 'MessagePublished'
-                ORDER BY x.position LIMIT \(limit)) e ON true
+                SELECT * FROM system.events x
+                 WHERE x.position > \(position) AND x.position <= least(h.head, \(through)) AND x.type = 'MessagePublished'
+                   AND (\(stream)::text IS NULL OR x.stream_id = \(stream))
+                 ORDER BY x.position LIMIT \(limit)) e ON true
             ORDER BY e.position
             """)
         var head: Int64 = position
@@ -265,24 +267,6 @@ actor RealtimeHub: Service {
                                             senderType: senderType, senderId: senderId, timestamp: createdAt ?? ""))))
         }
         return (out, head)
-    }
-
-    /// One channel's messages in `(after, through]`, for a replay.
-    static func readChannel(_ channel: String, after: Int64, through: Int64, limit: Int, on client: PostgresClient) async throws -> [Message] {
-        let rows = try await client.query("""
-            SELECT \(unescaped: messageColumns) FROM system.events e
-             WHERE e.stream_id = \("realtime-" + channel) AND e.position > \(after) AND e.position <= \(through)
-               AND e.type = 'MessagePublished'
-             ORDER BY e.stream_version LIMIT \(limit)
-            """)
-        var out: [Message] = []
-        for try await (position, channel, event, payload, messageId, senderType, senderId, createdAt)
-            in rows.decode((Int64, String, String, String, String, String, String?, String?).self) {
-            out.append(Message(position: position, channel: channel,
-                               frame: OutboundFrame(frame(event: event, payload: payload, channel: channel, messageId: messageId, position: position,
-                                            senderType: senderType, senderId: senderId, timestamp: createdAt ?? ""))))
-        }
-        return out
     }
 
     /// The Socket.IO EVENT packet of a message: `["<event>", {...payload, "meta": {...}}]`.

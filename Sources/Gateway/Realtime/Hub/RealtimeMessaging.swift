@@ -83,22 +83,13 @@ struct RealtimeMessaging: Sendable {
             let text = try raw.flatMap { RawJSON.member("payload", ofObject: $0) }.map(String.init) ?? JSONCoding.encodeString(payload)
             try await channels.publish(id: id, channelId: channelId, channel: channel, event: event, payload: text,
                                        senderType: "user", as: subscriber.identity)
-        } catch where Self.sqlState(of: error) == "42501" {
+        } catch let error as PSQLError where error.serverInfo?[.sqlState] == "42501" {
             return failure(channel, "REALTIME_UNAUTHORIZED", "Not allowed to publish to \(channel): a policy denies it", always: true)
         } catch {
             logger.warning("realtime publish failed", metadata: ["channel": "\(channel)", "error": "\(String(reflecting: error))"])
             return failure(channel, "REALTIME_ERROR", "The message could not be published; retry", always: true)
         }
         return Reply(ack: #"{"ok":true,"channel":\#(JSONCoding.quoted(channel)),"messageId":"\#(id.uuidString.lowercased())"}"#)
-    }
-
-    /// The SQLSTATE of a Postgres error, also when a transaction wrapped it.
-    static func sqlState(of error: any Error) -> String? {
-        if let error = error as? PSQLError { return error.serverInfo?[.sqlState] }
-        if let error = error as? PostgresTransactionError {
-            return error.closureError.flatMap(sqlState(of:)) ?? error.commitError.flatMap(sqlState(of:))
-        }
-        return nil
     }
 
     /// `{ok: false, channel, error: {code, message}}` as the ack, and `realtime:error {channel, code, message}`

@@ -2,7 +2,6 @@ import EventStore
 import Foundation
 import HummingbirdWebSocket
 import NIOCore
-import NIOWebSocket
 import Synchronization
 
 /// One Socket.IO connection, whichever transport carries it: the Engine.IO and Socket.IO state
@@ -15,9 +14,6 @@ actor RealtimeConnection {
     private var parkedPoll: CheckedContinuation<[EngineIOPacket], Never>?
     private var webSocket: WebSocketOutboundWriter?
     private var rawWriter: RawWebSocketWriter?
-    /// The WebSocket, while it is the session's transport: hub frames are written to it straight
-    /// from the writer task, without a hop onto this actor (the hot path of the fan-out).
-    private nonisolated let directSocket = Mutex<WebSocketOutboundWriter?>(nil)
     /// Set once the client has connected: its place in the hub.
     private var subscriber: RealtimeSubscriber?
     private let authenticate: @Sendable (JSONValue?) async -> Result<Credential, RealtimeRefusal>
@@ -85,13 +81,13 @@ actor RealtimeConnection {
         guard !engine.isClosed, webSocket == nil || (engine.transport == .polling && engine.state == .open) else { return false }
         webSocket = outbound
         rawWriter = raw
-        updateDirectSocket()
+        updateDirectWriter()
         return true
     }
 
     func webSocketText(_ text: String) async {
         await perform(engine.webSocketText(text))
-        updateDirectSocket()
+        updateDirectWriter()
     }
 
     func webSocketBinary(_ bytes: [UInt8]) async { await perform(engine.webSocketBinary(bytes)) }
@@ -139,7 +135,7 @@ actor RealtimeConnection {
                 let socketId = Self.newId()
                 let subscriber = RealtimeSubscriber(socketId: socketId, credential: credential, connectOffset: Self.offset(in: auth))
                 self.subscriber = subscriber
-                updateDirectSocket()
+                updateDirectWriter()
                 startWriter(subscriber.outbox)
                 return socket.accepted(sid: socketId).compactMap(\.packet)
             case .failure(let refusal):
@@ -160,11 +156,11 @@ actor RealtimeConnection {
 
     /// `{offset}` of a CONNECT payload: the last log position the client received.
     static func offset(in auth: JSONValue?) -> Int64? {
-        guard case .number(let n)? = auth?.objectValue?["offset"], n >= 0, n < 9e15 else {
-            if let text = auth?.objectValue?["offset"]?.stringValue, let n = Int64(text), n >= 0 { return n }
-            return nil
+        switch auth?.objectValue?["offset"] {
+        case .number(let n) where n >= 0 && n < 9e15: Int64(n)
+        case .string(let text): Int64(text).flatMap { $0 >= 0 ? $0 : nil }
+        default: nil
         }
-        return Int64(n)
     }
 
     /// Drains the subscriber's outbox into the session until either ends; a full outbox (a client too
@@ -173,11 +169,7 @@ actor RealtimeConnection {
         Task { [weak self] in
             while let frames = await outbox.take() {
                 guard let self else { return }
-                if let socket = self.directSocket.withLock({ $0 }) {
-                    for frame in frames { try? await socket.write(.custom(WebSocketFrame(fin: true, opcode: .text, data: frame.wire))) }
-                } else {
-                    await self.sendFrames(frames)
-                }
+                await self.sendFrames(frames)
             }
             await self?.outboxClosed()
         }
@@ -187,10 +179,10 @@ actor RealtimeConnection {
         for frame in frames { await perform(engine.send(.message(frame.packet))) }
     }
 
-    /// Keeps `directSocket` in step with the engine: set while the WebSocket carries the open session.
-    private func updateDirectSocket() {
+    /// Hands the subscriber the WebSocket's raw writer while the WebSocket carries the open session
+    /// (the hub then writes to it directly; otherwise frames go through the outbox and the engine).
+    private func updateDirectWriter() {
         let open = engine.transport == .websocket && engine.state == .open
-        directSocket.withLock { $0 = open ? webSocket : nil }
         subscriber?.direct.withLock { $0 = open ? rawWriter : nil }
     }
 
@@ -205,7 +197,6 @@ actor RealtimeConnection {
 
     /// The engine has closed the session (its `close` action came after any answer to the parked poll).
     private func finish() {
-        directSocket.withLock { $0 = nil }
         subscriber?.direct.withLock { $0 = nil }
         answerPoll([.close])
         if let subscriber {
