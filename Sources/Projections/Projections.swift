@@ -4,7 +4,8 @@ import EventStore
 public enum ProjectionCatalog {
     /// Applied in the append transaction.
     public static var inline: [any Projection] {
-        [ApiKeysProjection(), UsersProjection(), SessionsProjection(), AuthCodesProjection(), AuthSettingsProjection(), ChannelsProjection()]
+        [ApiKeysProjection(), UsersProjection(), SessionsProjection(), AuthCodesProjection(), AuthSettingsProjection(), ChannelsProjection(),
+         StorageProjection()]
     }
     /// Applied by runner actors, once per cluster.
     public static var async: [any Projection] { [EventStatsProjection(), WebhookOutboxProjection()] }

@@ -58,6 +58,40 @@ public struct ServerConfiguration: Sendable {
     public var smtp: SMTPSettings?
     /// The OAuth provider variables (`<PROVIDER>_CLIENT_ID`, `_CLIENT_SECRET`, `_AUTHORIZE_URL`, ...), as given.
     public var oauthEnvironment: [String: String]
+    /// `MAX_FILE_SIZE`: largest object, in bytes (or with a KB/MB/GB suffix); default 10 MB. Admins can change it at run time.
+    public var maxFileSize: Int64
+    /// S3 (or S3-compatible) object storage; nil: the local folder `STORAGE_DIR`.
+    public var s3: S3Settings?
+    /// `STORAGE_ORPHAN_GRACE_SECONDS`: how old unreferenced bytes must be before the sweep removes them (default 2 h;
+    /// longer than a presigned upload may take before its confirmation).
+    public var storageOrphanGrace: Duration
+    /// `STORAGE_SWEEP_INTERVAL_SECONDS`: how often the orphan sweep runs (default 10 min).
+    public var storageSweepInterval: Duration
+
+    /// Where objects go when `AWS_S3_BUCKET` and credentials are set.
+    public struct S3Settings: Sendable, Equatable {
+        /// `AWS_S3_BUCKET`.
+        public var bucket: String
+        /// `AWS_REGION` (default us-east-1).
+        public var region: String
+        public var accessKeyId: String
+        public var secretAccessKey: String
+        /// `AWS_SESSION_TOKEN`, for temporary credentials.
+        public var sessionToken: String?
+        /// `AWS_ENDPOINT_URL` (or `S3_ENDPOINT_URL`): an S3-compatible service, addressed path-style.
+        public var endpoint: String?
+        /// `AWS_S3_PREFIX`: a folder in the bucket for this server's objects (default none).
+        public var prefix: String
+        /// `AWS_CLOUDFRONT_URL`, `AWS_CLOUDFRONT_KEY_PAIR_ID`, `AWS_CLOUDFRONT_PRIVATE_KEY` (PEM, or a path to one):
+        /// downloads through CloudFront signed URLs.
+        public var cloudFront: CloudFrontSettings?
+    }
+
+    public struct CloudFrontSettings: Sendable, Equatable {
+        public var url: String
+        public var keyPairId: String
+        public var privateKeyPEM: String
+    }
 
     /// Where to send e-mail.
     public struct SMTPSettings: Sendable, Equatable {
@@ -87,6 +121,15 @@ public struct ServerConfiguration: Sendable {
             guard let raw = value(key) else { return fallback }
             guard let n = Int(raw), range.contains(n) else { throw Problem(description: "\(key) must be a whole number in \(range), got \(raw)") }
             return n
+        }
+        func byteCount(_ key: String, default fallback: Int64) throws -> Int64 {
+            guard let text = value(key)?.uppercased().replacingOccurrences(of: " ", with: "") else { return fallback }
+            let units: [(String, Int64)] = [("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10), ("B", 1), ("", 1)]
+            for (suffix, unit) in units where text.hasSuffix(suffix) {
+                if let number = Int64(text.dropLast(suffix.count)), number > 0, number <= (1 << 40) / unit { return number * unit }
+                break
+            }
+            throw Problem(description: "\(key) must be a size in bytes (or with KB, MB or GB), got \(text)")
         }
         func folder(_ key: String, _ fallback: String) -> URL {
             URL(fileURLWithPath: value(key) ?? fallback, relativeTo: workingDirectory).standardizedFileURL
@@ -169,7 +212,11 @@ public struct ServerConfiguration: Sendable {
             authRateLimitPerMinute: try int("RATE_LIMIT_AUTH_PER_MINUTE", default: 60, range: 1...1_000_000),
             emailRateLimitPerHour: try int("RATE_LIMIT_EMAIL_PER_HOUR", default: 10, range: 1...1_000_000),
             smtp: smtp,
-            oauthEnvironment: oauthEnvironment
+            oauthEnvironment: oauthEnvironment,
+            maxFileSize: try byteCount("MAX_FILE_SIZE", default: 10 << 20),
+            s3: try s3Settings(value),
+            storageOrphanGrace: .seconds(try int("STORAGE_ORPHAN_GRACE_SECONDS", default: 7200, range: 1...2_592_000)),
+            storageSweepInterval: .seconds(try int("STORAGE_SWEEP_INTERVAL_SECONDS", default: 600, range: 1...86_400))
         )
     }
 }
@@ -207,5 +254,30 @@ public struct DatabaseSettings: Sendable, Equatable {
         self.database = path.isEmpty ? "postgres" : path
         let sslmode = components.queryItems?.first { $0.name == "sslmode" }?.value ?? "disable"
         self.requireTLS = ["require", "verify-ca", "verify-full"].contains(sslmode)
+    }
+}
+
+extension ServerConfiguration {
+    /// S3 settings from the environment: set when `AWS_S3_BUCKET` is; then the credentials must be too.
+    static func s3Settings(_ value: (String) -> String?) throws -> S3Settings? {
+        guard let bucket = value("AWS_S3_BUCKET") else { return nil }
+        guard let accessKeyId = value("AWS_ACCESS_KEY_ID"), let secret = value("AWS_SECRET_ACCESS_KEY") else {
+            throw Problem(description: "AWS_S3_BUCKET is set: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are needed too")
+        }
+        let endpoint = value("AWS_ENDPOINT_URL") ?? value("S3_ENDPOINT_URL")
+        if let endpoint, URL(string: endpoint)?.host == nil || !(endpoint.hasPrefix("http://") || endpoint.hasPrefix("https://")) {
+            throw Problem(description: "AWS_ENDPOINT_URL must be an http(s) URL, got \(endpoint)")
+        }
+        var cloudFront: CloudFrontSettings?
+        if let url = value("AWS_CLOUDFRONT_URL"), let keyPairId = value("AWS_CLOUDFRONT_KEY_PAIR_ID"),
+           let key = value("AWS_CLOUDFRONT_PRIVATE_KEY") {
+            let pem = key.contains("-----BEGIN") ? key.replacingOccurrences(of: "\\n", with: "\n")
+                : try String(contentsOfFile: key, encoding: .utf8)
+            cloudFront = CloudFrontSettings(url: url.hasSuffix("/") ? String(url.dropLast()) : url, keyPairId: keyPairId, privateKeyPEM: pem)
+        }
+        let prefix = (value("AWS_S3_PREFIX") ?? "").trimmingCharacters(in: CharacterSet(charactersIn: "/"))
+        return S3Settings(bucket: bucket, region: value("AWS_REGION") ?? "us-east-1", accessKeyId: accessKeyId, secretAccessKey: secret,
+                          sessionToken: value("AWS_SESSION_TOKEN"), endpoint: endpoint.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 },
+                          prefix: prefix, cloudFront: cloudFront)
     }
 }

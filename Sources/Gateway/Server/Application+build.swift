@@ -92,6 +92,10 @@ public func buildApplication(core: ServerCore, registry: PrometheusCollectorRegi
         options: .init(schedule: configuration.webhookSchedule, timeout: configuration.webhookTimeout,
                        destinations: DestinationPolicy(allowPrivate: configuration.webhookAllowPrivate)),
         logger: logger)
+    let storage = StorageService(store: core.store, provider: try makeStorageProvider(configuration, logger: logger),
+                                 defaultMaxFileSize: configuration.maxFileSize, links: DownloadLinks(secret: core.jwtSecret), logger: logger)
+    StorageController(storage: storage, baseURL: configuration.apiBaseURL).register(routes)
+    let sweeper = OrphanSweeper(storage: storage, grace: configuration.storageOrphanGrace, interval: configuration.storageSweepInterval)
     OpenAPIController(version: serverVersion).register(routes)
 
     var app = Application(
@@ -106,7 +110,7 @@ public func buildApplication(core: ServerCore, registry: PrometheusCollectorRegi
         services: [core.database.client, core.store] + core.runners.map { $0 as any Service }
             + [KeyRingFollower(store: core.store, keys: core.keys, logger: logger),
                UserCacheFollower(store: core.store, cache: auth.directory.cache, logger: logger),
-               SchemaCacheFollower(store: core.store, cache: schemaCache, logger: logger), hub, webhooks],
+               SchemaCacheFollower(store: core.store, cache: schemaCache, logger: logger), hub, webhooks, sweeper],
         logger: logger)
     let issuer = core.issuer
     app.beforeServerStarts {

@@ -181,24 +181,8 @@ struct RealtimeChannels: Sendable {
 
     // MARK: subscribe and publish, as the caller
 
-    /// The database identity of a socket: its role (nil for admins, who keep the server's and bypass
-    /// policies), its claims, and the user id it publishes as.
-    struct Identity: Sendable {
-        var role: String?
-        var claims: String
-        var userId: UUID?
-        var isAdmin: Bool { role == nil }
-
-        init(_ credential: Credential) {
-            let (role, claims) = RecordsController.identity(credential)
-            self.role = credential.isAdmin ? nil : role
-            self.claims = claims
-            if case .token(let subject) = credential { userId = UUID(uuidString: subject.id) } else { userId = nil }
-        }
-    }
-
     /// The channel `name` resolves to among those `identity` may subscribe to (nil: none, or denied).
-    func subscribable(_ name: String, as identity: Identity) async throws -> (id: UUID, pattern: String)? {
+    func subscribable(_ name: String, as identity: DatabaseIdentity) async throws -> (id: UUID, pattern: String)? {
         // One statement, so one implicit transaction: the role and claims it sets end with it.
         for try await (id, pattern) in try await client.query(
             "SELECT id, pattern FROM realtime.subscribe_as(\(identity.role), \(identity.claims), \(name))", logger: logger
@@ -210,7 +194,7 @@ struct RealtimeChannels: Sendable {
 
     /// Inserts the message as `identity` (policies on `realtime.messages` decide; a denial throws 42501).
     func publish(id: UUID, channelId: UUID?, channel: String, event: String, payload: String, senderType: String,
-                 as identity: Identity) async throws {
+                 as identity: DatabaseIdentity) async throws {
         // One statement (one implicit transaction, as for subscribe). Read the (empty) result: an error
         // raised while the function runs arrives with the rows.
         for try await _ in try await client.query("""

@@ -71,7 +71,7 @@ struct RealtimeController {
         if let problem = RealtimeChannels.eventNameProblem(input.event) { throw APIError.invalidInput(problem) }
         let payload = input.payload ?? .object([:])
         guard case .object = payload else { throw APIError.invalidInput("payload must be a JSON object") }
-        let identity = RealtimeChannels.Identity(context.credential)
+        let identity = DatabaseIdentity(context.credential)
         guard let channel = try await channels.subscribable(input.channel, as: identity) else {
             throw APIError.notFound("No enabled channel matches \(input.channel)")
         }

@@ -10,7 +10,7 @@ import Synchronization
 final class RealtimeSubscriber: Sendable {
     /// The Socket.IO socket id (also its presence id).
     let socketId: String
-    let identity: RealtimeChannels.Identity
+    let identity: DatabaseIdentity
     let role: String
     let outbox: FrameOutbox
     /// The socket's NIO channel while a WebSocket carries the session: frames are written to it on its
@@ -23,7 +23,7 @@ final class RealtimeSubscriber: Sendable {
     init(socketId: String, credential: Credential, connectOffset: Int64? = nil, outbox: FrameOutbox = FrameOutbox()) {
         self.socketId = socketId
         self.connectOffset = connectOffset
-        self.identity = RealtimeChannels.Identity(credential)
+        self.identity = DatabaseIdentity(credential)
         self.role = credential.role
         self.outbox = outbox
     }

@@ -1,0 +1,114 @@
+import Foundation
+
+/// What an object is: decided from its first bytes when they say (magic numbers), else from what the
+/// client declared, else from the key's extension; and how it may be served.
+enum MimeType {
+    /// How many leading bytes `sniff` looks at.
+    static let sniffLength = 512
+    static let fallback = "application/octet-stream"
+
+    /// The type of an object from its first bytes, the declared type and its name.
+    static func resolve(head: some Collection<UInt8>, declared: String?, fileName: String) -> String {
+        if let sniffed = sniff(Array(head.prefix(sniffLength))) { return sniffed }
+        if let declared = normalized(declared), declared != fallback { return declared }
+        if let byName = byExtension(fileName) { return byName }
+        return fallback
+    }
+
+    /// A declared `Content-Type` without parameters, lowercased; nil when empty or not `type/subtype`.
+    static func normalized(_ declared: String?) -> String? {
+        guard let declared else { return nil }
+        let essence = declared.split(separator: ";", maxSplits: 1).first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
+        let parts = essence.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty, essence.utf8.count <= 127,
+              essence.unicodeScalars.allSatisfy({ $0.isASCII && $0.value > 0x20 && !"()<>@,;:\\\"[]?={}".unicodeScalars.contains($0) })
+        else { return nil }
+        return essence
+    }
+
+    /// Types a browser would run as a page or script on our origin: served as attachments only.
+    static func isActive(_ type: String) -> Bool {
+        let active: Set<String> = [
+            "text/html", "application/xhtml+xml", "image/svg+xml", "text/javascript", "application/javascript",
+            "application/ecmascript", "text/ecmascript", "text/xml", "application/xml", "text/xsl", "application/x-shockwave-flash",
+            "multipart/x-mixed-replace",
+        ]
+        return active.contains(type) || type.hasSuffix("+xml") && type != "application/atom+xml" && type != "application/rss+xml"
+    }
+
+    /// The type the bytes themselves announce, if any.
+    static func sniff(_ b: [UInt8]) -> String? {
+        func starts(_ prefix: [UInt8], at offset: Int = 0) -> Bool {
+            b.count >= offset + prefix.count && Array(b[offset..<(offset + prefix.count)]) == prefix
+        }
+        func ascii(_ s: String) -> [UInt8] { Array(s.utf8) }
+
+        if starts([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]) { return "image/png" }
+        if starts([0xFF, 0xD8, 0xFF]) { return "image/jpeg" }
+        if starts(ascii("GIF87a")) || starts(ascii("GIF89a")) { return "image/gif" }
+        if starts(ascii("RIFF")) && starts(ascii("WEBP"), at: 8) { return "image/webp" }
+        if starts(ascii("RIFF")) && starts(ascii("WAVE"), at: 8) { return "audio/wav" }
+        if starts(ascii("RIFF")) && starts(ascii("AVI "), at: 8) { return "video/x-msvideo" }
+        if starts(ascii("BM")) && b.count >= 14 && b[6] == 0 && b[7] == 0 && b[8] == 0 && b[9] == 0 { return "image/bmp" }
+        if starts([0x00, 0x00, 0x01, 0x00]) { return "image/x-icon" }
+        if starts([0x49, 0x49, 0x2A, 0x00]) || starts([0x4D, 0x4D, 0x00, 0x2A]) { return "image/tiff" }
+        if starts(ascii("ftyp"), at: 4) {
+            let brand = b.count >= 12 ? String(decoding: b[8..<12], as: UTF8.self) : ""
+            switch brand {
+            case "avif", "avis": return "image/avif"
+            case "heic", "heix", "mif1", "msf1": return "image/heic"
+            case "qt  ": return "video/quicktime"
+            case "M4A ": return "audio/mp4"
+            default: return "video/mp4"
+            }
+        }
+        if starts([0x1A, 0x45, 0xDF, 0xA3]) { return "video/webm" }
+        if starts(ascii("%PDF-")) { return "application/pdf" }
+        if starts(ascii("PK\u{03}\u{04}")) || starts(ascii("PK\u{05}\u{06}")) { return "application/zip" }
+        if starts([0x1F, 0x8B]) { return "application/gzip" }
+        if starts(ascii("7z")) && starts([0xBC, 0xAF, 0x27, 0x1C], at: 2) { return "application/x-7z-compressed" }
+        if starts(ascii("Rar!\u{1A}\u{07}")) { return "application/vnd.rar" }
+        if starts(ascii("ustar"), at: 257) { return "application/x-tar" }
+        if starts([0x42, 0x5A, 0x68]) { return "application/x-bzip2" }
+        if starts([0xFD, 0x37, 0x7A, 0x58, 0x5A, 0x00]) { return "application/x-xz" }
+        if starts(ascii("ID3")) || (b.count >= 2 && b[0] == 0xFF && (b[1] & 0xE0) == 0xE0 && (b[1] & 0x06) != 0) { return "audio/mpeg" }
+        if starts(ascii("OggS")) { return "audio/ogg" }
+        if starts(ascii("fLaC")) { return "audio/flac" }
+        if starts(ascii("wOFF")) { return "font/woff" }
+        if starts(ascii("wOF2")) { return "font/woff2" }
+        if starts([0x00, 0x01, 0x00, 0x00, 0x00]) { return "font/ttf" }
+        if starts(ascii("OTTO")) { return "font/otf" }
+        if starts([0x00, 0x61, 0x73, 0x6D]) { return "application/wasm" }
+        if starts([0x7F, 0x45, 0x4C, 0x46]) { return "application/x-elf" }
+        if starts(ascii("SQLite format 3\u{0}")) { return "application/vnd.sqlite3" }
+        return sniffMarkup(b)
+    }
+
+    /// HTML, SVG and XML announce themselves in text: these are the types that must not be served inline.
+    private static func sniffMarkup(_ b: [UInt8]) -> String? {
+        var text = String(decoding: b.prefix(sniffLength), as: UTF8.self)
+        if text.hasPrefix("\u{FEFF}") { text.removeFirst() }
+        let lead = text.drop(while: { $0.isWhitespace }).lowercased()
+        guard lead.hasPrefix("<") else { return nil }
+        if lead.hasPrefix("<svg") || (lead.hasPrefix("<?xml") && lead.contains("<svg")) || lead.contains("<!doctype svg") { return "image/svg+xml" }
+        let htmlStarts = ["<!doctype html", "<html", "<head", "<body", "<script", "<iframe", "<h1", "<div", "<table", "<a ", "<title",
+                          "<style", "<p>", "<p ", "<br", "<font", "<b>", "<!--"]
+        if htmlStarts.contains(where: { lead.hasPrefix($0) }) { return "text/html" }
+        if lead.hasPrefix("<?xml") { return "application/xml" }
+        return nil
+    }
+
+    /// The type that a file name's extension usually means.
+    static func byExtension(_ fileName: String) -> String? {
+        guard let dot = fileName.lastIndex(of: "."), dot != fileName.startIndex else { return nil }
+        let types: [String: String] = [
+            "txt": "text/plain", "csv": "text/csv", "md": "text/markdown", "json": "application/json", "css": "text/css",
+            "html": "text/html", "htm": "text/html", "js": "text/javascript", "mjs": "text/javascript", "svg": "image/svg+xml",
+            "xml": "application/xml", "png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg", "gif": "image/gif",
+            "webp": "image/webp", "pdf": "application/pdf", "zip": "application/zip", "mp4": "video/mp4", "mp3": "audio/mpeg",
+            "wav": "audio/wav", "ico": "image/x-icon", "yaml": "application/yaml", "yml": "application/yaml", "wasm": "application/wasm",
+            "tsv": "text/tab-separated-values", "ics": "text/calendar",
+        ]
+        return types[fileName[fileName.index(after: dot)...].lowercased()]
+    }
+}

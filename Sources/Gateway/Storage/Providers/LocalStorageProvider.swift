@@ -1,0 +1,156 @@
+import _NIOFileSystem
+import Foundation
+import Hummingbird
+import NIOCore
+
+/// Objects in a local folder (`STORAGE_DIR`): the bytes of each upload in `<root>/<bucket>/<key>/<version>`.
+///
+/// A new file is created unnamed (`O_TMPFILE`) and linked under its name only once complete, so a
+/// crash or a rejected upload never leaves a partial file anywhere, not even a temporary one.
+struct LocalStorageProvider: StorageProvider {
+    let root: String
+
+    init(root: String) throws {
+        let absolute = URL(fileURLWithPath: root).standardizedFileURL.path
+        try FileManager.default.createDirectory(atPath: absolute, withIntermediateDirectories: true)
+        self.root = absolute
+    }
+
+    var name: String { "local" }
+
+    /// The file of `blob`. Names are checked before they get here; this is the second line of defence.
+    func filePath(_ blob: BlobLocation) throws -> String {
+        guard StorageNames.bucketProblem(blob.bucket) == nil, StorageNames.keyProblem(blob.key) == nil else {
+            throw StorageProviderError(message: "invalid object location")
+        }
+        return root + "/" + blob.path
+    }
+
+    func writer(for blob: BlobLocation, contentType: String) async throws -> any BlobWriter {
+        let path = try filePath(blob)
+        let directory = String(path[..<(path.lastIndex(of: "/") ?? path.endIndex)])
+        // Twice: a delete pruning empty folders may remove the new one between the two steps.
+        for attempt in 1...2 {
+            try await FileSystem.shared.createDirectory(at: FilePath(directory), withIntermediateDirectories: true, permissions: nil)
+            do {
+                let handle = try await FileSystem.shared.openFile(
+                    forWritingAt: FilePath(path), options: .newFile(replaceExisting: false, permissions: [.ownerReadWrite, .groupRead]))
+                return LocalBlobWriter(handle: handle)
+            } catch let error as FileSystemError where error.code == .notFound && attempt == 1 {
+                continue
+            }
+        }
+        throw StorageProviderError(message: "could not create \(blob.path)")
+    }
+
+    func read(_ blob: BlobLocation, range: ClosedRange<Int64>?) async throws -> ResponseBody {
+        let path = FilePath(try filePath(blob))
+        // Opened here, so that a missing file is an error before the response starts.
+        let handle = try await FileSystem.shared.openFile(forReadingAt: path, options: .init())
+        let span: Range<Int64>? = range.map { $0.lowerBound..<($0.upperBound + 1) }
+        return ResponseBody { writer in
+            do {
+                let chunks = span.map { handle.readChunks(in: $0, chunkLength: .kibibytes(256)) }
+                    ?? handle.readChunks(chunkLength: .kibibytes(256))
+                for try await chunk in chunks { try await writer.write(chunk) }
+                try await handle.close()
+            } catch {
+                try? await handle.close()
+                throw error
+            }
+            try await writer.finish(nil)
+        }
+    }
+
+    func delete(_ blobs: [BlobLocation]) async throws {
+        for blob in blobs {
+            let path = try filePath(blob)
+            try await FileSystem.shared.removeItem(at: FilePath(path), strategy: .platformDefault, recursively: false)
+            pruneFolders(above: path)
+        }
+    }
+
+    /// Removes the folders of a removed file that are now empty, up to the root (rmdir refuses a non-empty one).
+    private func pruneFolders(above path: String) {
+        var folder = path
+        while let slash = folder.lastIndex(of: "/") {
+            folder = String(folder[..<slash])
+            guard folder.count > root.count, folder.hasPrefix(root + "/") else { return }
+            guard rmdir(folder) == 0 else { return }
+        }
+    }
+
+    func blobs(writtenBefore before: Date) async throws -> [BlobLocation] {
+        let root = self.root
+        return try await Task.detached {
+            var found: [BlobLocation] = []
+            guard let walk = FileManager.default.enumerator(at: URL(fileURLWithPath: root),
+                                                           includingPropertiesForKeys: [.isRegularFileKey, .contentModificationDateKey])
+            else { return [] }
+            let prefix = root.hasSuffix("/") ? root : root + "/"
+            for case let url as URL in walk {
+                let values = try? url.resourceValues(forKeys: [.isRegularFileKey, .contentModificationDateKey])
+                guard values?.isRegularFile == true, let modified = values?.contentModificationDate, modified < before,
+                      url.path.hasPrefix(prefix), let blob = BlobLocation(path: String(url.path.dropFirst(prefix.count)))
+                else { continue }
+                found.append(blob)
+            }
+            return found
+        }.value
+    }
+
+    func info(_ blob: BlobLocation) async throws -> BlobInfo? {
+        guard let info = try await FileSystem.shared.info(forFileAt: FilePath(try filePath(blob)), infoAboutSymbolicLink: false)
+        else { return nil }
+        return BlobInfo(size: info.size, etag: nil, contentType: nil, lastModified: nil)
+    }
+
+    func head(_ blob: BlobLocation, bytes: Int) async throws -> [UInt8] {
+        try await FileSystem.shared.withFileHandle(forReadingAt: FilePath(try filePath(blob))) { handle in
+            var buffer = try await handle.readToEnd(fromAbsoluteOffset: 0, maximumSizeAllowed: .bytes(Int64(bytes)))
+            return buffer.readBytes(length: buffer.readableBytes) ?? []
+        }
+    }
+
+    // Downloads and uploads of this provider always go through the API.
+    func downloadURL(_ blob: BlobLocation, fileName: String, expiresIn: Int) -> String? { nil }
+    func presignedPost(_ blob: BlobLocation, contentType: String, maxSize: Int64, expiresIn: Int) -> PresignedPost? { nil }
+    func pendingUploads(bucket: String, key: String) async throws -> [BlobLocation] { [] }
+}
+
+/// Writes one upload into an unnamed file, in 1 MiB writes; `commit` links it under its name.
+final class LocalBlobWriter: BlobWriter {
+    private let handle: WriteFileHandle
+    private var pending = ByteBuffer()
+    private var offset: Int64 = 0
+    private static let flushSize = 1 << 20
+
+    init(handle: WriteFileHandle) { self.handle = handle }
+
+    func write(_ buffer: ByteBuffer) async throws {
+        if pending.readableBytes == 0 && buffer.readableBytes >= Self.flushSize {
+            try await handle.write(contentsOf: buffer, toAbsoluteOffset: offset)
+            offset += Int64(buffer.readableBytes)
+            return
+        }
+        var buffer = buffer
+        pending.writeBuffer(&buffer)
+        if pending.readableBytes >= Self.flushSize { try await flush() }
+    }
+
+    private func flush() async throws {
+        guard pending.readableBytes > 0 else { return }
+        try await handle.write(contentsOf: pending, toAbsoluteOffset: offset)
+        offset += Int64(pending.readableBytes)
+        pending.clear()
+    }
+
+    func commit() async throws {
+        try await flush()
+        try await handle.close(makeChangesVisible: true)
+    }
+
+    func abort() async {
+        try? await handle.close(makeChangesVisible: false)
+    }
+}
