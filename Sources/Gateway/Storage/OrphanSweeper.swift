@@ -51,7 +51,9 @@ struct OrphanSweeper: Service {
 
     private func sweep(on connection: PostgresConnection, now: Date) async throws -> Int {
             let seconds = Double(grace.components.seconds) + Double(grace.components.attoseconds) / 1e18
-            let candidates = try await storage.provider.blobs(writtenBefore: now.addingTimeInterval(-seconds))
+            let cutoff = now.addingTimeInterval(-seconds)
+            let aborted = try await storage.provider.abortIncompleteUploads(startedBefore: cutoff)
+            let candidates = try await storage.provider.blobs(writtenBefore: cutoff)
             var orphans: [BlobLocation] = []
             for start in stride(from: 0, to: candidates.count, by: 1000) {
                 let batch = Array(candidates[start..<min(start + 1000, candidates.count)])
@@ -63,6 +65,6 @@ struct OrphanSweeper: Service {
                 orphans += batch.filter { !live.contains($0.version) }
             }
             if !orphans.isEmpty { try await storage.provider.delete(orphans) }
-            return orphans.count
+            return orphans.count + aborted
     }
 }

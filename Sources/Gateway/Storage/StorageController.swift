@@ -50,10 +50,10 @@ struct StorageController {
         }
         routes.add(.put, object, "Create or replace the object at a key (multipart field 'file', or the raw body)",
                    access: .authenticated) { request, context in
-            try await upload(request, context, key: try Self.key(context))
+            try await upload(request, context, key: try Self.key(request, context))
         }
         routes.add(.post, object, "Upload to a key; or .../confirm-upload, .../download-strategy", access: .authenticated) { request, context in
-            var key = try Self.key(context)
+            var key = try Self.key(request, context)
             if let action = ["confirm-upload", "download-strategy"].first(where: { key.hasSuffix("/" + $0) }) {
                 key = String(key.dropLast(action.count + 1))
                 try StorageService.checkKey(key)
@@ -62,8 +62,8 @@ struct StorageController {
             }
             return try await upload(request, context, key: key)
         }
-        routes.add(.delete, object, "Delete an object", access: .authenticated) { _, context in
-            let key = try Self.key(context)
+        routes.add(.delete, object, "Delete an object", access: .authenticated) { request, context in
+            let key = try Self.key(request, context)
             let (deleted, _) = try await storage.delete(try Self.bucket(context), keys: [key], as: try writer(context), metadata: context.eventMetadata)
             guard !deleted.isEmpty else { throw StorageService.objectNotFound(key) }
             return .json(#"{"message":"Object deleted successfully"}"#)
@@ -79,7 +79,7 @@ struct StorageController {
                 guard let value = Int(text) else { throw APIError(.badRequest, "STORAGE_INVALID_PARAMETER", "expiresIn must be a number of seconds") }
                 expiresIn = value
             }
-            return try await downloadStrategy(request, context, key: try Self.key(context), expiresIn: expiresIn)
+            return try await downloadStrategy(request, context, key: try Self.key(request, context), expiresIn: expiresIn)
         }
     }
 
@@ -160,10 +160,15 @@ struct StorageController {
         return bucket
     }
 
-    /// The key after `objects/`, percent-decoded (so `%2F` is a `/`), and checked.
-    static func key(_ context: AppRequestContext) throws -> String {
-        let raw = context.parameters.get(String(Parameters.recursiveCaptureKey)) ?? ""
-        guard let key = raw.removingPercentEncoding else {
+    /// The key after `objects/` in the path as sent (not as the router splits it, which would hide
+    /// empty parts), percent-decoded (so `%2F` is a `/`), and checked.
+    static func key(_ request: Request, _ context: AppRequestContext) throws -> String {
+        let bucket = try Self.bucket(context)
+        var rest = Substring(request.uri.path)
+        for part in ["/api/storage/buckets/\(bucket)/", "download-strategy/", "objects/"] where rest.hasPrefix(part) {
+            rest = rest.dropFirst(part.count)
+        }
+        guard let key = String(rest).removingPercentEncoding else {
             throw APIError(.badRequest, "STORAGE_INVALID_PARAMETER", "Invalid key: bad percent-encoding")
         }
         try StorageService.checkKey(key)
@@ -184,7 +189,7 @@ struct StorageController {
 
     private func download(_ request: Request, _ context: AppRequestContext) async throws -> Response {
         let bucket = try Self.bucket(context)
-        let key = try Self.key(context)
+        let key = try Self.key(request, context)
         let query = request.uri.queryParameters
         let identity: DatabaseIdentity
         let isPublic: Bool

@@ -37,16 +37,18 @@ struct UploadReceiver {
             throw Self.tooLarge(limit)
         }
         let sink = FileSink(limit: limit, key: key, open: open)
+        // One iterator for the whole request: a body can only be iterated once.
+        let body = BodyReader(request.body)
         do {
             if contentType.lowercased().hasPrefix("multipart/form-data") {
                 guard let boundary = Self.boundary(of: contentType) else {
                     throw APIError(.badRequest, "STORAGE_INVALID_PARAMETER", "multipart/form-data needs a boundary")
                 }
-                try await Self.multipart(request.body, boundary: boundary, into: sink)
+                try await Self.multipart(body, boundary: boundary, into: sink)
             } else {
                 // curl's default for a raw body says nothing about the file.
                 sink.declaredType = MimeType.normalized(contentType).flatMap { $0 == "application/x-www-form-urlencoded" ? nil : $0 }
-                for try await chunk in request.body { try await sink.write(chunk) }
+                while let chunk = try await body.next() { try await sink.write(chunk) }
             }
             return try await sink.finish()
         } catch {
@@ -54,9 +56,8 @@ struct UploadReceiver {
             if let tooLarge = error as? FileSink.TooLarge {
                 // Read (and drop) the rest of a moderately oversized body so that the client sees the 413.
                 var drained = tooLarge.received
-                for try await chunk in request.body {
+                while drained <= limit * 2 + (16 << 20), let chunk = try await body.next() {
                     drained += Int64(chunk.readableBytes)
-                    if drained > limit * 2 + (16 << 20) { break }
                 }
                 throw Self.tooLarge(limit)
             }
@@ -88,7 +89,7 @@ struct UploadReceiver {
     }
 
     /// Feeds the body through the streaming multipart parser; the bytes of the part named `file` go to `sink`.
-    private static func multipart(_ body: RequestBody, boundary: String, into sink: FileSink) async throws {
+    private static func multipart(_ body: BodyReader, boundary: String, into sink: FileSink) async throws {
         enum Piece { case header(String, String), body(ByteBuffer), end }
         final class Pieces { var list: [Piece] = [] }
         let pieces = Pieces()
@@ -102,7 +103,7 @@ struct UploadReceiver {
         var sawFile = false
         var partsSeen = 0
         var finished = false
-        for try await chunk in body {
+        while let chunk = try await body.next() {
             do { try parser.execute(chunk) } catch {
                 throw APIError(.badRequest, "STORAGE_INVALID_PARAMETER", "The multipart body is malformed")
             }
@@ -148,6 +149,15 @@ struct UploadReceiver {
             throw APIError(.badRequest, "STORAGE_INVALID_PARAMETER", "The multipart body ended before the file did")
         }
     }
+}
+
+/// A request body read through one iterator (a body cannot be iterated twice).
+final class BodyReader {
+    private var iterator: RequestBody.AsyncIterator
+
+    init(_ body: RequestBody) { iterator = body.makeAsyncIterator() }
+
+    func next() async throws -> ByteBuffer? { try await iterator.next() }
 }
 
 /// Counts, hashes and forwards a file's bytes, holding back only the first 512 to learn its type.

@@ -99,6 +99,9 @@ struct LocalStorageProvider: StorageProvider {
         }.value
     }
 
+    /// Unfinished local uploads are unnamed files: they vanish with their process.
+    func abortIncompleteUploads(startedBefore before: Date) async throws -> Int { 0 }
+
     func info(_ blob: BlobLocation) async throws -> BlobInfo? {
         guard let info = try await FileSystem.shared.info(forFileAt: FilePath(try filePath(blob)), infoAboutSymbolicLink: false)
         else { return nil }

@@ -63,6 +63,8 @@ protocol StorageProvider: Sendable {
     func delete(_ blobs: [BlobLocation]) async throws
     /// Every stored blob last written before `before`, for the orphan sweep.
     func blobs(writtenBefore before: Date) async throws -> [BlobLocation]
+    /// Drops uploads begun before `before` and never finished (S3 multipart uploads); returns how many.
+    func abortIncompleteUploads(startedBefore before: Date) async throws -> Int
     /// What is stored at `blob`, if anything (confirming a direct-to-provider upload).
     func info(_ blob: BlobLocation) async throws -> BlobInfo?
     /// The first bytes of `blob` (to sniff a direct upload's type).

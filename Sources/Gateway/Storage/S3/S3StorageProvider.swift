@@ -156,6 +156,23 @@ struct S3StorageProvider: StorageProvider {
         }
     }
 
+    func abortIncompleteUploads(startedBefore before: Date) async throws -> Int {
+        let dates = ISO8601DateFormatter()
+        dates.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        let prefix = settings.prefix.isEmpty ? "" : settings.prefix + "/"
+        let (_, text) = try await expectOK(.GET, url(key: nil, query: Self.query([("prefix", prefix), ("uploads", "")])), what: "list uploads")
+        var aborted = 0
+        for upload in S3XML.blocks(of: "Upload", in: text) {
+            guard let key = S3XML.values(of: "Key", in: upload).first, let id = S3XML.values(of: "UploadId", in: upload).first,
+                  let started = S3XML.values(of: "Initiated", in: upload).first.flatMap({ dates.date(from: $0) ?? ISO8601DateFormatter().date(from: $0) }),
+                  started < before, path(ofKey: key).flatMap(BlobLocation.init(path:)) != nil
+            else { continue }
+            try await expectOK(.DELETE, url(key: key, query: Self.query([("uploadId", id)])), what: "abort multipart upload")
+            aborted += 1
+        }
+        return aborted
+    }
+
     func info(_ blob: BlobLocation) async throws -> BlobInfo? {
         let response = try await send(.HEAD, url(key: objectKey(blob.path)))
         _ = try? await response.body.collect(upTo: 1 << 20)
