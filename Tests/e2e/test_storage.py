@@ -272,6 +272,8 @@ def test_upload_and_download_round_trip(stack, server):
     assert server.get(obj(bucket, "docs%2F2024%2Freport.bin")).content == data
     assert requests.get(body["url"], headers={"Authorization": f"Bearer {server.admin_key}"}, timeout=10).content == data
     assert list(stack.stored(bucket, "docs/2024/report.bin").values()) == [data]
+    listed = server.get(obj(bucket)).json()["data"]
+    assert [(o["key"], o["uploadedAt"], o["etag"]) for o in listed] == [(body["key"], body["uploadedAt"], body["etag"])]
 
     # Replacing: 200, new bytes, and only the new bytes are kept.
     new = b"second version"

@@ -50,7 +50,10 @@ public struct ObjectUploaded: DomainEvent, Equatable {
     public var etag: String
     /// The user who uploaded it (nil: an admin key or the server).
     public var uploadedBy: UUID?
-    public init(bucket: String, key: String, version: UUID, size: Int64, mimeType: String, etag: String, uploadedBy: UUID?) {
+    /// When the upload finished (milliseconds); the read model's `uploaded_at`.
+    public var uploadedAt: Date?
+    public init(bucket: String, key: String, version: UUID, size: Int64, mimeType: String, etag: String, uploadedBy: UUID?,
+                uploadedAt: Date?) {
         self.bucket = bucket
         self.key = key
         self.version = version
@@ -58,6 +61,7 @@ public struct ObjectUploaded: DomainEvent, Equatable {
         self.mimeType = mimeType
         self.etag = etag
         self.uploadedBy = uploadedBy
+        self.uploadedAt = uploadedAt
     }
 }
 

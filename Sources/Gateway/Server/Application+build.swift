@@ -55,10 +55,12 @@ public func buildApplication(core: ServerCore, registry: PrometheusCollectorRegi
     router.add(middleware: RequestIDMiddleware())
     router.add(middleware: CORSPolicyMiddleware(
         allowHeaders: ["Accept", "Authorization", "Content-Type", "Origin", "x-api-key", "X-Request-Id", "Idempotency-Key",
-                       "Range", "Prefer", "X-CSRF-Token", "Accept-Profile", "Content-Profile", "X-Client-Info"],
+                       "Range", "Prefer", "X-CSRF-Token", "Accept-Profile", "Content-Profile", "X-Client-Info",
+                       "If-None-Match", "If-Range"],
         allowMethods: [.get, .post, .put, .patch, .delete, .head, .options],
         exposeHeaders: ["Content-Range", "Preference-Applied", "X-Request-Id", "Retry-After", "RateLimit-Limit",
-                        "RateLimit-Remaining", "RateLimit-Reset"]))
+                        "RateLimit-Remaining", "RateLimit-Reset", "ETag", "Content-Disposition", "Content-Length",
+                        "Accept-Ranges", "Last-Modified"]))
     router.add(middleware: MetricsMiddleware())
     router.add(middleware: ErrorMiddleware())
     let credentials = CredentialsMiddleware(keys: core.keys, tokens: accessTokens)

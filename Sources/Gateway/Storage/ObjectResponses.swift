@@ -1,3 +1,4 @@
+import EventStore
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -26,6 +27,13 @@ struct StorageFileBody: Encodable {
 
     enum CodingKeys: String, CodingKey { case key, bucket, size, mimeType, uploadedAt, url, etag, uploadedBy }
 
+    /// ISO 8601 at the nearest millisecond (printed from 0.1 ms past it, as the formatter truncates):
+    /// the same instant read back from the log's JSON or from Postgres prints the same.
+    static func timestamp(_ date: Date) -> String {
+        let ms = (date.timeIntervalSince1970 * 1000).rounded()
+        return JSONCoding.timestamp(Date(timeIntervalSince1970: ms / 1000 + 0.000_1))
+    }
+
     /// `uploadedBy` is always present (null for admin uploads).
     func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
@@ -33,7 +41,7 @@ struct StorageFileBody: Encodable {
         try c.encode(bucket, forKey: .bucket)
         try c.encode(size, forKey: .size)
         try c.encode(mimeType, forKey: .mimeType)
-        try c.encode(uploadedAt, forKey: .uploadedAt)
+        try c.encode(Self.timestamp(uploadedAt), forKey: .uploadedAt)
         try c.encode(url, forKey: .url)
         try c.encode(etag, forKey: .etag)
         try c.encode(uploadedBy, forKey: .uploadedBy)

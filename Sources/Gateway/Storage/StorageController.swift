@@ -9,9 +9,9 @@ import Hummingbird
 struct StorageController {
     let storage: StorageService
     let baseURL: String?
-    /// Default lifetime of presigned uploads and of download links to private objects.
-    static let linkLifetime = 3600
-    /// Longest download link (7 days, S3's limit), also the lifetime of links to public objects.
+    /// Lifetime of presigned uploads.
+    static let uploadLifetime = 3600
+    /// Longest download link, and the default (7 days: S3's limit, and the seed's default).
     static let maxLinkLifetime = 604_800
 
     func register(_ routes: RouteTable) {
@@ -262,7 +262,7 @@ struct StorageController {
         let contentType = MimeType.normalized(body.contentType) ?? MimeType.byExtension(key) ?? MimeType.fallback
         let blob = BlobLocation(bucket: bucket, key: key, version: UUID())
         if let post = storage.provider.presignedPost(blob, contentType: contentType, maxSize: min(body.size ?? target.maxFileSize, target.maxFileSize),
-                                                     expiresIn: Self.linkLifetime) {
+                                                     expiresIn: Self.uploadLifetime) {
             return try .json(encoding: Out(method: "presigned", uploadUrl: post.url, fields: post.fields, key: key, confirmRequired: true,
                                            confirmUrl: objectURL + "/confirm-upload", expiresAt: post.expiresAt))
         }
@@ -315,7 +315,7 @@ struct StorageController {
         if let expiresIn, !(1...Self.maxLinkLifetime).contains(expiresIn) {
             throw APIError(.badRequest, "STORAGE_INVALID_PARAMETER", "expiresIn must be 1 to \(Self.maxLinkLifetime) seconds")
         }
-        let lifetime = isPublic ? Self.maxLinkLifetime : expiresIn ?? Self.linkLifetime
+        let lifetime = isPublic ? Self.maxLinkLifetime : expiresIn ?? Self.maxLinkLifetime
         let expiresAt = Date().addingTimeInterval(TimeInterval(lifetime))
         struct Out: Encodable { var method: String; var url: String; var expiresAt: Date? }
         var response: Response

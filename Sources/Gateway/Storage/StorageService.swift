@@ -220,8 +220,11 @@ struct StorageService: Sendable {
     /// If the event cannot be appended, the new bytes are dropped instead.
     func record(_ blob: BlobLocation, size: Int64, mimeType: String, etag: String, uploadedBy: UUID?, replacing previous: UUID?,
                 metadata: EventMetadata) async throws -> Object {
+        // A whole millisecond (and 0.1 ms, so that no binary fraction just under it prints as the one
+        // before: the log's JSON truncates to milliseconds, and a double near 2026 is only good to ~0.1 µs).
+        let uploadedAt = Date(timeIntervalSince1970: (Date().timeIntervalSince1970 * 1000).rounded(.down) / 1000 + 0.000_1)
         let event = ObjectUploaded(bucket: blob.bucket, key: blob.key, version: blob.version, size: size, mimeType: mimeType, etag: etag,
-                                   uploadedBy: uploadedBy)
+                                   uploadedBy: uploadedBy, uploadedAt: uploadedAt)
         do {
             try await store.append([try EventData(event, metadata: metadata)], to: Self.stream(blob.bucket), expected: .any)
         } catch {
@@ -233,12 +236,6 @@ struct StorageService: Sendable {
         }
         if let previous, previous != blob.version {
             await drop([BlobLocation(bucket: blob.bucket, key: blob.key, version: previous)])
-        }
-        var uploadedAt = Date()
-        for try await at in try await client.query("""
-            SELECT uploaded_at FROM storage.objects WHERE bucket = \(blob.bucket) AND key = \(blob.key) AND version = \(blob.version)
-            """, logger: logger).decode(Date.self) {
-            uploadedAt = at
         }
         return Object(bucket: blob.bucket, key: blob.key, version: blob.version, size: size, mimeType: mimeType, etag: etag,
                       uploadedBy: uploadedBy, uploadedAt: uploadedAt)

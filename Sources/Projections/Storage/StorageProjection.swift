@@ -42,7 +42,7 @@ public struct StorageProjection: Projection {
                 // The bucket must still exist: an upload racing the bucket's deletion fails here (and its bytes are dropped).
                 let rows = try await db.query("""
                     INSERT INTO \(unescaped: objects) (bucket, key, version, size, mime_type, etag, uploaded_by, uploaded_at)
-                    SELECT \(e.bucket), \(e.key), \(e.version), \(e.size), \(e.mimeType), \(e.etag), \(e.uploadedBy), \(at)
+                    SELECT \(e.bucket), \(e.key), \(e.version), \(e.size), \(e.mimeType), \(e.etag), \(e.uploadedBy), \(e.uploadedAt ?? at)
                       FROM \(unescaped: buckets) WHERE name = \(e.bucket)
                     ON CONFLICT (bucket, key) DO UPDATE SET version = excluded.version, size = excluded.size,
                         mime_type = excluded.mime_type, etag = excluded.etag, uploaded_by = excluded.uploaded_by,
