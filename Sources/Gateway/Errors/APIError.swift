@@ -1,3 +1,4 @@
+import _NIOFileSystem
 import EventStore
 import Foundation
 import HTTPTypes
@@ -91,6 +92,13 @@ public struct APIError: Error, Sendable, CustomStringConvertible {
                 let code = e.status.code < 500 ? "INVALID_INPUT" : "INTERNAL_ERROR"
                 return APIError(e.status, code, e.body ?? e.status.reasonPhrase)
             }
+        case is StorageProviderError:
+            return APIError(.badGateway, "STORAGE_PROVIDER_ERROR", "The storage provider failed; try again",
+                            nextActions: "Retry the request; if it keeps failing, check the storage provider's settings and health")
+        case let e as FileSystemError where e.code == .notFound:
+            return APIError(.notFound, "STORAGE_NOT_FOUND", "The object's bytes are missing from the storage folder")
+        case is FileSystemError:
+            return APIError(.serviceUnavailable, "STORAGE_PROVIDER_ERROR", "The storage folder could not be used; try again")
         default:
             return APIError(.internalServerError, "INTERNAL_ERROR", "Internal server error")
         }
