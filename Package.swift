@@ -10,6 +10,7 @@ let package = Package(
         .executable(name: "insforge", targets: ["insforge"]),
         .executable(name: "insforge-bench", targets: ["insforge-bench"]),
         .executable(name: "insforge-realtime-bench", targets: ["insforge-realtime-bench"]),
+        .executable(name: "insforge-storage-bench", targets: ["insforge-storage-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
@@ -109,6 +110,17 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Load tool for storage: large streamed uploads/downloads (throughput, server RSS) and many small uploads.
+        .executableTarget(
+            name: "insforge-storage-bench",
+            dependencies: [
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -206,8 +206,7 @@ final class Bench: Sendable {
     /// `workers` concurrent workers, each doing one untimed warm-up upload (opening its connection),
     /// then `rounds` timed ones, with the tokens handed out round-robin; distinct keys throughout.
     func smallUploads(base: String, label: String, tokens: [String]) async -> SmallRun {
-        var body = ByteBufferAllocator().buffer(capacity: smallSize)
-        body.writeBytes((0..<smallSize).map { _ in UInt8.random(in: 0...255) })
+        let body = ByteBuffer(bytes: (0..<smallSize).map { _ in UInt8.random(in: 0...255) })
         let run = "\(UInt32.random(in: 0...UInt32.max))"
         let workers = self.workers, rounds = self.rounds
         let start = Gate()
@@ -304,7 +303,7 @@ struct RSSSampler {
                     samples += 1
                 }
             } while (try? await Task.sleep(for: .milliseconds(20))) != nil
-            return (peak, samples)
+            return (peakKB: peak, samples: samples)
         }
         return RSSSampler(beforeKB: before, task: task)
     }

@@ -25,10 +25,10 @@ struct StorageBench: AsyncParsableCommand {
     @Option(help: "Uploads per worker.") var rounds = 5
     @Option(help: "Size of a small object, in KB (2^10 bytes).") var smallKB = 10
     @Option(help: "Users signed up for the user-token run (0 to skip it).") var users = 10
-    @Option(help: "Baseline: raw disk write of the large object with dd, MB/s.") var diskWriteMBps: Double?
-    @Option(help: "Baseline: raw disk read of the large object with dd, MB/s.") var diskReadMBps: Double?
-    @Option(help: "Baseline: put_object of the large object straight to the S3 server, MB/s.") var s3DirectPutMBps: Double?
-    @Option(help: "Baseline: get_object of the large object straight from the S3 server, MB/s.") var s3DirectGetMBps: Double?
+    @Option(name: .customLong("disk-write-mbps"), help: "Baseline: raw disk write of the large object with dd, MB/s.") var diskWriteMBps: Double?
+    @Option(name: .customLong("disk-read-mbps"), help: "Baseline: raw disk read of the large object with dd, MB/s.") var diskReadMBps: Double?
+    @Option(name: .customLong("s3-direct-put-mbps"), help: "Baseline: put_object of the large object straight to the S3 server, MB/s.") var s3DirectPutMBps: Double?
+    @Option(name: .customLong("s3-direct-get-mbps"), help: "Baseline: get_object of the large object straight from the S3 server, MB/s.") var s3DirectGetMBps: Double?
     @Option(help: "Baseline: small put_objects per second straight to the S3 server.") var s3DirectPutsPerSecond: Double?
 
     func validate() throws {
