@@ -19,11 +19,11 @@ import TestSupport
     }
 
     @Test func keys() {
-        for good in ["a", "a/b/c.txt", "résumé 2024 (final).pdf", "a..b", ".hidden", "x/.y", String(repeating: "k", count: 255)] {
+        for good in ["a", "a/b/c.txt", "résumé 2024 (final).pdf", "a..b", ".hidden", "x/.y", String(repeating: "k", count: 200), "a@b"] {
             #expect(StorageNames.keyProblem(good) == nil, "\(good)")
         }
         let bad = ["", "/a", "a/../b", "..", "../x", "a/..", "a//b", "a/./b", ".", "a/", "nul\u{0}", "tab\t", "del\u{7F}", "back\\slash",
-                   String(repeating: "k", count: 256), String(repeating: "k/", count: 600)]
+                   String(repeating: "k", count: 201), String(repeating: "k/", count: 600)]
         for key in bad { #expect(StorageNames.keyProblem(key) != nil, "\(key.debugDescription)") }
     }
 
@@ -45,6 +45,12 @@ import TestSupport
         #expect(BlobLocation(path: blob.path) == blob)
         #expect(BlobLocation(path: "b/x") == nil)
         #expect(BlobLocation(path: "b/x/not-a-uuid") == nil)
+        #expect(LocalStorageProvider.relativePath(blob) == "b/a/b/c.txt@\(version.uuidString.lowercased())")
+        #expect(LocalStorageProvider.blob(atRelativePath: LocalStorageProvider.relativePath(blob)) == blob)
+        let odd = BlobLocation(bucket: "b", key: "x@y/z@w", version: version)
+        #expect(LocalStorageProvider.blob(atRelativePath: LocalStorageProvider.relativePath(odd)) == odd)
+        #expect(LocalStorageProvider.blob(atRelativePath: "b/k@nope") == nil)
+        #expect(LocalStorageProvider.blob(atRelativePath: "b@\(version)") == nil)
     }
 }
 

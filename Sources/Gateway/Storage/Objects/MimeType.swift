@@ -38,10 +38,21 @@ enum MimeType {
 
     /// The type the bytes themselves announce, if any.
     static func sniff(_ b: [UInt8]) -> String? {
+        // Compared in place: this runs on every upload.
         func starts(_ prefix: [UInt8], at offset: Int = 0) -> Bool {
-            b.count >= offset + prefix.count && Array(b[offset..<(offset + prefix.count)]) == prefix
+            guard b.count >= offset + prefix.count else { return false }
+            for (i, byte) in prefix.enumerated() where b[offset + i] != byte { return false }
+            return true
         }
-        func ascii(_ s: String) -> [UInt8] { Array(s.utf8) }
+        func starts(_ prefix: String, at offset: Int = 0) -> Bool {
+            var i = offset
+            for byte in prefix.utf8 {
+                guard i < b.count, b[i] == byte else { return false }
+                i += 1
+            }
+            return true
+        }
+        func ascii(_ s: String) -> String { s }
 
         if starts([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]) { return "image/png" }
         if starts([0xFF, 0xD8, 0xFF]) { return "image/jpeg" }
@@ -86,6 +97,10 @@ enum MimeType {
 
     /// HTML, SVG and XML announce themselves in text: these are the types that must not be served inline.
     private static func sniffMarkup(_ b: [UInt8]) -> String? {
+        // Only text that starts (after a byte-order mark and blanks) with `<` is worth decoding.
+        var start = b.starts(with: [0xEF, 0xBB, 0xBF]) ? 3 : 0
+        while start < b.count, [0x20, 0x09, 0x0A, 0x0D, 0x0C].contains(b[start]) { start += 1 }
+        guard start < b.count, b[start] == UInt8(ascii: "<") else { return nil }
         var text = String(decoding: b.prefix(sniffLength), as: UTF8.self)
         if text.hasPrefix("\u{FEFF}") { text.removeFirst() }
         let lead = text.drop(while: { $0.isWhitespace }).lowercased()

@@ -7,8 +7,9 @@ enum StorageNames {
     static let maxBucketLength = 63
     /// Longest key, in UTF-8 bytes (S3's limit).
     static let maxKeyBytes = 1024
-    /// Longest part of a key between `/`s, in UTF-8 bytes (a directory name on the local provider).
-    static let maxSegmentBytes = 255
+    /// Longest part of a key between `/`s, in UTF-8 bytes (a file or folder name on the local provider,
+    /// which adds `@<version>` to the last part: 200 + 37 stays under the usual 255).
+    static let maxSegmentBytes = 200
 
     /// Why `name` cannot be a bucket name (`^[a-zA-Z0-9_-]+$`, at most 63 characters), or nil.
     static func bucketProblem(_ name: String) -> String? {

@@ -3,7 +3,8 @@ import Foundation
 import Hummingbird
 import NIOCore
 
-/// Objects in a local folder (`STORAGE_DIR`): the bytes of each upload in `<root>/<bucket>/<key>/<version>`.
+/// Objects in a local folder (`STORAGE_DIR`): the bytes of each upload in `<root>/<bucket>/<key>@<version>`
+/// (a file next to the key's siblings, so that an upload creates one inode, not a folder too).
 ///
 /// A new file is created unnamed (`O_TMPFILE`) and linked under its name only once complete, so a
 /// crash or a rejected upload never leaves a partial file anywhere, not even a temporary one.
@@ -23,21 +24,34 @@ struct LocalStorageProvider: StorageProvider {
         guard StorageNames.bucketProblem(blob.bucket) == nil, StorageNames.keyProblem(blob.key) == nil else {
             throw StorageProviderError(message: "invalid object location")
         }
-        return root + "/" + blob.path
+        return root + "/" + Self.relativePath(blob)
+    }
+
+    static func relativePath(_ blob: BlobLocation) -> String {
+        "\(blob.bucket)/\(blob.key)@\(blob.version.uuidString.lowercased())"
+    }
+
+    /// The blob a file under the root holds (nil: not one of ours).
+    static func blob(atRelativePath path: String) -> BlobLocation? {
+        guard let slash = path.firstIndex(of: "/"), let at = path.lastIndex(of: "@"), at > slash,
+              let version = UUID(uuidString: String(path[path.index(after: at)...])) else { return nil }
+        let key = String(path[path.index(after: slash)..<at])
+        guard !key.isEmpty else { return nil }
+        return BlobLocation(bucket: String(path[..<slash]), key: key, version: version)
     }
 
     func writer(for blob: BlobLocation, contentType: String) async throws -> any BlobWriter {
         let path = try filePath(blob)
         let directory = String(path[..<(path.lastIndex(of: "/") ?? path.endIndex)])
-        // Twice: a delete pruning empty folders may remove the new one between the two steps.
-        for attempt in 1...2 {
-            try await FileSystem.shared.createDirectory(at: FilePath(directory), withIntermediateDirectories: true, permissions: nil)
+        // The folder usually exists: open first, and make the folder only when it does not (twice at
+        // most, as a delete pruning empty folders may remove a new one in between).
+        for attempt in 1...3 {
             do {
                 let handle = try await FileSystem.shared.openFile(
                     forWritingAt: FilePath(path), options: .newFile(replaceExisting: false, permissions: [.ownerReadWrite, .groupRead]))
                 return LocalBlobWriter(handle: handle)
-            } catch let error as FileSystemError where error.code == .notFound && attempt == 1 {
-                continue
+            } catch let error as FileSystemError where error.code == .notFound && attempt < 3 {
+                try await FileSystem.shared.createDirectory(at: FilePath(directory), withIntermediateDirectories: true, permissions: nil)
             }
         }
         throw StorageProviderError(message: "could not create \(blob.path)")
@@ -91,7 +105,7 @@ struct LocalStorageProvider: StorageProvider {
             for case let url as URL in walk {
                 let values = try? url.resourceValues(forKeys: [.isRegularFileKey, .contentModificationDateKey])
                 guard values?.isRegularFile == true, let modified = values?.contentModificationDate, modified < before,
-                      url.path.hasPrefix(prefix), let blob = BlobLocation(path: String(url.path.dropFirst(prefix.count)))
+                      url.path.hasPrefix(prefix), let blob = Self.blob(atRelativePath: String(url.path.dropFirst(prefix.count)))
                 else { continue }
                 found.append(blob)
             }
