@@ -53,14 +53,60 @@ public enum JSONCoding {
     }
 
     /// `2026-01-02T03:04:05.678Z`: UTC with milliseconds, as the API writes every timestamp.
+    ///
+    /// Written out by hand (this runs for every event and most responses): the instant is taken to
+    /// the nearest microsecond first, so a binary fraction just under a millisecond prints as that
+    /// millisecond, then truncated to milliseconds.
     public static func timestamp(_ date: Date) -> String {
-        date.formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true).timeZone(separator: .omitted))
-            .replacingOccurrences(of: "+0000", with: "Z")
+        let micros = Int64((date.timeIntervalSince1970 * 1_000_000).rounded())
+        let ms = micros >= 0 ? micros / 1000 : (micros - 999) / 1000
+        let days = ms >= 0 ? ms / 86_400_000 : (ms - 86_399_999) / 86_400_000
+        let inDay = ms - days * 86_400_000
+        // Days since 1970-01-01 to a civil date (H. Hinnant's algorithm).
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let doe = z - era * 146_097
+        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let day = doy - (153 * mp + 2) / 5 + 1
+        let month = mp < 10 ? mp + 3 : mp - 9
+        let year = yoe + era * 400 + (month <= 2 ? 1 : 0)
+        var out = [UInt8]()
+        out.reserveCapacity(24)
+        func digits(_ value: Int64, _ width: Int) {
+            var divisor: Int64 = 1
+            for _ in 1..<width { divisor *= 10 }
+            var v = value
+            while divisor > 0 {
+                out.append(UInt8(ascii: "0") + UInt8((v / divisor) % 10))
+                v %= divisor
+                divisor /= 10
+            }
+        }
+        digits(year, 4); out.append(UInt8(ascii: "-")); digits(month, 2); out.append(UInt8(ascii: "-")); digits(day, 2)
+        out.append(UInt8(ascii: "T")); digits(inDay / 3_600_000, 2); out.append(UInt8(ascii: ":"))
+        digits(inDay / 60_000 % 60, 2); out.append(UInt8(ascii: ":")); digits(inDay / 1000 % 60, 2)
+        out.append(UInt8(ascii: ".")); digits(inDay % 1000, 3); out.append(UInt8(ascii: "Z"))
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// Parses ISO-8601 with or without fractional seconds.
     public static func parseTimestamp(_ s: String) -> Date? {
         if let d = try? Date(s, strategy: .iso8601.year().month().day().time(includingFractionalSeconds: true)) { return d }
         return try? Date(s, strategy: .iso8601)
+    }
+}
+
+extension Sequence where Element == UInt8 {
+    /// Lowercase hex, two digits a byte.
+    public var hexString: String {
+        let digits = Array("0123456789abcdef".utf8)
+        var out = [UInt8]()
+        for byte in self {
+            out.append(digits[Int(byte >> 4)])
+            out.append(digits[Int(byte & 0x0F)])
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 }

@@ -18,7 +18,7 @@ public struct Migration: Sendable, Hashable {
     }
 
     /// SHA-256 hex of the file's text: an applied migration must never change.
-    public var checksum: String { SHA256.hash(data: Data(sql.utf8)).map { String(format: "%02x", $0) }.joined() }
+    public var checksum: String { SHA256.hash(data: Data(sql.utf8)).hexString }
 }
 
 /// Why migrations could not run; the message is meant for the operator, as is.

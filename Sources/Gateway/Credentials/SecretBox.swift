@@ -25,6 +25,6 @@ public struct SecretBox: Sendable {
 
     /// SHA-256 hex of a key: how keys are looked up and referred to without storing them.
     public static func fingerprint(_ key: String) -> String {
-        SHA256.hash(data: Data(key.utf8)).map { String(format: "%02x", $0) }.joined()
+        SHA256.hash(data: Data(key.utf8)).hexString
     }
 }

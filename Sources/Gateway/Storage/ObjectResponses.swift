@@ -27,13 +27,6 @@ struct StorageFileBody: Encodable {
 
     enum CodingKeys: String, CodingKey { case key, bucket, size, mimeType, uploadedAt, url, etag, uploadedBy }
 
-    /// ISO 8601 at the nearest millisecond (printed from 0.1 ms past it, as the formatter truncates):
-    /// the same instant read back from the log's JSON or from Postgres prints the same.
-    static func timestamp(_ date: Date) -> String {
-        let ms = (date.timeIntervalSince1970 * 1000).rounded()
-        return JSONCoding.timestamp(Date(timeIntervalSince1970: ms / 1000 + 0.000_1))
-    }
-
     /// `uploadedBy` is always present (null for admin uploads).
     func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
@@ -41,7 +34,7 @@ struct StorageFileBody: Encodable {
         try c.encode(bucket, forKey: .bucket)
         try c.encode(size, forKey: .size)
         try c.encode(mimeType, forKey: .mimeType)
-        try c.encode(Self.timestamp(uploadedAt), forKey: .uploadedAt)
+        try c.encode(uploadedAt, forKey: .uploadedAt)
         try c.encode(url, forKey: .url)
         try c.encode(etag, forKey: .etag)
         try c.encode(uploadedBy, forKey: .uploadedBy)
@@ -63,10 +56,20 @@ enum StorageURLs {
 
     /// `encodeURIComponent`: everything but `A-Z a-z 0-9 - _ . ! ~ * ' ( )` percent-encoded (so `/` is `%2F`).
     static func component(_ s: String) -> String {
-        var allowed = CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.!~*'()")
-        allowed.remove(charactersIn: "")
-        return s.addingPercentEncoding(withAllowedCharacters: allowed) ?? s
+        let hex = Array("0123456789ABCDEF".utf8)
+        var out = [UInt8]()
+        out.reserveCapacity(s.utf8.count)
+        for byte in s.utf8 {
+            if unreserved.contains(byte) {
+                out.append(byte)
+            } else {
+                out += [UInt8(ascii: "%"), hex[Int(byte >> 4)], hex[Int(byte & 0x0F)]]
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
     }
+
+    private static let unreserved = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.!~*'()".utf8)
 
     static func object(base: String, bucket: String, key: String) -> String {
         "\(base)/api/storage/buckets/\(bucket)/objects/\(component(key))"

@@ -220,9 +220,8 @@ struct StorageService: Sendable {
     /// If the event cannot be appended, the new bytes are dropped instead.
     func record(_ blob: BlobLocation, size: Int64, mimeType: String, etag: String, uploadedBy: UUID?, replacing previous: UUID?,
                 metadata: EventMetadata) async throws -> Object {
-        // A whole millisecond (and 0.1 ms, so that no binary fraction just under it prints as the one
-        // before: the log's JSON truncates to milliseconds, and a double near 2026 is only good to ~0.1 µs).
-        let uploadedAt = Date(timeIntervalSince1970: (Date().timeIntervalSince1970 * 1000).rounded(.down) / 1000 + 0.000_1)
+        // A whole millisecond, as the log's JSON keeps it, so the response and the read model agree.
+        let uploadedAt = Date(timeIntervalSince1970: (Date().timeIntervalSince1970 * 1000).rounded(.down) / 1000)
         let event = ObjectUploaded(bucket: blob.bucket, key: blob.key, version: blob.version, size: size, mimeType: mimeType, etag: etag,
                                    uploadedBy: uploadedBy, uploadedAt: uploadedAt)
         do {

@@ -98,7 +98,7 @@ public struct AuthCodes: Sendable {
     }
 
     private func mac(_ text: String) -> String {
-        HMAC<SHA256>.authenticationCode(for: Data(text.utf8), using: key).map { String(format: "%02x", $0) }.joined()
+        HMAC<SHA256>.authenticationCode(for: Data(text.utf8), using: key).hexString
     }
 
     /// A uniformly random 6-digit code.

@@ -18,12 +18,19 @@ enum MimeType {
     /// A declared `Content-Type` without parameters, lowercased; nil when empty or not `type/subtype`.
     static func normalized(_ declared: String?) -> String? {
         guard let declared else { return nil }
-        let essence = declared.split(separator: ";", maxSplits: 1).first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
-        let parts = essence.split(separator: "/", omittingEmptySubsequences: false)
-        guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty, essence.utf8.count <= 127,
-              essence.unicodeScalars.allSatisfy({ $0.isASCII && $0.value > 0x20 && !"()<>@,;:\\\"[]?={}".unicodeScalars.contains($0) })
-        else { return nil }
-        return essence
+        // ASCII only, so bytes will do: the part before `;`, without blanks, lowercased, `type/subtype`
+        // made of token characters.
+        var essence: [UInt8] = []
+        var slashes = 0
+        for byte in declared.utf8 {
+            if byte == UInt8(ascii: ";") { break }
+            if byte == 0x20 || byte == 0x09 { continue }
+            guard byte > 0x20, byte < 0x7F, !"()<>@,:\\\"[]?={}".utf8.contains(byte), essence.count < 127 else { return nil }
+            if byte == UInt8(ascii: "/") { slashes += 1 }
+            essence.append(byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte + 32 : byte)
+        }
+        guard slashes == 1, essence.first != UInt8(ascii: "/"), essence.last != UInt8(ascii: "/") else { return nil }
+        return String(decoding: essence, as: UTF8.self)
     }
 
     /// Types a browser would run as a page or script on our origin: served as attachments only.

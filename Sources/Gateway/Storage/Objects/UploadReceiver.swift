@@ -209,7 +209,7 @@ final class FileSink {
         if writer == nil { try await start() }
         try await writer?.commit()
         writer = nil
-        let etag = "\"" + md5.finalize().map { String(format: "%02x", $0) }.joined() + "\""
+        let etag = "\"" + md5.finalize().hexString + "\""
         return ReceivedFile(size: size, mimeType: mimeType ?? MimeType.fallback, etag: etag)
     }
 
