@@ -262,6 +262,34 @@ import TestSupport
         }
     }
 
+    @Test func uploadsInOneAppendGoInTogetherAndTheLastOfAKeyWins() async throws {
+        try await withEventStore(inline: [StorageProjection()]) { store, _ in
+            let client = store.client
+            try await store.append([try EventData(BucketCreated(bucket: "b", isPublic: false))], to: "bucket-b", expected: .any)
+            let versions = (0..<4).map { _ in UUID() }
+            let uploads = try versions.enumerated().map { i, v in
+                try EventData(ObjectUploaded(bucket: "b", key: i < 2 ? "same" : "k\(i)", version: v, size: Int64(i), mimeType: "text/plain",
+                                             etag: "\"\(i)\"", uploadedBy: i == 3 ? Self.alice : nil, uploadedAt: nil))
+            }
+            try await store.append(uploads, to: "bucket-b", expected: .any)
+            var rows: [String: (UUID, Int64, UUID?)] = [:]
+            for try await (key, version, size, by) in try await client.query(
+                "SELECT key, version, size, uploaded_by FROM storage.objects ORDER BY key").decode((String, UUID, Int64, UUID?).self) {
+                rows[key] = (version, size, by)
+            }
+            #expect(rows.count == 3)
+            #expect(rows["same"]?.0 == versions[1] && rows["same"]?.1 == 1)
+            #expect(rows["k3"]?.2 == Self.alice && rows["k2"]?.2 == nil)
+            // An upload to a bucket that does not exist fails (alone) and stores nothing.
+            await #expect(throws: (any Error).self) {
+                try await store.append([try EventData(ObjectUploaded(bucket: "nope", key: "x", version: UUID(), size: 1, mimeType: "a/b",
+                                                                     etag: "\"e\"", uploadedBy: nil, uploadedAt: nil))],
+                                       to: "bucket-nope", expected: .any)
+            }
+            #expect(try await scalar(client, "SELECT count(*) FROM storage.objects", as: Int64.self) == 3)
+        }
+    }
+
     @Test func theSweepRemovesOnlyUnreferencedBytesPastTheGrace() async throws {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("st-\(UUID())").path
         defer { try? FileManager.default.removeItem(atPath: root) }

@@ -21,7 +21,15 @@ public struct StorageProjection: Projection {
         let buckets = context.name(of: Self.buckets)
         let objects = context.name(of: Self.objects)
         let db = context.connection
+        // Uploads in a row (what a busy group commit brings) go in as one statement.
+        var uploads: [(ObjectUploaded, Date)] = []
         for event in events {
+            if event.type == ObjectUploaded.type {
+                uploads.append((try event.decode(ObjectUploaded.self), event.recordedAt))
+                continue
+            }
+            try await insert(uploads, in: context)
+            uploads.removeAll()
             let at = event.recordedAt
             switch event.type {
             case BucketCreated.type:
@@ -37,21 +45,6 @@ public struct StorageProjection: Projection {
                 let e = try event.decode(BucketDeleted.self)
                 try await db.query("DELETE FROM \(unescaped: objects) WHERE bucket = \(e.bucket)", logger: context.logger)
                 try await db.query("DELETE FROM \(unescaped: buckets) WHERE name = \(e.bucket)", logger: context.logger)
-            case ObjectUploaded.type:
-                let e = try event.decode(ObjectUploaded.self)
-                // The bucket must still exist: an upload racing the bucket's deletion fails here (and its bytes are dropped).
-                let rows = try await db.query("""
-                    INSERT INTO \(unescaped: objects) (bucket, key, version, size, mime_type, etag, uploaded_by, uploaded_at)
-                    SELECT \(e.bucket), \(e.key), \(e.version), \(e.size), \(e.mimeType), \(e.etag), \(e.uploadedBy), \(e.uploadedAt ?? at)
-                      FROM \(unescaped: buckets) WHERE name = \(e.bucket)
-                    ON CONFLICT (bucket, key) DO UPDATE SET version = excluded.version, size = excluded.size,
-                        mime_type = excluded.mime_type, etag = excluded.etag, uploaded_by = excluded.uploaded_by,
-                        uploaded_at = excluded.uploaded_at
-                    RETURNING 1
-                    """, logger: context.logger)
-                var stored = false
-                for try await _ in rows { stored = true }
-                if !stored { throw StorageProjectionError.bucketMissing(e.bucket) }
             case ObjectDeleted.type:
                 let e = try event.decode(ObjectDeleted.self)
                 try await db.query("DELETE FROM \(unescaped: objects) WHERE bucket = \(e.bucket) AND key = \(e.key) AND version = \(e.version)",
@@ -66,6 +59,34 @@ public struct StorageProjection: Projection {
                 continue
             }
         }
+        try await insert(uploads, in: context)
+    }
+
+    /// Upserts the objects of consecutive uploads in one statement. The last upload of a key wins
+    /// (one statement may not touch a row twice). Every bucket must still exist: an upload racing
+    /// its bucket's deletion fails here, and the store then retries the commands one by one, so
+    /// only that upload fails (and its bytes are dropped).
+    private func insert(_ uploads: [(ObjectUploaded, Date)], in context: ProjectionContext) async throws {
+        guard !uploads.isEmpty else { return }
+        var seen = Set<[String]>()
+        let latest = uploads.reversed().filter { seen.insert([$0.0.bucket, $0.0.key]).inserted }
+        let none = UUID(uuid: (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0))
+        let rows = try await context.connection.query("""
+            INSERT INTO \(unescaped: context.name(of: Self.objects)) (bucket, key, version, size, mime_type, etag, uploaded_by, uploaded_at)
+            SELECT u.bucket, u.key, u.version, u.size, u.mime_type, u.etag, nullif(u.uploaded_by, \(none)), u.uploaded_at
+              FROM unnest(\(latest.map(\.0.bucket)), \(latest.map(\.0.key)), \(latest.map(\.0.version)), \(latest.map(\.0.size)),
+                          \(latest.map(\.0.mimeType)), \(latest.map(\.0.etag)), \(latest.map { $0.0.uploadedBy ?? none }),
+                          \(latest.map { $0.0.uploadedAt ?? $0.1 }))
+                   AS u(bucket, key, version, size, mime_type, etag, uploaded_by, uploaded_at)
+              JOIN \(unescaped: context.name(of: Self.buckets)) b ON b.name = u.bucket
+            ON CONFLICT (bucket, key) DO UPDATE SET version = excluded.version, size = excluded.size,
+                mime_type = excluded.mime_type, etag = excluded.etag, uploaded_by = excluded.uploaded_by,
+                uploaded_at = excluded.uploaded_at
+            RETURNING bucket
+            """, logger: context.logger)
+        var stored = Set<String>()
+        for try await bucket in rows.decode(String.self) { stored.insert(bucket) }
+        if let missing = latest.first(where: { !stored.contains($0.0.bucket) }) { throw StorageProjectionError.bucketMissing(missing.0.bucket) }
     }
 }
 

@@ -98,6 +98,14 @@ struct UploadReceiver {
         parser.onBody = { buffer in pieces.list.append(.body(buffer)) }
         parser.onPartComplete = { pieces.list.append(.end) }
 
+        /// Whether a part with these headers is the file; if so, the sink learns its name and declared type.
+        func adoptIfFile(_ headers: [(String, String)]) -> Bool {
+            let disposition = headers.first { $0.0 == "content-disposition" }.map { dispositionParameters($0.1) } ?? [:]
+            guard disposition["name"] == "file" else { return false }
+            sink.fileName = disposition["filename"]
+            sink.declaredType = MimeType.normalized(headers.first { $0.0 == "content-type" }?.1)
+            return true
+        }
         var headers: [(String, String)] = []
         var inFile = false
         var sawFile = false
@@ -113,25 +121,15 @@ struct UploadReceiver {
                     guard headers.count < 32 else { throw APIError(.badRequest, "STORAGE_INVALID_PARAMETER", "Too many part headers") }
                     headers.append((name.lowercased(), value))
                 case .body(let buffer):
-                    if !inFile, !sawFile, headers.contains(where: { $0.0 == "content-disposition" }) {
-                        let disposition = headers.first { $0.0 == "content-disposition" }.map { dispositionParameters($0.1) } ?? [:]
-                        if disposition["name"] == "file" {
-                            inFile = true
-                            sawFile = true
-                            sink.fileName = disposition["filename"]
-                            sink.declaredType = MimeType.normalized(headers.first { $0.0 == "content-type" }?.1)
-                        }
+                    if !headers.isEmpty {
+                        inFile = !sawFile && adoptIfFile(headers)
+                        sawFile = sawFile || inFile
                         headers.removeAll()
                     }
                     if inFile { try await sink.write(buffer) }
                 case .end:
-                    if !sawFile, headers.contains(where: { $0.0 == "content-disposition" && dispositionParameters($0.1)["name"] == "file" }) {
-                        // An empty file: its part has headers and no body.
-                        sawFile = true
-                        let disposition = headers.first { $0.0 == "content-disposition" }.map { dispositionParameters($0.1) } ?? [:]
-                        sink.fileName = disposition["filename"]
-                        sink.declaredType = MimeType.normalized(headers.first { $0.0 == "content-type" }?.1)
-                    }
+                    // A part with headers left has no body: an empty file, if it is the one.
+                    if !headers.isEmpty, !sawFile, adoptIfFile(headers) { sawFile = true }
                     if inFile { finished = true }
                     inFile = false
                     headers.removeAll()

@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import EventStore
 import Foundation
 import Hummingbird
 import Logging
@@ -126,8 +127,6 @@ struct S3StorageProvider: StorageProvider {
     func list(prefix: String) async throws -> [(key: String, modified: Date?)] {
         var out: [(String, Date?)] = []
         var token: String?
-        let dates = ISO8601DateFormatter()
-        dates.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         repeat {
             var pairs = [("list-type", "2"), ("prefix", prefix)]
             if let token { pairs.append(("continuation-token", token)) }
@@ -135,7 +134,7 @@ struct S3StorageProvider: StorageProvider {
             for block in S3XML.blocks(of: "Contents", in: text) {
                 guard let key = S3XML.values(of: "Key", in: block).first else { continue }
                 let modified = S3XML.values(of: "LastModified", in: block).first
-                out.append((key, modified.flatMap { dates.date(from: $0) ?? ISO8601DateFormatter().date(from: $0) }))
+                out.append((key, modified.flatMap(JSONCoding.parseTimestamp)))
             }
             token = S3XML.values(of: "IsTruncated", in: text).first == "true" ? S3XML.values(of: "NextContinuationToken", in: text).first : nil
         } while token != nil
@@ -157,14 +156,12 @@ struct S3StorageProvider: StorageProvider {
     }
 
     func abortIncompleteUploads(startedBefore before: Date) async throws -> Int {
-        let dates = ISO8601DateFormatter()
-        dates.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         let prefix = settings.prefix.isEmpty ? "" : settings.prefix + "/"
         let (_, text) = try await expectOK(.GET, url(key: nil, query: Self.query([("prefix", prefix), ("uploads", "")])), what: "list uploads")
         var aborted = 0
         for upload in S3XML.blocks(of: "Upload", in: text) {
             guard let key = S3XML.values(of: "Key", in: upload).first, let id = S3XML.values(of: "UploadId", in: upload).first,
-                  let started = S3XML.values(of: "Initiated", in: upload).first.flatMap({ dates.date(from: $0) ?? ISO8601DateFormatter().date(from: $0) }),
+                  let started = S3XML.values(of: "Initiated", in: upload).first.flatMap(JSONCoding.parseTimestamp),
                   started < before, path(ofKey: key).flatMap(BlobLocation.init(path:)) != nil
             else { continue }
             try await expectOK(.DELETE, url(key: key, query: Self.query([("uploadId", id)])), what: "abort multipart upload")
