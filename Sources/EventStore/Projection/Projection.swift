@@ -68,6 +68,8 @@ public struct ProjectionContext: Sendable {
 public enum SQLIdentifier {
     /// `"name"` with inner quotes doubled.
     public static func quote(_ name: String) -> String {
-        "\"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+        // Most names have no quote to double: skip Foundation's (slow) replacing then.
+        guard name.utf8.contains(UInt8(ascii: "\"")) else { return "\"" + name + "\"" }
+        return "\"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\""
     }
 }
