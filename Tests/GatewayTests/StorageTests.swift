@@ -3,6 +3,8 @@ import Crypto
 import EventStore
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
+import NIOCore
 import PostgresNIO
 import Projections
 import Testing
@@ -312,5 +314,37 @@ import TestSupport
             await aborted.abort()
             #expect(try await storage.provider.blobs(writtenBefore: Date().addingTimeInterval(60)) == [live.blob])
         }
+    }
+}
+
+@Suite struct StreamedBodyTests {
+    @Test func buffersArriveInOrderAndTheSenderWaitsWhenTheQueueIsFull() async throws {
+        let body = StreamedBody(limit: 2)
+        let sent = NIOLockedValueBox(0)
+        let producer = Task {
+            for i in 0..<50 {
+                try await body.send(ByteBuffer(string: "\(i),"))
+                sent.withLockedValue { $0 += 1 }
+            }
+            body.finish()
+        }
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(sent.withLockedValue { $0 } <= 2)  // nobody reads yet: the sender is held
+        var text = ""
+        for try await buffer in body { text += String(buffer: buffer) }
+        try await producer.value
+        #expect(text == (0..<50).map { "\($0)," }.joined())
+    }
+
+    @Test func failingEndsBothSides() async throws {
+        struct Boom: Error {}
+        let body = StreamedBody(limit: 1)
+        try await body.send(ByteBuffer(string: "a"))
+        let blocked = Task { try await body.send(ByteBuffer(string: "b")) }
+        try await Task.sleep(for: .milliseconds(20))
+        body.fail(Boom())
+        await #expect(throws: Boom.self) { try await blocked.value }
+        await #expect(throws: Boom.self) { for try await _ in body {} }
+        await #expect(throws: Boom.self) { try await body.send(ByteBuffer(string: "c")) }
     }
 }

@@ -192,12 +192,12 @@ struct StorageService: Sendable {
         var limit = target?.maxFileSize ?? 0
         if target == nil { limit = try await uploadLimit(bucket) }
         var blob: BlobLocation?
-        let received = try await UploadReceiver(limit: limit, key: key).receive(request) { contentType, fileName in
+        let received = try await UploadReceiver(limit: limit, key: key).receive(request) { contentType, fileName, size in
             let key = key ?? StorageNames.generatedKey(fileName: fileName)
             if target == nil { target = try await prepareUpload(bucket, key, as: identity) }
             let location = BlobLocation(bucket: bucket, key: key, version: UUID())
             blob = location
-            return try await provider.writer(for: location, contentType: contentType)
+            return try await provider.writer(for: location, contentType: contentType, size: size)
         }
         guard let blob, let target else { throw StorageProviderError(message: "upload ended without a file") }
         let object = try await record(blob, size: received.size, mimeType: received.mimeType, etag: received.etag,

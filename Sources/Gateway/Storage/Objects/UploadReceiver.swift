@@ -29,13 +29,12 @@ struct UploadReceiver {
     }
 
     /// Streams the file of `request` into a writer that `open` makes once the type and the file's
-    /// name are known (`open(type, fileName)`), and commits it. On any failure the writer is
+    /// name are known (`open(type, fileName, declared size)`), and commits it. On any failure the writer is
     /// aborted: nothing is left behind.
-    func receive(_ request: Request, open: @escaping (String, String?) async throws -> any BlobWriter) async throws -> ReceivedFile {
+    func receive(_ request: Request, open: @escaping (String, String?, Int64?) async throws -> any BlobWriter) async throws -> ReceivedFile {
         let contentType = request.headers[.contentType] ?? ""
-        if let length = request.headers[.contentLength].flatMap(Int64.init), length > limit + (1 << 20) {
-            throw Self.tooLarge(limit)
-        }
+        let length = request.headers[.contentLength].flatMap(Int64.init)
+        if let length, length > limit + (1 << 20) { throw Self.tooLarge(limit) }
         let sink = FileSink(limit: limit, key: key, open: open)
         // One iterator for the whole request: a body can only be iterated once.
         let body = BodyReader(request.body)
@@ -48,6 +47,8 @@ struct UploadReceiver {
             } else {
                 // curl's default for a raw body says nothing about the file.
                 sink.declaredType = MimeType.normalized(contentType).flatMap { $0 == "application/x-www-form-urlencoded" ? nil : $0 }
+                // A raw body's declared length is the file's (checked against the limit as it streams).
+                sink.expectedSize = length.flatMap { $0 <= limit ? $0 : nil }
                 while let chunk = try await body.next() { try await sink.write(chunk) }
             }
             return try await sink.finish()
@@ -164,8 +165,10 @@ final class FileSink {
 
     let limit: Int64
     let key: String?
-    let open: (String, String?) async throws -> any BlobWriter
+    let open: (String, String?, Int64?) async throws -> any BlobWriter
     var fileName: String?
+    /// The file's length when the request said it (a raw body with `Content-Length`).
+    var expectedSize: Int64?
     var declaredType: String?
     private(set) var size: Int64 = 0
     private var md5 = Insecure.MD5()
@@ -173,7 +176,7 @@ final class FileSink {
     private var writer: (any BlobWriter)?
     private var mimeType: String?
 
-    init(limit: Int64, key: String?, open: @escaping (String, String?) async throws -> any BlobWriter) {
+    init(limit: Int64, key: String?, open: @escaping (String, String?, Int64?) async throws -> any BlobWriter) {
         self.limit = limit
         self.key = key
         self.open = open
@@ -197,7 +200,7 @@ final class FileSink {
         let name = key.map(StorageNames.fileName) ?? fileName ?? ""
         let type = MimeType.resolve(head: head.readableBytesView, declared: declaredType, fileName: name)
         mimeType = type
-        let writer = try await open(type, fileName)
+        let writer = try await open(type, fileName, expectedSize)
         self.writer = writer
         if head.readableBytes > 0 { try await writer.write(head) }
         head = ByteBuffer()

@@ -40,7 +40,7 @@ struct LocalStorageProvider: StorageProvider {
         return BlobLocation(bucket: String(path[..<slash]), key: key, version: version)
     }
 
-    func writer(for blob: BlobLocation, contentType: String) async throws -> any BlobWriter {
+    func writer(for blob: BlobLocation, contentType: String, size: Int64?) async throws -> any BlobWriter {
         let path = try filePath(blob)
         let directory = String(path[..<(path.lastIndex(of: "/") ?? path.endIndex)])
         // The folder usually exists: open first, and make the folder only when it does not (twice at

@@ -55,8 +55,9 @@ struct PresignedPost: Sendable {
 protocol StorageProvider: Sendable {
     /// `local` or `s3`.
     var name: String { get }
-    /// Starts an upload to `blob` (`contentType` is known from the first bytes).
-    func writer(for blob: BlobLocation, contentType: String) async throws -> any BlobWriter
+    /// Starts an upload to `blob` (`contentType` is known from the first bytes; `size` when the
+    /// request declared its length).
+    func writer(for blob: BlobLocation, contentType: String, size: Int64?) async throws -> any BlobWriter
     /// The bytes of `blob` in `range` (all of them when nil), streamed.
     func read(_ blob: BlobLocation, range: ClosedRange<Int64>?) async throws -> ResponseBody
     /// Removes blobs (absent ones are not an error).
@@ -75,6 +76,12 @@ protocol StorageProvider: Sendable {
     func presignedPost(_ blob: BlobLocation, contentType: String, maxSize: Int64, expiresIn: Int) -> PresignedPost?
     /// Blobs uploaded straight to the provider under `bucket/key/`, newest first.
     func pendingUploads(bucket: String, key: String) async throws -> [BlobLocation]
+}
+
+extension StorageProvider {
+    func writer(for blob: BlobLocation, contentType: String) async throws -> any BlobWriter {
+        try await writer(for: blob, contentType: contentType, size: nil)
+    }
 }
 
 /// A provider's failure, reported as 502/503 without its internals.

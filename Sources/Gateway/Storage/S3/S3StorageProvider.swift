@@ -89,8 +89,8 @@ struct S3StorageProvider: StorageProvider {
 
     // MARK: StorageProvider
 
-    func writer(for blob: BlobLocation, contentType: String) async throws -> any BlobWriter {
-        S3BlobWriter(provider: self, key: objectKey(blob.path), contentType: contentType)
+    func writer(for blob: BlobLocation, contentType: String, size: Int64?) async throws -> any BlobWriter {
+        S3BlobWriter(provider: self, key: objectKey(blob.path), contentType: contentType, size: size)
     }
 
     func read(_ blob: BlobLocation, range: ClosedRange<Int64>?) async throws -> ResponseBody {
@@ -214,25 +214,65 @@ struct S3StorageProvider: StorageProvider {
     }
 }
 
-/// An upload to S3: bytes gather into 8 MiB parts; the first full part starts a multipart upload
-/// and each part is sent while the next one fills (at most one in flight). A small object is one
-/// PUT at `commit`. `abort` cancels the multipart upload, so no part is left billed or visible.
+/// An upload to S3. With a declared length over one part, the bytes stream through as one PUT
+/// while they arrive. Otherwise they gather into 8 MiB parts: the first full part starts a
+/// multipart upload and each part is sent while the next one fills (at most one in flight), and
+/// a small object is one PUT at `commit`. `abort` cancels the PUT or the multipart upload, so
+/// nothing is left visible (or billed).
 final class S3BlobWriter: BlobWriter {
     let provider: S3StorageProvider
     let key: String
     let contentType: String
+    let size: Int64?
     private var buffer = ByteBuffer()
     private var uploadId: String?
     private var parts: [(number: Int, etag: String)] = []
     private var inFlight: Task<(Int, String), any Error>?
+    private var streamed: (body: StreamedBody, request: Task<Void, any Error>)?
 
-    init(provider: S3StorageProvider, key: String, contentType: String) {
+    init(provider: S3StorageProvider, key: String, contentType: String, size: Int64?) {
         self.provider = provider
         self.key = key
         self.contentType = contentType
+        self.size = size
+    }
+
+    /// Starts the single streamed PUT (unsigned payload, known length).
+    private func startStreamedPut(length: Int64) -> (body: StreamedBody, request: Task<Void, any Error>) {
+        let body = StreamedBody()
+        let provider = self.provider
+        let url = provider.url(key: key)
+        let headers = [("Content-Type", contentType)]
+        let request = Task {
+            var request = HTTPClientRequest(url: url.absoluteString)
+            request.method = .PUT
+            for (name, value) in headers { request.headers.add(name: name, value: value) }
+            for (name, value) in provider.signer.sign(method: "PUT", url: url, headers: headers, payloadHash: AWSSigner.unsignedPayload,
+                                                      date: Date()) {
+                request.headers.replaceOrAdd(name: name, value: value)
+            }
+            request.body = .stream(body, length: .known(length))
+            do {
+                let response = try await provider.http.execute(request, timeout: .hours(1))
+                let text = String(buffer: try await response.body.collect(upTo: 1 << 20))
+                guard (200..<300).contains(response.status.code) else {
+                    throw StorageProviderError(message: "S3 put object failed: \(S3XML.values(of: "Code", in: text).first ?? "HTTP \(response.status.code)")")
+                }
+            } catch {
+                body.fail(error)
+                throw error
+            }
+        }
+        return (body, request)
     }
 
     func write(_ chunk: ByteBuffer) async throws {
+        if let size, size > S3StorageProvider.partSize {
+            let streamed = self.streamed ?? startStreamedPut(length: size)
+            self.streamed = streamed
+            try await streamed.body.send(chunk)
+            return
+        }
         var chunk = chunk
         buffer.writeBuffer(&chunk)
         if buffer.readableBytes >= S3StorageProvider.partSize { try await sendPart() }
@@ -263,6 +303,11 @@ final class S3BlobWriter: BlobWriter {
     }
 
     func commit() async throws {
+        if let streamed {
+            streamed.body.finish()
+            try await streamed.request.value
+            return
+        }
         guard uploadId != nil else {
             try await provider.expectOK(.PUT, provider.url(key: key), headers: [("Content-Type", contentType)], body: buffer, what: "put object")
             return
@@ -281,6 +326,11 @@ final class S3BlobWriter: BlobWriter {
     }
 
     func abort() async {
+        if let streamed {
+            streamed.body.fail(CancellationError())
+            streamed.request.cancel()
+            _ = try? await streamed.request.value
+        }
         inFlight?.cancel()
         _ = try? await inFlight?.value
         inFlight = nil
