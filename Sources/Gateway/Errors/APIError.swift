@@ -92,6 +92,11 @@ public struct APIError: Error, Sendable, CustomStringConvertible {
                 let code = e.status.code < 500 ? "INVALID_INPUT" : "INTERNAL_ERROR"
                 return APIError(e.status, code, e.body ?? e.status.reasonPhrase)
             }
+        case let e as StorageProviderError where e.busy:
+            var error = APIError(.serviceUnavailable, "STORAGE_PROVIDER_BUSY", "The storage provider is overloaded; retry shortly",
+                                 nextActions: "Retry after the Retry-After delay")
+            error.headers[.retryAfter] = "1"
+            return error
         case is StorageProviderError:
             return APIError(.badGateway, "STORAGE_PROVIDER_ERROR", "The storage provider failed; try again",
                             nextActions: "Retry the request; if it keeps failing, check the storage provider's settings and health")

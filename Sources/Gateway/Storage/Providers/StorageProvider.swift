@@ -84,8 +84,10 @@ extension StorageProvider {
     }
 }
 
-/// A provider's failure, reported as 502/503 without its internals.
+/// A provider's failure, reported as 502 (or 503 when it is only overloaded) without its internals.
 struct StorageProviderError: Error, CustomStringConvertible {
     var message: String
+    /// Too many requests already waiting for the provider: worth retrying shortly.
+    var busy = false
     var description: String { message }
 }

@@ -21,7 +21,7 @@ struct S3StorageProvider: StorageProvider {
     /// One client for the process (never shut down), with room for many concurrent transfers.
     static let client = HTTPClient(
         eventLoopGroupProvider: .singleton,
-        configuration: .init(timeout: .init(connect: .seconds(10), read: .seconds(60)),
+        configuration: .init(timeout: .init(connect: .seconds(30), read: .seconds(60)),
                              connectionPool: .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)))
     /// Part size of multipart uploads (S3's minimum is 5 MiB).
     static let partSize = 8 << 20
@@ -70,7 +70,20 @@ struct S3StorageProvider: StorageProvider {
             request.headers.replaceOrAdd(name: "Content-Length", value: String(body.readableBytes))
             request.body = .bytes(body)
         }
-        return try await http.execute(request, timeout: timeout)
+        do {
+            return try await http.execute(request, timeout: timeout)
+        } catch let error as HTTPClientError {
+            throw Self.providerError(error)
+        }
+    }
+
+    /// An HTTP client failure as the API reports it: waiting too long for a connection means S3 is
+    /// overloaded (503, retry); anything else, that it failed (502).
+    static func providerError(_ error: HTTPClientError) -> StorageProviderError {
+        if error == .getConnectionFromPoolTimeout || error == .connectTimeout {
+            return StorageProviderError(message: "S3 is busy: \(error)", busy: true)
+        }
+        return StorageProviderError(message: "S3 request failed: \(error)")
     }
 
     /// Sends a request and fails unless the status is 2xx; returns the response and its body text.
@@ -253,7 +266,10 @@ final class S3BlobWriter: BlobWriter {
             }
             request.body = .stream(body, length: .known(length))
             do {
-                let response = try await provider.http.execute(request, timeout: .hours(1))
+                let response: HTTPClientResponse
+                do { response = try await provider.http.execute(request, timeout: .hours(1)) } catch let error as HTTPClientError {
+                    throw S3StorageProvider.providerError(error)
+                }
                 let text = String(buffer: try await response.body.collect(upTo: 1 << 20))
                 guard (200..<300).contains(response.status.code) else {
                     throw StorageProviderError(message: "S3 put object failed: \(S3XML.values(of: "Code", in: text).first ?? "HTTP \(response.status.code)")")
