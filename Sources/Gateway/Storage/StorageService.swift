@@ -128,10 +128,10 @@ struct StorageService: Sendable {
         return nil
     }
 
-    /// A page of the objects in `bucket` that `identity` may read, and how many there are in all.
+    /// A page of the objects in `bucket` that `identity` may read, and how many there are in all
+    /// (the caller has found the bucket: an unknown one simply lists nothing).
     func list(_ bucket: String, prefix: String?, search: String?, limit: Int, offset: Int, as identity: DatabaseIdentity) async throws
         -> (objects: [Object], total: Int64) {
-        guard try await isPublic(bucket) != nil else { throw Self.bucketNotFound(bucket) }
         var objects: [Object] = []
         var total: Int64 = 0
         let rows = try await client.query("""
@@ -318,9 +318,6 @@ struct DownloadLinks: Sendable {
     /// Whether `token` is a valid, unexpired link for the object (compared in constant time).
     func verify(bucket: String, key objectKey: String, expires: Int64, token: String, now: Date = Date()) -> Bool {
         guard Int64(now.timeIntervalSince1970) <= expires else { return false }
-        let expected = Array(self.token(bucket: bucket, key: objectKey, expires: expires).utf8)
-        let given = Array(token.utf8)
-        guard expected.count == given.count else { return false }
-        return zip(expected, given).reduce(0) { $0 | ($1.0 ^ $1.1) } == 0
+        return AuthCodes.constantTimeEqual(self.token(bucket: bucket, key: objectKey, expires: expires), token)
     }
 }

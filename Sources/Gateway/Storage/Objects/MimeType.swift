@@ -59,18 +59,17 @@ enum MimeType {
             }
             return true
         }
-        func ascii(_ s: String) -> String { s }
 
         if starts([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]) { return "image/png" }
         if starts([0xFF, 0xD8, 0xFF]) { return "image/jpeg" }
-        if starts(ascii("GIF87a")) || starts(ascii("GIF89a")) { return "image/gif" }
-        if starts(ascii("RIFF")) && starts(ascii("WEBP"), at: 8) { return "image/webp" }
-        if starts(ascii("RIFF")) && starts(ascii("WAVE"), at: 8) { return "audio/wav" }
-        if starts(ascii("RIFF")) && starts(ascii("AVI "), at: 8) { return "video/x-msvideo" }
-        if starts(ascii("BM")) && b.count >= 14 && b[6] == 0 && b[7] == 0 && b[8] == 0 && b[9] == 0 { return "image/bmp" }
+        if starts("GIF87a") || starts("GIF89a") { return "image/gif" }
+        if starts("RIFF") && starts("WEBP", at: 8) { return "image/webp" }
+        if starts("RIFF") && starts("WAVE", at: 8) { return "audio/wav" }
+        if starts("RIFF") && starts("AVI ", at: 8) { return "video/x-msvideo" }
+        if starts("BM") && b.count >= 14 && b[6] == 0 && b[7] == 0 && b[8] == 0 && b[9] == 0 { return "image/bmp" }
         if starts([0x00, 0x00, 0x01, 0x00]) { return "image/x-icon" }
         if starts([0x49, 0x49, 0x2A, 0x00]) || starts([0x4D, 0x4D, 0x00, 0x2A]) { return "image/tiff" }
-        if starts(ascii("ftyp"), at: 4) {
+        if starts("ftyp", at: 4) {
             let brand = b.count >= 12 ? String(decoding: b[8..<12], as: UTF8.self) : ""
             switch brand {
             case "avif", "avis": return "image/avif"
@@ -81,24 +80,24 @@ enum MimeType {
             }
         }
         if starts([0x1A, 0x45, 0xDF, 0xA3]) { return "video/webm" }
-        if starts(ascii("%PDF-")) { return "application/pdf" }
-        if starts(ascii("PK\u{03}\u{04}")) || starts(ascii("PK\u{05}\u{06}")) { return "application/zip" }
+        if starts("%PDF-") { return "application/pdf" }
+        if starts("PK\u{03}\u{04}") || starts("PK\u{05}\u{06}") { return "application/zip" }
         if starts([0x1F, 0x8B]) { return "application/gzip" }
-        if starts(ascii("7z")) && starts([0xBC, 0xAF, 0x27, 0x1C], at: 2) { return "application/x-7z-compressed" }
-        if starts(ascii("Rar!\u{1A}\u{07}")) { return "application/vnd.rar" }
-        if starts(ascii("ustar"), at: 257) { return "application/x-tar" }
+        if starts("7z") && starts([0xBC, 0xAF, 0x27, 0x1C], at: 2) { return "application/x-7z-compressed" }
+        if starts("Rar!\u{1A}\u{07}") { return "application/vnd.rar" }
+        if starts("ustar", at: 257) { return "application/x-tar" }
         if starts([0x42, 0x5A, 0x68]) { return "application/x-bzip2" }
         if starts([0xFD, 0x37, 0x7A, 0x58, 0x5A, 0x00]) { return "application/x-xz" }
-        if starts(ascii("ID3")) || (b.count >= 2 && b[0] == 0xFF && (b[1] & 0xE0) == 0xE0 && (b[1] & 0x06) != 0) { return "audio/mpeg" }
-        if starts(ascii("OggS")) { return "audio/ogg" }
-        if starts(ascii("fLaC")) { return "audio/flac" }
-        if starts(ascii("wOFF")) { return "font/woff" }
-        if starts(ascii("wOF2")) { return "font/woff2" }
+        if starts("ID3") || (b.count >= 2 && b[0] == 0xFF && (b[1] & 0xE0) == 0xE0 && (b[1] & 0x06) != 0) { return "audio/mpeg" }
+        if starts("OggS") { return "audio/ogg" }
+        if starts("fLaC") { return "audio/flac" }
+        if starts("wOFF") { return "font/woff" }
+        if starts("wOF2") { return "font/woff2" }
         if starts([0x00, 0x01, 0x00, 0x00, 0x00]) { return "font/ttf" }
-        if starts(ascii("OTTO")) { return "font/otf" }
+        if starts("OTTO") { return "font/otf" }
         if starts([0x00, 0x61, 0x73, 0x6D]) { return "application/wasm" }
         if starts([0x7F, 0x45, 0x4C, 0x46]) { return "application/x-elf" }
-        if starts(ascii("SQLite format 3\u{0}")) { return "application/vnd.sqlite3" }
+        if starts("SQLite format 3\u{0}") { return "application/vnd.sqlite3" }
         return sniffMarkup(b)
     }
 

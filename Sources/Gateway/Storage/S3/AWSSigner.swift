@@ -1,4 +1,5 @@
 import Crypto
+import EventStore
 import Foundation
 
 /// AWS Signature Version 4 (`AWS4-HMAC-SHA256`) for S3 and S3-compatible stores.
@@ -50,7 +51,7 @@ struct AWSSigner: Sendable {
 
     /// Lowercase hex SHA-256 of `data`, the form used for `x-amz-content-sha256`.
     static func sha256Hex(_ data: some DataProtocol) -> String {
-        hex(SHA256.hash(data: data))
+        SHA256.hash(data: data).hexString
     }
 
     // MARK: - Authorization header
@@ -180,7 +181,7 @@ struct AWSSigner: Sendable {
             Self.jsonObject("x-amz-date", stamp.dateTime),
         ]
         if let sessionToken { conditions.append(Self.jsonObject("x-amz-security-token", sessionToken)) }
-        let policyJSON = "{\"expiration\":\(Self.jsonString(expiration)),\"conditions\":[\(conditions.joined(separator: ","))]}"
+        let policyJSON = "{\"expiration\":\(JSONCoding.quoted(expiration)),\"conditions\":[\(conditions.joined(separator: ","))]}"
         let policy = Data(policyJSON.utf8).base64EncodedString()
 
         var fields = [
@@ -199,7 +200,7 @@ struct AWSSigner: Sendable {
     /// The `x-amz-signature` of a POST policy: hex HMAC-SHA256 of the base64 policy
     /// under the SigV4 signing key of `date`'s day.
     func postPolicySignature(base64Policy: String, date: Date) -> String {
-        Self.hex(HMAC<SHA256>.authenticationCode(for: Data(base64Policy.utf8), using: signingKey(date)))
+        HMAC<SHA256>.authenticationCode(for: Data(base64Policy.utf8), using: signingKey(date)).hexString
     }
 
     // MARK: - URI encoding
@@ -283,7 +284,7 @@ struct AWSSigner: Sendable {
     /// The hex signature of a canonical request.
     func signature(canonicalRequest: String, date: Date) -> String {
         let message = Data(stringToSign(canonicalRequest: canonicalRequest, date: date).utf8)
-        return Self.hex(HMAC<SHA256>.authenticationCode(for: message, using: signingKey(date)))
+        return HMAC<SHA256>.authenticationCode(for: message, using: signingKey(date)).hexString
     }
 
     /// The credential scope: `yyyyMMdd/region/service/aws4_request`.
@@ -341,16 +342,6 @@ struct AWSSigner: Sendable {
     // MARK: - Private helpers
 
     private static let upperHexDigits = Array("0123456789ABCDEF".utf8)
-    private static let lowerHexDigits = Array("0123456789abcdef".utf8)
-
-    /// Lowercase hex of a byte sequence (digests, MACs).
-    private static func hex(_ bytes: some Sequence<UInt8>) -> String {
-        var out = [UInt8]()
-        for byte in bytes {
-            out += [lowerHexDigits[Int(byte >> 4)], lowerHexDigits[Int(byte & 0x0F)]]
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
 
     /// Trims a header value and collapses inner runs of whitespace to one space.
     private static func normalizeHeaderValue(_ value: String) -> String {
@@ -392,27 +383,7 @@ struct AWSSigner: Sendable {
         return Timestamps(day: day, dateTime: day + "T" + time.joined() + "Z", iso8601: iso)
     }
 
-    /// A JSON string literal.
-    private static func jsonString(_ s: String) -> String {
-        var out = "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20:
-                let h = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - h.count) + h
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
-    }
-
-    /// A one-member JSON object, the form of an exact-match policy condition.
     private static func jsonObject(_ name: String, _ value: String) -> String {
-        "{\(jsonString(name)):\(jsonString(value))}"
+        "{\(JSONCoding.quoted(name)):\(JSONCoding.quoted(value))}"
     }
 }

@@ -56,25 +56,36 @@ struct S3StorageProvider: StorageProvider {
 
     // MARK: requests
 
-    /// Sends a signed request; `body` is hashed into the signature (empty when nil).
-    func send(_ method: HTTPMethod, _ url: URL, headers: [(String, String)] = [], body: ByteBuffer? = nil,
-              timeout: TimeAmount = .seconds(60)) async throws -> HTTPClientResponse {
-        let payloadHash = body.map { AWSSigner.sha256Hex($0.readableBytesView) } ?? AWSSigner.emptyPayloadHash
+    /// A request with `headers` and the SigV4 headers for them and `payloadHash`.
+    func signedRequest(_ method: HTTPMethod, _ url: URL, headers: [(String, String)], payloadHash: String) -> HTTPClientRequest {
         var request = HTTPClientRequest(url: url.absoluteString)
         request.method = method
         for (name, value) in headers { request.headers.add(name: name, value: value) }
         for (name, value) in signer.sign(method: method.rawValue, url: url, headers: headers, payloadHash: payloadHash, date: Date()) {
             request.headers.replaceOrAdd(name: name, value: value)
         }
-        if let body {
-            request.headers.replaceOrAdd(name: "Content-Length", value: String(body.readableBytes))
-            request.body = .bytes(body)
-        }
+        return request
+    }
+
+    /// Runs a request, an HTTP client failure reported as a provider error.
+    func execute(_ request: HTTPClientRequest, timeout: TimeAmount) async throws -> HTTPClientResponse {
         do {
             return try await http.execute(request, timeout: timeout)
         } catch let error as HTTPClientError {
             throw Self.providerError(error)
         }
+    }
+
+    /// Sends a signed request; `body` is hashed into the signature (empty when nil).
+    func send(_ method: HTTPMethod, _ url: URL, headers: [(String, String)] = [], body: ByteBuffer? = nil,
+              timeout: TimeAmount = .seconds(60)) async throws -> HTTPClientResponse {
+        let payloadHash = body.map { AWSSigner.sha256Hex($0.readableBytesView) } ?? AWSSigner.emptyPayloadHash
+        var request = signedRequest(method, url, headers: headers, payloadHash: payloadHash)
+        if let body {
+            request.headers.replaceOrAdd(name: "Content-Length", value: String(body.readableBytes))
+            request.body = .bytes(body)
+        }
+        return try await execute(request, timeout: timeout)
     }
 
     /// An HTTP client failure as the API reports it: waiting too long for a connection means S3 is
@@ -257,19 +268,10 @@ final class S3BlobWriter: BlobWriter {
         let url = provider.url(key: key)
         let headers = [("Content-Type", contentType)]
         let request = Task {
-            var request = HTTPClientRequest(url: url.absoluteString)
-            request.method = .PUT
-            for (name, value) in headers { request.headers.add(name: name, value: value) }
-            for (name, value) in provider.signer.sign(method: "PUT", url: url, headers: headers, payloadHash: AWSSigner.unsignedPayload,
-                                                      date: Date()) {
-                request.headers.replaceOrAdd(name: name, value: value)
-            }
+            var request = provider.signedRequest(.PUT, url, headers: headers, payloadHash: AWSSigner.unsignedPayload)
             request.body = .stream(body, length: .known(length))
             do {
-                let response: HTTPClientResponse
-                do { response = try await provider.http.execute(request, timeout: .hours(1)) } catch let error as HTTPClientError {
-                    throw S3StorageProvider.providerError(error)
-                }
+                let response = try await provider.execute(request, timeout: .hours(1))
                 let text = String(buffer: try await response.body.collect(upTo: 1 << 20))
                 guard (200..<300).contains(response.status.code) else {
                     throw StorageProviderError(message: "S3 put object failed: \(S3XML.values(of: "Code", in: text).first ?? "HTTP \(response.status.code)")")
