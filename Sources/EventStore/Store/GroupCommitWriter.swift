@@ -243,23 +243,31 @@ final class GroupCommitWriter: Sendable {
             }
             return try await connection.inTransaction(logger: logger) {
                 let outcome = try await Self.outcomes(connection.query(query, logger: logger), commands)
-                let context = ProjectionContext(connection: connection, logger: logger)
+                // Each projection sees the whole batch at once, in log order (one statement per
+                // projection, not per command): a refusal fails the batch, which is then retried one by one.
+                var recorded: [RecordedEvent] = []
+                var first = 0  // index in `metadata` of the command's first event
                 for (command, result) in zip(commands, outcome.results) {
+                    defer { first += command.events.count }
                     guard case .success(let r) = result, !r.wasDuplicate else { continue }
-                    let recorded = zip(command.events, zip(r.positions, Self.versions(r, count: command.events.count))).map {
-                        event, pv in
-                        RecordedEvent(position: pv.0, streamId: command.streamId, streamVersion: pv.1, eventId: event.eventId,
-                                      type: event.type, data: event.data, metadata: event.metadata.json, recordedAt: outcome.recordedAt)
+                    let versions = Self.versions(r, count: command.events.count)
+                    for (i, event) in command.events.enumerated() {
+                        recorded.append(RecordedEvent(position: r.positions[i], streamId: command.streamId, streamVersion: versions[i],
+                                                      eventId: event.eventId, type: event.type, data: event.data,
+                                                      metadata: metadata[first + i], recordedAt: outcome.recordedAt, typed: event.typed))
                     }
-                    for projection in projections {
-                        let mine = recorded.filter { projection.eventTypes?.contains($0.type) ?? true }
-                        if mine.isEmpty { continue }
-                        do {
-                            try await projection.apply(mine, in: context)
-                        } catch {
-                            throw EventStoreError(.projectionFailed, "\(projection.name) refused \(command.streamId): \(String(reflecting: error))",
-                                                  underlying: error)
-                        }
+                }
+                recorded.sort { $0.position < $1.position }
+                let context = ProjectionContext(connection: connection, logger: logger)
+                for projection in projections {
+                    let mine = recorded.filter { projection.eventTypes?.contains($0.type) ?? true }
+                    if mine.isEmpty { continue }
+                    do {
+                        try await projection.apply(mine, in: context)
+                    } catch {
+                        let streams = Set(mine.map(\.streamId)).sorted().prefix(3).joined(separator: ", ")
+                        throw EventStoreError(.projectionFailed, "\(projection.name) refused events of \(streams): \(String(reflecting: error))",
+                                              underlying: error)
                     }
                 }
                 return outcome
