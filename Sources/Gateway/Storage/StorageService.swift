@@ -165,14 +165,9 @@ struct StorageService: Sendable {
     func prepareUpload(_ bucket: String, _ key: String, as identity: DatabaseIdentity) async throws -> UploadTarget {
         try Self.checkBucket(bucket)
         try Self.checkKey(key)
-        let rows = try await client.query("""
-            SELECT coalesce((SELECT max_file_size FROM storage.settings WHERE id = 1), \(defaultMaxFileSize)),
-                   (SELECT version FROM storage.objects WHERE bucket = \(bucket) AND key = \(key)),
-                   CASE WHEN \(identity.role)::text IS NULL THEN true
-                        ELSE storage.may_write_as(\(identity.role), \(identity.claims), \(bucket), \(key), \(identity.userId)) END
-              FROM storage.buckets WHERE name = \(bucket)
-            """, logger: logger)
-        for try await (limit, previous, allowed) in rows.decode((Int64, UUID?, Bool).self) {
+        let rows = try await client.execute(UploadCheck(defaultMaxFileSize: defaultMaxFileSize, bucket: bucket, key: key, identity: identity),
+                                            logger: logger)
+        for try await (limit, previous, allowed) in rows {
             guard allowed else {
                 throw APIError(.forbidden, "FORBIDDEN", "You may not write \(key) in bucket \(bucket)",
                                nextActions: "Sign in as a user (the anon key cannot upload), or overwrite only your own objects")
@@ -180,6 +175,36 @@ struct StorageService: Sendable {
             return UploadTarget(maxFileSize: limit, previous: previous)
         }
         throw Self.bucketNotFound(bucket)
+    }
+
+    /// The check before an upload, prepared once per connection: it runs for every upload, and
+    /// parsing and planning it each time cost more than running it.
+    struct UploadCheck: PostgresPreparedStatement {
+        static let name = "insforge_storage_upload_check"
+        static let sql = """
+            SELECT coalesce((SELECT max_file_size FROM storage.settings WHERE id = 1), $1::int8),
+                   (SELECT version FROM storage.objects WHERE bucket = $2::text AND key = $3::text),
+                   CASE WHEN $4::text IS NULL THEN true ELSE storage.may_write_as($4::text, $5::text, $2::text, $3::text, $6::uuid) END
+              FROM storage.buckets WHERE name = $2::text
+            """
+        typealias Row = (Int64, UUID?, Bool)
+        var defaultMaxFileSize: Int64
+        var bucket: String
+        var key: String
+        var identity: DatabaseIdentity
+
+        func makeBindings() throws -> PostgresBindings {
+            var bindings = PostgresBindings(capacity: 6)
+            bindings.append(defaultMaxFileSize)
+            bindings.append(bucket)
+            bindings.append(key)
+            bindings.append(identity.role)
+            bindings.append(identity.claims)
+            bindings.append(identity.userId)
+            return bindings
+        }
+
+        func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
     }
 
     /// Streams the request's file to the provider and records it. Without a key, one is made from
