@@ -102,7 +102,7 @@ public struct APIError: Error, Sendable, CustomStringConvertible {
                             nextActions: "Retry the request; if it keeps failing, check the storage provider's settings and health")
         case let e as FileSystemError where e.code == .notFound:
             return APIError(.notFound, "STORAGE_NOT_FOUND", "The object's bytes are missing from the storage folder")
-        case is FileSystemError:
+        case is FileSystemError, is LocalFileError:
             return APIError(.serviceUnavailable, "STORAGE_PROVIDER_ERROR", "The storage folder could not be used; try again")
         default:
             return APIError(.internalServerError, "INTERNAL_ERROR", "Internal server error")

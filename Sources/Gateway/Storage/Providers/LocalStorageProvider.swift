@@ -2,6 +2,7 @@ import _NIOFileSystem
 import Foundation
 import Hummingbird
 import NIOCore
+import NIOPosix
 
 /// Objects in a local folder (`STORAGE_DIR`): the bytes of each upload in `<root>/<bucket>/<key>@<version>`
 /// (a file next to the key's siblings, so that an upload creates one inode, not a folder too).
@@ -41,21 +42,66 @@ struct LocalStorageProvider: StorageProvider {
     }
 
     func writer(for blob: BlobLocation, contentType: String, size: Int64?) async throws -> any BlobWriter {
-        let path = try filePath(blob)
-        let directory = String(path[..<(path.lastIndex(of: "/") ?? path.endIndex)])
+        LocalBlobWriter(path: try filePath(blob))
+    }
+
+    /// Opens an unnamed file that becomes `path` when closed with its changes made visible.
+    static func openUnnamed(_ path: String) async throws -> WriteFileHandle {
         // The folder usually exists: open first, and make the folder only when it does not (twice at
         // most, as a delete pruning empty folders may remove a new one in between).
         for attempt in 1...3 {
             do {
-                let handle = try await FileSystem.shared.openFile(
+                return try await FileSystem.shared.openFile(
                     forWritingAt: FilePath(path), options: .newFile(replaceExisting: false, permissions: [.ownerReadWrite, .groupRead]))
-                return LocalBlobWriter(handle: handle)
             } catch let error as FileSystemError where error.code == .notFound && attempt < 3 {
-                try await FileSystem.shared.createDirectory(at: FilePath(directory), withIntermediateDirectories: true, permissions: nil)
+                try await FileSystem.shared.createDirectory(at: FilePath(folder(of: path)), withIntermediateDirectories: true, permissions: nil)
             }
         }
-        throw StorageProviderError(message: "could not create \(blob.path)")
+        throw StorageProviderError(message: "could not create \(path)")
     }
+
+    static func folder(of path: String) -> String { String(path[..<(path.lastIndex(of: "/") ?? path.endIndex)]) }
+
+    /// Writes a whole (small) file in one blocking call, as `openUnnamed` + write + close would in
+    /// three trips to the thread pool: an unnamed file (`O_TMPFILE`) in the folder, linked under
+    /// `path` once every byte is written. False when the filesystem cannot make unnamed files.
+    static func writeWhole(_ bytes: ByteBuffer, to path: String) throws -> Bool {
+        let folder = folder(of: path)
+        func makeFolder() throws { try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) }
+        var fd: Int32 = -1
+        for attempt in 1...3 {
+            fd = open(folder, unnamedFileFlags | O_WRONLY | O_CLOEXEC, 0o640)
+            if fd >= 0 { break }
+            let code = errno
+            if code == ENOENT && attempt < 3 { try makeFolder(); continue }
+            if code == EOPNOTSUPP || code == EISDIR || code == EINVAL { return false }
+            throw LocalFileError(code: code, operation: "open", path: folder)
+        }
+        defer { close(fd) }
+        try bytes.withUnsafeReadableBytes { raw in
+            var offset = 0
+            while offset < raw.count {
+                let written = write(fd, raw.baseAddress! + offset, raw.count - offset)
+                if written < 0 {
+                    if errno == EINTR { continue }
+                    throw LocalFileError(code: errno, operation: "write", path: path)
+                }
+                offset += written
+            }
+        }
+        // Through /proc (no privilege needed); a folder pruned since the open is made again.
+        for attempt in 1...2 {
+            if linkat(AT_FDCWD, "/proc/self/fd/\(fd)", AT_FDCWD, path, AT_SYMLINK_FOLLOW) == 0 { return true }
+            let code = errno
+            if code == ENOENT && attempt == 1 && !FileManager.default.fileExists(atPath: folder) { try makeFolder(); continue }
+            if code == ENOENT && linkat(fd, "", AT_FDCWD, path, 0x1000 /* AT_EMPTY_PATH */) == 0 { return true }
+            throw LocalFileError(code: code, operation: "link", path: path)
+        }
+        return true
+    }
+
+    /// `O_TMPFILE` (a macro Swift does not import): `__O_TMPFILE | O_DIRECTORY`.
+    private static let unnamedFileFlags: Int32 = 0o20000000 | O_DIRECTORY
 
     func read(_ blob: BlobLocation, range: ClosedRange<Int64>?) async throws -> ResponseBody {
         let path = FilePath(try filePath(blob))
@@ -135,18 +181,20 @@ struct LocalStorageProvider: StorageProvider {
     func pendingUploads(bucket: String, key: String) async throws -> [BlobLocation] { [] }
 }
 
-/// Writes one upload into an unnamed file, in 1 MiB writes; `commit` links it under its name.
+/// Writes one upload into an unnamed file, in 1 MiB writes; `commit` links it under its name. A file
+/// that never reaches 1 MiB is written in one go at `commit`, without opening anything before.
 final class LocalBlobWriter: BlobWriter {
-    private let handle: WriteFileHandle
+    private let path: String
+    private var handle: WriteFileHandle?
     private var pending = ByteBuffer()
     private var offset: Int64 = 0
     private static let flushSize = 1 << 20
 
-    init(handle: WriteFileHandle) { self.handle = handle }
+    init(path: String) { self.path = path }
 
     func write(_ buffer: ByteBuffer) async throws {
         if pending.readableBytes == 0 && buffer.readableBytes >= Self.flushSize {
-            try await handle.write(contentsOf: buffer, toAbsoluteOffset: offset)
+            try await openedHandle().write(contentsOf: buffer, toAbsoluteOffset: offset)
             offset += Int64(buffer.readableBytes)
             return
         }
@@ -155,19 +203,40 @@ final class LocalBlobWriter: BlobWriter {
         if pending.readableBytes >= Self.flushSize { try await flush() }
     }
 
+    private func openedHandle() async throws -> WriteFileHandle {
+        if let handle { return handle }
+        let opened = try await LocalStorageProvider.openUnnamed(path)
+        handle = opened
+        return opened
+    }
+
     private func flush() async throws {
         guard pending.readableBytes > 0 else { return }
-        try await handle.write(contentsOf: pending, toAbsoluteOffset: offset)
+        try await openedHandle().write(contentsOf: pending, toAbsoluteOffset: offset)
         offset += Int64(pending.readableBytes)
         pending.clear()
     }
 
     func commit() async throws {
+        if handle == nil {
+            let (bytes, path) = (pending, path)
+            if try await NIOThreadPool.singleton.runIfActive({ try LocalStorageProvider.writeWhole(bytes, to: path) }) { return }
+        }
         try await flush()
-        try await handle.close(makeChangesVisible: true)
+        try await openedHandle().close(makeChangesVisible: true)
+        handle = nil
     }
 
     func abort() async {
-        try? await handle.close(makeChangesVisible: false)
+        try? await handle?.close(makeChangesVisible: false)
+        handle = nil
     }
+}
+
+/// A system call on the storage folder failed.
+struct LocalFileError: Error, CustomStringConvertible {
+    var code: Int32
+    var operation: String
+    var path: String
+    var description: String { "\(operation) \(path): \(String(cString: strerror(code)))" }
 }
