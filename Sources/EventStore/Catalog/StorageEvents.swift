@@ -50,7 +50,7 @@ public struct ObjectUploaded: DomainEvent, Equatable {
     public var etag: String
     /// The user who uploaded it (nil: an admin key or the server).
     public var uploadedBy: UUID?
-    /// When the upload finished (milliseconds); the read model's `uploaded_at`.
+    /// When the upload finished, in whole milliseconds as the log keeps it; the read model's `uploaded_at`.
     public var uploadedAt: Date?
     public init(bucket: String, key: String, version: UUID, size: Int64, mimeType: String, etag: String, uploadedBy: UUID?,
                 uploadedAt: Date?) {
@@ -61,7 +61,19 @@ public struct ObjectUploaded: DomainEvent, Equatable {
         self.mimeType = mimeType
         self.etag = etag
         self.uploadedBy = uploadedBy
-        self.uploadedAt = uploadedAt
+        self.uploadedAt = uploadedAt.map(JSONCoding.asLogged)
+    }
+
+    /// Dates are cut to the log's millisecond by `init`, so the JSON gives the same value back.
+    public static var typedPayloadIsExact: Bool { true }
+
+    /// What `JSONCoding.encodeString` writes (sorted keys), by hand: one of these per upload.
+    public func logJSON() -> String {
+        var out = "{\"bucket\":" + JSONCoding.quoted(bucket) + ",\"etag\":" + JSONCoding.quoted(etag) + ",\"key\":" + JSONCoding.quoted(key)
+        out += ",\"mimeType\":" + JSONCoding.quoted(mimeType) + ",\"size\":" + String(size)
+        if let uploadedAt { out += ",\"uploadedAt\":\"" + JSONCoding.timestamp(uploadedAt) + "\"" }
+        if let uploadedBy { out += ",\"uploadedBy\":\"" + uploadedBy.uuidString + "\"" }
+        return out + ",\"version\":\"" + version.uuidString + "\"}"
     }
 }
 

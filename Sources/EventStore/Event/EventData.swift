@@ -10,6 +10,8 @@ public struct EventData: Sendable, Hashable {
     public var data: String
     /// Who and why: actor, request id, correlation/causation ids, client IP.
     public var metadata: EventMetadata
+    /// The payload before encoding, when it was made from a catalog event that decodes exactly.
+    public var typed = TypedPayload()
 
     /// Makes an event from raw JSON text.
     public init(eventId: UUID = UUID(), type: String, data: String, metadata: EventMetadata = .init()) {
@@ -21,7 +23,8 @@ public struct EventData: Sendable, Hashable {
 
     /// Makes an event from a catalog payload, encoded once here.
     public init<E: DomainEvent>(eventId: UUID = UUID(), _ payload: E, metadata: EventMetadata = .init()) throws {
-        self.init(eventId: eventId, type: E.type, data: try JSONCoding.encodeString(payload), metadata: metadata)
+        self.init(eventId: eventId, type: E.type, data: try payload.logJSON(), metadata: metadata)
+        if E.typedPayloadIsExact { typed = TypedPayload(payload) }
     }
 }
 

@@ -91,6 +91,11 @@ public enum JSONCoding {
         return String(decoding: out, as: UTF8.self)
     }
 
+    /// `date` as it reads back from the log: cut to its millisecond the way `timestamp` writes it.
+    public static func asLogged(_ date: Date) -> Date {
+        parseTimestamp(timestamp(date)) ?? date
+    }
+
     /// Parses ISO-8601 with or without fractional seconds.
     public static func parseTimestamp(_ s: String) -> Date? {
         if let d = try? Date(s, strategy: .iso8601.year().month().day().time(includingFractionalSeconds: true)) { return d }

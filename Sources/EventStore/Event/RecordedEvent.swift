@@ -14,9 +14,11 @@ public struct RecordedEvent: Sendable, Hashable {
     /// Metadata JSON text.
     public var metadata: String
     public var recordedAt: Date
+    /// The payload in its typed form, when the event was appended by this process a moment ago.
+    public var typed: TypedPayload
 
     public init(position: Int64, streamId: String, streamVersion: Int64, eventId: UUID, type: String,
-                data: String, metadata: String, recordedAt: Date) {
+                data: String, metadata: String, recordedAt: Date, typed: TypedPayload = TypedPayload()) {
         self.position = position
         self.streamId = streamId
         self.streamVersion = streamVersion
@@ -25,6 +27,7 @@ public struct RecordedEvent: Sendable, Hashable {
         self.data = data
         self.metadata = metadata
         self.recordedAt = recordedAt
+        self.typed = typed
     }
 
     /// The part of the stream id before the first `-`: `user` for `user-42`.
@@ -32,7 +35,8 @@ public struct RecordedEvent: Sendable, Hashable {
 
     /// Decodes the payload as a catalog event.
     public func decode<E: DomainEvent>(_: E.Type) throws -> E {
-        try JSONCoding.decoder.decode(E.self, from: Data(data.utf8))
+        if let value = typed.value as? E { return value }
+        return try JSONCoding.decoder.decode(E.self, from: Data(data.utf8))
     }
 
     /// The envelope as one JSON object (API responses, NDJSON exports): data and metadata inlined as JSON.
