@@ -6,6 +6,7 @@ import Logging
 import Metrics
 import Prometheus
 import Projections
+import ServiceLifecycle
 
 /// The `insforge` command: the server and its operator tools.
 @main
@@ -63,13 +64,34 @@ struct Serve: AsyncParsableCommand {
         do {
             let core = try ServerCore(configuration: configuration, database: database, logger: logger)
             let app = try await buildApplication(core: core, registry: registry, logger: logger)
-            try await app.runService()
+            // SIGTERM/SIGINT stop the services in turn; if that cannot finish (say, a service waits
+            // for a database that went away), the process exits anyway after 30 s.
+            let group = ServiceGroupConfiguration(services: [app, ShutdownDeadline(limit: .seconds(30), logger: logger)],
+                                                  gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+            try await ServiceGroup(configuration: group).run()
         } catch {
             logger.error("server stopped: \(error)")
             database.close()
             throw ExitCode.failure
         }
         database.close()
+    }
+}
+
+/// Bounds a graceful shutdown: once it starts, the process exits (status 1) after `limit` even if
+/// some service never finishes. A normal stop ends the process long before.
+struct ShutdownDeadline: Service {
+    let limit: Duration
+    let logger: Logger
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        let (limit, logger) = (limit, logger)
+        Task.detached {
+            try? await Task.sleep(for: limit)
+            logger.error("the server did not stop within \(limit.components.seconds) s of the signal; exiting")
+            exit(1)
+        }
     }
 }
 

@@ -20,7 +20,7 @@ struct OrphanSweeper: Service {
     static let lockKey: Int64 = 0x5354_4F52_4147_4531 // "STORAGE1"
 
     func run() async throws {
-        try? await Task.sleep(for: .seconds(min(5, interval.components.seconds)))
+        try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(min(5, interval.components.seconds))) }
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             do {
                 let removed = try await sweepOnce()
@@ -50,21 +50,21 @@ struct OrphanSweeper: Service {
     }
 
     private func sweep(on connection: PostgresConnection, now: Date) async throws -> Int {
-            let seconds = Double(grace.components.seconds) + Double(grace.components.attoseconds) / 1e18
-            let cutoff = now.addingTimeInterval(-seconds)
-            let aborted = try await storage.provider.abortIncompleteUploads(startedBefore: cutoff)
-            let candidates = try await storage.provider.blobs(writtenBefore: cutoff)
-            var orphans: [BlobLocation] = []
-            for start in stride(from: 0, to: candidates.count, by: 1000) {
-                let batch = Array(candidates[start..<min(start + 1000, candidates.count)])
-                var live = Set<UUID>()
-                for try await version in try await connection.query(
-                    "SELECT version FROM storage.objects WHERE version = ANY(\(batch.map(\.version)))", logger: storage.logger).decode(UUID.self) {
-                    live.insert(version)
-                }
-                orphans += batch.filter { !live.contains($0.version) }
+        let seconds = Double(grace.components.seconds) + Double(grace.components.attoseconds) / 1e18
+        let cutoff = now.addingTimeInterval(-seconds)
+        let aborted = try await storage.provider.abortIncompleteUploads(startedBefore: cutoff)
+        let candidates = try await storage.provider.blobs(writtenBefore: cutoff)
+        var orphans: [BlobLocation] = []
+        for start in stride(from: 0, to: candidates.count, by: 1000) {
+            let batch = Array(candidates[start..<min(start + 1000, candidates.count)])
+            var live = Set<UUID>()
+            for try await version in try await connection.query(
+                "SELECT version FROM storage.objects WHERE version = ANY(\(batch.map(\.version)))", logger: storage.logger).decode(UUID.self) {
+                live.insert(version)
             }
-            if !orphans.isEmpty { try await storage.provider.delete(orphans) }
-            return orphans.count + aborted
+            orphans += batch.filter { !live.contains($0.version) }
+        }
+        if !orphans.isEmpty { try await storage.provider.delete(orphans) }
+        return orphans.count + aborted
     }
 }
