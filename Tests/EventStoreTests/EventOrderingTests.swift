@@ -118,6 +118,33 @@ struct EventOrderingTests {
         }
     }
 
+    /// A follower filtered by type moves past unwanted events (its cursor goes to the head it read
+    /// with), and still gets every wanted one, in order, once, whether it was caught up or not.
+    @Test func typeFilteredSubscriptionGetsEveryWantedEventOnceAcrossWakeUps() async throws {
+        try await withEventStore(pollInterval: .milliseconds(50)) { store, _ in
+            for i in 0..<7 { try await store.append([EventData(type: "Noise", data: "{\"i\":\(i)}")], to: "noise-\(i)") }
+            try await store.append([EventData(type: "Wanted", data: "{\"n\":0}")], to: "wanted-0")
+            let consumer = Task { () -> [Int64] in
+                var seen: [Int64] = []
+                for try await event in store.subscribe(after: 0, filter: EventFilter(types: ["Wanted"]), batchSize: 2) {
+                    #expect(event.type == "Wanted")
+                    seen.append(event.position)
+                    if seen.count == 4 { break }
+                }
+                return seen
+            }
+            // Live: noise and wanted events interleaved, while the follower waits between them.
+            var wanted: [Int64] = [8]
+            for n in 1...3 {
+                try await Task.sleep(for: .milliseconds(60))
+                for i in 0..<5 { try await store.append([EventData(type: "Noise", data: "{\"i\":\(i)}")], to: "noise-\(n)-\(i)") }
+                let result = try await store.append([EventData(type: "Wanted", data: "{\"n\":\(n)}")], to: "wanted-\(n)")
+                wanted.append(result.positions[0])
+            }
+            #expect(try await consumer.value == wanted)
+        }
+    }
+
     @Test func envelopeJSONIsValidAndComplete() async throws {
         try await withEventStore { store, _ in
             let metadata = EventMetadata(actor: .init(type: .admin), requestId: "r-1")

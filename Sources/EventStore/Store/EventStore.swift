@@ -92,6 +92,35 @@ public final class EventStore: Service, Sendable {
     public static func readAll(on db: some PostgresQueryRunner, after position: Int64, limit: Int, filter: EventFilter,
                                payload: Bool = true) async throws -> [RecordedEvent] {
         var query: PostgresQuery = "SELECT \(unescaped: payload ? columns : headerColumns) FROM system.events WHERE position > \(position)"
+        appendConditions(filter, limit: limit, to: &query)
+        return payload ? try await collect(db.runQuery(query)) : try await collectHeaders(db.runQuery(query))
+    }
+
+    /// `readAll`, and the head of the log in the same snapshot: every event up to `head` that the
+    /// filter wants is in `events` unless `events` is a full page. A filtered follower moves its
+    /// cursor to `head` then, instead of scanning the same unwanted events again at every wake-up.
+    func readAllWithHead(after position: Int64, limit: Int, filter: EventFilter) async throws -> (events: [RecordedEvent], head: Int64) {
+        var query: PostgresQuery = """
+            WITH h AS (SELECT coalesce(max(position), 0) AS head FROM system.events)
+            SELECT h.head, e.* FROM h LEFT JOIN LATERAL (
+                SELECT \(unescaped: Self.columns) FROM system.events WHERE position > \(position) AND position <= h.head
+            """
+        Self.appendConditions(filter, limit: limit, to: &query)
+        query.sql += ") e ON true ORDER BY e.position"
+        var head = position
+        var events: [RecordedEvent] = []
+        for try await (logHead, position, streamId, version, eventId, type, data, metadata, recordedAt)
+            in try await client.query(query).decode((Int64, Int64?, String?, Int64?, UUID?, String?, String?, String?, Date?).self) {
+            head = logHead
+            guard let position, let streamId, let version, let eventId, let type, let data, let metadata, let recordedAt else { continue }
+            events.append(RecordedEvent(position: position, streamId: streamId, streamVersion: version, eventId: eventId,
+                                        type: type, data: data, metadata: metadata, recordedAt: recordedAt))
+        }
+        return (events, head)
+    }
+
+    /// The filter's conditions, the order and the limit.
+    private static func appendConditions(_ filter: EventFilter, limit: Int, to query: inout PostgresQuery) {
         if let category = filter.category {
             query.sql += " AND category = $\(query.binds.count + 1)"
             query.binds.append(category)
@@ -110,7 +139,6 @@ public final class EventStore: Service, Sendable {
         }
         query.sql += " ORDER BY position LIMIT $\(query.binds.count + 1)"
         query.binds.append(limit)
-        return payload ? try await collect(db.runQuery(query)) : try await collectHeaders(db.runQuery(query))
     }
 
     /// A live, ordered sequence of events after `position`: catch-up reads, then woken by NOTIFY

@@ -20,12 +20,23 @@ public struct EventSubscription: AsyncSequence, Sendable {
         let batchSize: Int
         var buffer: [RecordedEvent] = []
         var index = 0
+        /// Where the cursor goes once the buffer is used up: the log's head when the read that
+        /// filled it found every wanted event up to there.
+        var caughtUpTo: Int64?
 
         public mutating func next() async throws -> RecordedEvent? {
             while index >= buffer.count {
                 if Task.isCancelled { return nil }
+                if let head = caughtUpTo { cursor = Swift.max(cursor, head) }
                 let generation = store.watcher.signal.generation
-                buffer = try await store.readAll(after: cursor, limit: batchSize, filter: filter)
+                if filter == .all {
+                    buffer = try await store.readAll(after: cursor, limit: batchSize, filter: filter)
+                    caughtUpTo = nil
+                } else {
+                    let (events, head) = try await store.readAllWithHead(after: cursor, limit: batchSize, filter: filter)
+                    buffer = events
+                    caughtUpTo = events.count < batchSize ? head : nil
+                }
                 index = 0
                 if buffer.isEmpty {
                     await store.watcher.signal.wait(after: generation, timeout: store.watcher.pollInterval)
