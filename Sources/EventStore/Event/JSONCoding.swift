@@ -34,6 +34,8 @@ public enum JSONCoding {
 
     /// A JSON string literal for `s`.
     public static func quoted(_ s: String) -> String {
+        // Most strings (names, ids, keys) have nothing to escape: copy them whole.
+        if !s.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) { return "\"" + s + "\"" }
         var out = "\""
         out.reserveCapacity(s.utf8.count + 2)
         for scalar in s.unicodeScalars {
