@@ -90,7 +90,7 @@ struct ShutdownDeadline: Service {
         Task.detached {
             try? await Task.sleep(for: limit)
             logger.error("the server did not stop within \(limit.components.seconds) s of the signal; exiting")
-            exit(1)
+            _exit(1)  // not exit(): its clean-up can wait on the very threads that are stuck
         }
     }
 }
