@@ -51,16 +51,29 @@ start_throwaway_postgres() {
     [ -n "$bin" ] || { say "PostgreSQL server binaries not found (apt-get install -y postgresql)"; return 1; }
     PG_TEST_DIR=$(mktemp -d /tmp/insforge-pg.XXXXXX)
     chmod 755 "$PG_TEST_DIR"
-    port=55500
-    while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((port + 1)); done
-    PG_TEST_PORT=$port
     local run=()
     if [ "$(id -u)" -eq 0 ]; then chown postgres "$PG_TEST_DIR"; run=(runuser -u postgres --); fi
     (cd / && "${run[@]}" "$bin/initdb" -D "$PG_TEST_DIR/data" -U postgres -A trust -E UTF8 --no-instructions >"$PG_TEST_DIR/initdb.log" 2>&1 \
         ) || { cat "$PG_TEST_DIR/initdb.log"; return 1; }
-    "${run[@]}" "$bin/pg_ctl" -D "$PG_TEST_DIR/data" -l "$PG_TEST_DIR/postgres.log" -w -t 60 \
-        -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories='' -c max_connections=300 -c fsync=on" \
-        start >/dev/null || { cat "$PG_TEST_DIR/postgres.log"; return 1; }
+    # A port nobody listens on can still be held by an outgoing connection (loopback load tests use
+    # thousands of ephemeral ports): on "Address already in use" try the next one.
+    port=55500
+    local attempt
+    for attempt in 1 2 3 4 5 6 7 8; do
+        while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((port + 1)); done
+        if "${run[@]}" "$bin/pg_ctl" -D "$PG_TEST_DIR/data" -l "$PG_TEST_DIR/postgres.log" -w -t 60 \
+            -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories='' -c max_connections=300 -c fsync=on" \
+            start >/dev/null; then
+            break
+        fi
+        if [ "$attempt" -lt 8 ] && grep -q "Address already in use" "$PG_TEST_DIR/postgres.log"; then
+            port=$((port + 1 + RANDOM % 50))
+            continue
+        fi
+        cat "$PG_TEST_DIR/postgres.log"
+        return 1
+    done
+    PG_TEST_PORT=$port
     PG_STOP=("${run[@]}" "$bin/pg_ctl" -D "$PG_TEST_DIR/data" -m immediate -w stop)
     trap 'stop_throwaway_postgres' EXIT
     say "throwaway PostgreSQL on 127.0.0.1:$port ($PG_TEST_DIR)"
