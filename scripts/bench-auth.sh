@@ -11,6 +11,6 @@ SYSTEM_PACKAGES+=(wrk)
 install_system_packages
 install_python_packages Tests/e2e/requirements.txt
 start_throwaway_postgres
-swift build -c release --product insforge
-python3 scripts/bench_auth.py --bin "$(swift build -c release --show-bin-path)/insforge" \
+release_build --product insforge
+python3 scripts/bench_auth.py --bin "$(release_build --show-bin-path)/insforge" \
     --database-url "postgres://postgres@127.0.0.1:${PG_TEST_PORT}/postgres" "$@"

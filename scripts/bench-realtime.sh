@@ -14,9 +14,9 @@ install_system_packages
 install_python_packages Tests/e2e/requirements.txt
 install_python_packages scripts/bench-requirements.txt
 start_throwaway_postgres
-swift build -c release --product insforge
-swift build -c release --product insforge-realtime-bench
-bin="$(swift build -c release --show-bin-path)"
+release_build --product insforge
+release_build --product insforge-realtime-bench
+bin="$(release_build --show-bin-path)"
 
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 work="$(mktemp -d)"

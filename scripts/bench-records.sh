@@ -12,9 +12,9 @@ SYSTEM_PACKAGES+=(wrk)
 install_system_packages
 install_python_packages Tests/e2e/requirements.txt
 start_throwaway_postgres
-swift build -c release --product insforge
-swift build -c release --product insforge-bench
-bin="$(swift build -c release --show-bin-path)"
+release_build --product insforge
+release_build --product insforge-bench
+bin="$(release_build --show-bin-path)"
 python3 scripts/bench_records.py --bin "$bin/insforge" \
     --database-url "postgres://postgres@127.0.0.1:${PG_TEST_PORT}/postgres" "$@"
 "$bin/insforge-bench" --records-parser

@@ -9,7 +9,7 @@
 #   3. the same on the S3 provider; baseline: boto3 straight to moto (put_object/get_object of 100 MB,
 #      1,000 10 KB put_objects from 32 threads, scripts/storage_s3_baseline.py), and the ratio.
 # Options go to insforge-storage-bench (e.g. `./scripts/bench-storage.sh --workers 500 --rounds 3`).
-# SWIFT_SCRATCH_PATH=<folder> builds there instead of .build.
+# SWIFT_SCRATCH_PATH=<folder> builds there instead of .build (every bench script).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/common.sh
@@ -21,11 +21,9 @@ if ! python3 -c 'import moto, boto3, flask, flask_cors' >/dev/null 2>&1; then
 fi
 command -v moto_server >/dev/null || export PATH="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$PATH"
 start_throwaway_postgres
-build=(swift build -c release)
-if [ -n "${SWIFT_SCRATCH_PATH:-}" ]; then build+=(--scratch-path "$SWIFT_SCRATCH_PATH"); fi
-"${build[@]}" --product insforge
-"${build[@]}" --product insforge-storage-bench
-bin="$("${build[@]}" --show-bin-path)"
+release_build --product insforge
+release_build --product insforge-storage-bench
+bin="$(release_build --show-bin-path)"
 
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 large_mb=100

@@ -7,9 +7,9 @@ source scripts/lib/common.sh
 
 install_system_packages
 start_throwaway_postgres
-swift build -c release --product insforge-bench
-swift build -c release --product insforge
+release_build --product insforge-bench
+release_build --product insforge
 bench_data=$(mktemp -d /tmp/insforge-bench.XXXXXX)
 DATABASE_URL="postgres://postgres@127.0.0.1:${PG_TEST_PORT}/postgres" DATA_DIR="$bench_data" \
-    "$(swift build -c release --show-bin-path)/insforge-bench" "$@"
+    "$(release_build --show-bin-path)/insforge-bench" "$@"
 rm -rf "$bench_data"

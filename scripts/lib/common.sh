@@ -86,3 +86,10 @@ stop_throwaway_postgres() {
         PG_TEST_DIR=
     fi
 }
+
+# `swift build -c release ARGS...`, in $SWIFT_SCRATCH_PATH instead of .build when that is set.
+release_build() {
+    local args=(-c release)
+    if [ -n "${SWIFT_SCRATCH_PATH:-}" ]; then args+=(--scratch-path "$SWIFT_SCRATCH_PATH"); fi
+    swift build "${args[@]}" "$@"
+}

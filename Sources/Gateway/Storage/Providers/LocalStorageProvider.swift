@@ -142,7 +142,7 @@ struct LocalStorageProvider: StorageProvider {
 
     func blobs(writtenBefore before: Date) async throws -> [BlobLocation] {
         let root = self.root
-        return try await Task.detached {
+        return await Task.detached {
             var found: [BlobLocation] = []
             guard let walk = FileManager.default.enumerator(at: URL(fileURLWithPath: root),
                                                            includingPropertiesForKeys: [.isRegularFileKey, .contentModificationDateKey])
