@@ -202,7 +202,7 @@ import TestSupport
     static func upload(_ storage: StorageService, _ bucket: String, _ key: String, _ text: String, by user: UUID?) async throws
         -> StorageService.Object {
         let blob = BlobLocation(bucket: bucket, key: key, version: UUID())
-        let writer = try await storage.provider.writer(for: blob, contentType: "text/plain")
+        let writer = try await storage.provider.writer(for: blob, contentType: "text/plain", size: nil)
         try await writer.write(ByteBuffer(string: text))
         try await writer.commit()
         let previous = try await storage.prepareUpload(bucket, key, as: DatabaseIdentity(.admin)).previous
@@ -252,7 +252,7 @@ import TestSupport
             let storage = try Self.service(store, root: root)
             try await storage.createBucket("gone", isPublic: false, metadata: EventMetadata())
             let blob = BlobLocation(bucket: "gone", key: "late.txt", version: UUID())
-            let writer = try await storage.provider.writer(for: blob, contentType: "text/plain")
+            let writer = try await storage.provider.writer(for: blob, contentType: "text/plain", size: nil)
             try await writer.write(ByteBuffer(string: "late"))
             try await writer.commit()
             try await storage.deleteBucket("gone", force: false, metadata: EventMetadata())
@@ -300,7 +300,7 @@ import TestSupport
             try await storage.createBucket("b", isPublic: false, metadata: EventMetadata())
             let live = try await Self.upload(storage, "b", "k.txt", "live", by: nil)
             let stray = BlobLocation(bucket: "b", key: "k.txt", version: UUID())
-            let writer = try await storage.provider.writer(for: stray, contentType: "text/plain")
+            let writer = try await storage.provider.writer(for: stray, contentType: "text/plain", size: nil)
             try await writer.write(ByteBuffer(string: "stray"))
             try await writer.commit()
             let sweeper = OrphanSweeper(storage: storage, grace: .seconds(3600), interval: .seconds(60))
@@ -309,7 +309,7 @@ import TestSupport
             let left = try await storage.provider.blobs(writtenBefore: Date().addingTimeInterval(60))
             #expect(left == [live.blob])
             // An aborted write leaves nothing at all.
-            let aborted = try await storage.provider.writer(for: BlobLocation(bucket: "b", key: "x", version: UUID()), contentType: "a/b")
+            let aborted = try await storage.provider.writer(for: BlobLocation(bucket: "b", key: "x", version: UUID()), contentType: "a/b", size: nil)
             try await aborted.write(ByteBuffer(repeating: 1, count: 3 << 20))
             await aborted.abort()
             #expect(try await storage.provider.blobs(writtenBefore: Date().addingTimeInterval(60)) == [live.blob])

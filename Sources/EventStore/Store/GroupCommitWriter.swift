@@ -245,6 +245,7 @@ final class GroupCommitWriter: Sendable {
                 let outcome = try await Self.outcomes(connection.query(query, logger: logger), commands)
                 // Each projection sees the whole batch at once, in log order (one statement per
                 // projection, not per command): a refusal fails the batch, which is then retried one by one.
+                // `append_batch` numbers the commands' events in array order, so `recorded` is in log order.
                 var recorded: [RecordedEvent] = []
                 var first = 0  // index in `metadata` of the command's first event
                 for (command, result) in zip(commands, outcome.results) {
@@ -257,7 +258,6 @@ final class GroupCommitWriter: Sendable {
                                                       metadata: metadata[first + i], recordedAt: outcome.recordedAt, typed: event.typed))
                     }
                 }
-                recorded.sort { $0.position < $1.position }
                 let context = ProjectionContext(connection: connection, logger: logger)
                 for projection in projections {
                     let mine = recorded.filter { projection.eventTypes?.contains($0.type) ?? true }

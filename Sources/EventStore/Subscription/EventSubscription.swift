@@ -29,14 +29,9 @@ public struct EventSubscription: AsyncSequence, Sendable {
                 if Task.isCancelled { return nil }
                 if let head = caughtUpTo { cursor = Swift.max(cursor, head) }
                 let generation = store.watcher.signal.generation
-                if filter == .all {
-                    buffer = try await store.readAll(after: cursor, limit: batchSize, filter: filter)
-                    caughtUpTo = nil
-                } else {
-                    let (events, head) = try await store.readAllWithHead(after: cursor, limit: batchSize, filter: filter)
-                    buffer = events
-                    caughtUpTo = events.count < batchSize ? head : nil
-                }
+                let (events, head) = try await store.readAllWithHead(after: cursor, limit: batchSize, filter: filter)
+                buffer = events
+                caughtUpTo = events.count < batchSize ? head : nil
                 index = 0
                 if buffer.isEmpty {
                     await store.watcher.signal.wait(after: generation, timeout: store.watcher.pollInterval)

@@ -245,10 +245,10 @@ struct StorageService: Sendable {
     /// If the event cannot be appended, the new bytes are dropped instead.
     func record(_ blob: BlobLocation, size: Int64, mimeType: String, etag: String, uploadedBy: UUID?, replacing previous: UUID?,
                 metadata: EventMetadata) async throws -> Object {
-        // A whole millisecond, as the log's JSON keeps it, so the response and the read model agree.
-        let uploadedAt = Date(timeIntervalSince1970: (Date().timeIntervalSince1970 * 1000).rounded(.down) / 1000)
+        // The event cuts the time to the log's millisecond; the response uses its value, so it and
+        // the read model agree.
         let event = ObjectUploaded(bucket: blob.bucket, key: blob.key, version: blob.version, size: size, mimeType: mimeType, etag: etag,
-                                   uploadedBy: uploadedBy, uploadedAt: uploadedAt)
+                                   uploadedBy: uploadedBy, uploadedAt: Date())
         do {
             try await store.append([try EventData(event, metadata: metadata)], to: Self.stream(blob.bucket), expected: .any)
         } catch {
@@ -262,7 +262,7 @@ struct StorageService: Sendable {
             await drop([BlobLocation(bucket: blob.bucket, key: blob.key, version: previous)])
         }
         return Object(bucket: blob.bucket, key: blob.key, version: blob.version, size: size, mimeType: mimeType, etag: etag,
-                      uploadedBy: uploadedBy, uploadedAt: uploadedAt)
+                      uploadedBy: uploadedBy, uploadedAt: event.uploadedAt ?? Date())
     }
 
     /// Deletes the keys `identity` may delete; returns which were deleted and which were not found (or hidden).

@@ -90,13 +90,14 @@ struct LocalStorageProvider: StorageProvider {
             }
         }
         // Through /proc (no privilege needed); a folder pruned since the open is made again.
-        for attempt in 1...2 {
-            if linkat(AT_FDCWD, "/proc/self/fd/\(fd)", AT_FDCWD, path, AT_SYMLINK_FOLLOW) == 0 { return true }
-            let code = errno
-            if code == ENOENT && attempt == 1 && !FileManager.default.fileExists(atPath: folder) { try makeFolder(); continue }
-            if code == ENOENT && linkat(fd, "", AT_FDCWD, path, 0x1000 /* AT_EMPTY_PATH */) == 0 { return true }
-            throw LocalFileError(code: code, operation: "link", path: path)
+        func link() -> Int32 { linkat(AT_FDCWD, "/proc/self/fd/\(fd)", AT_FDCWD, path, AT_SYMLINK_FOLLOW) == 0 ? 0 : errno }
+        var code = link()
+        if code == ENOENT && !FileManager.default.fileExists(atPath: folder) {
+            try makeFolder()
+            code = link()
         }
+        if code == ENOENT && linkat(fd, "", AT_FDCWD, path, 0x1000 /* AT_EMPTY_PATH */) == 0 { code = 0 }
+        if code != 0 { throw LocalFileError(code: code, operation: "link", path: path) }
         return true
     }
 

@@ -78,12 +78,6 @@ protocol StorageProvider: Sendable {
     func pendingUploads(bucket: String, key: String) async throws -> [BlobLocation]
 }
 
-extension StorageProvider {
-    func writer(for blob: BlobLocation, contentType: String) async throws -> any BlobWriter {
-        try await writer(for: blob, contentType: contentType, size: nil)
-    }
-}
-
 /// A provider's failure, reported as 502 (or 503 when it is only overloaded) without its internals.
 struct StorageProviderError: Error, CustomStringConvertible {
     var message: String
