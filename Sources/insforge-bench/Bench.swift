@@ -53,8 +53,9 @@ struct Bench: AsyncParsableCommand {
             let store = try await Self.storeAppends(core.store, writers: writers, perWriter: perWriter, rss: rss)
             print(store.line("event store (group commit)"))
             let stats = core.store.appendStatistics
-            print(String(format: "  %d batches, %.1f commands per batch, writer busy %.2f s of %.2f s", stats.batches,
-                         Double(stats.commands) / Double(max(stats.batches, 1)), stats.busySeconds, store.duration.seconds))
+            print(String(format: "  %d batches, %.1f commands per batch, %.0f%% of versions from the cache, writer busy %.2f s of %.2f s",
+                         stats.batches, Double(stats.commands) / Double(max(stats.batches, 1)),
+                         100 * Double(stats.knownVersions) / Double(max(stats.commands, 1)), stats.busySeconds, store.duration.seconds))
             print(String(format: "ratio: %.2fx the baseline (target >= 5x, >= 20,000 events/s, p99 <= 25 ms)",
                          store.eventsPerSecond / baseline.eventsPerSecond))
             print(String(format: "memory: this process peaked at %.0f MB RSS during the store appends (target <= 300 MB)", rss.peakMB))

@@ -173,6 +173,29 @@ struct EventStoreAppendTests {
         }
     }
 
+    @Test func cachedVersionsSurviveAppendsToOtherStreams() async throws {
+        try await withEventStore { store, _ in
+            try await store.append([Self.event()], to: "kept-1", expected: .noStream)
+            try await store.append([Self.event()], to: "moved-1", expected: .noStream)
+            // Others append after the cache was filled: to an unrelated stream and to moved-1.
+            for stream in ["other-1", "other-2", "moved-1"] {
+                _ = try await scalar(store.client,
+                    "SELECT system.write_event(gen_random_uuid(), \(stream), 'External', '{}'::jsonb)", as: Int64.self)
+            }
+            let before = store.appendStatistics.knownVersions
+            // kept-1 was not touched since: its cached version is used. moved-1 was: it is looked up,
+            // so an append that accepts any version still gets the next version, not a duplicate.
+            let kept = try await store.append([Self.event()], to: "kept-1")
+            #expect(kept.nextExpectedVersion == 2)
+            #expect(store.appendStatistics.knownVersions == before + 1)
+            let moved = try await store.append([Self.event()], to: "moved-1")
+            #expect(moved.nextExpectedVersion == 3)
+            #expect(store.appendStatistics.knownVersions == before + 1)
+            #expect(try await store.readStream("moved-1").map(\.streamVersion) == [1, 2, 3])
+            #expect(try await store.readAll(after: 0, limit: 100).map(\.position) == Array(1...7))
+        }
+    }
+
     @Test func theLogRejectsUpdateDeleteAndTruncate() async throws {
         try await withEventStore { store, _ in
             try await store.append([Self.event()], to: "order-1")

@@ -60,10 +60,11 @@ public final class EventStore: Service, Sendable {
         return try await writer.submit(AppendCommand(streamId: streamId, expected: expected, events: events))
     }
 
-    /// Group-commit figures since start: batches written, commands in them, and seconds spent writing.
-    public var appendStatistics: (batches: Int, commands: Int, busySeconds: Double) {
+    /// Group-commit figures since start: batches written, commands in them, seconds spent writing, and
+    /// commands whose stream version came from the writer's cache.
+    public var appendStatistics: (batches: Int, commands: Int, busySeconds: Double, knownVersions: Int) {
         (writer.batches.load(ordering: .relaxed), writer.commands.load(ordering: .relaxed),
-         Double(writer.busy.load(ordering: .relaxed)) / 1e9)
+         Double(writer.busy.load(ordering: .relaxed)) / 1e9, writer.knownVersions.load(ordering: .relaxed))
     }
 
     /// The highest committed position (0 for an empty log).

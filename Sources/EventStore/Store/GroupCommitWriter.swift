@@ -4,15 +4,20 @@ import Metrics
 import PostgresNIO
 import Synchronization
 
-/// Stream versions this writer knows to be exact as long as the log's head is `validAtHead`
-/// (no one else has appended since): `system.append_batch` then skips their lookups.
+/// Stream versions this writer has seen, each with the log head it was exact at.
+/// `system.append_batch` uses one unless its stream was appended to after that head.
 struct VersionCache {
-    var validAtHead: Int64?
-    var versions: [String: Int64] = [:]
+    struct Entry {
+        var version: Int64
+        var asOf: Int64
+    }
+    var entries: [String: Entry] = [:]
 
-    mutating func invalidate() {
-        validAtHead = nil
-        versions.removeAll()
+    /// Records what a committed batch (whose head was `head`) left its streams at; an older
+    /// batch answered late does not overwrite what a newer one recorded.
+    mutating func record(_ version: Int64, for stream: String, asOf head: Int64) {
+        if let entry = entries[stream], entry.asOf > head { return }
+        entries[stream] = Entry(version: version, asOf: head)
     }
 }
 
@@ -56,6 +61,8 @@ final class GroupCommitWriter: Sendable {
     let batches = Atomic<Int>(0)
     let commands = Atomic<Int>(0)
     let busy = Atomic<Int>(0)  // nanoseconds spent writing batches
+    /// Commands whose stream version came from the cache, not a lookup under the log lock.
+    let knownVersions = Atomic<Int>(0)
     private let maxLinger: Duration = .milliseconds(1)
     /// Batches in flight at once.
     private let lanes = 2
@@ -177,7 +184,6 @@ final class GroupCommitWriter: Sendable {
                 }
             }
         } catch {
-            versionCache.withLock { $0.invalidate() }
             if careful {
                 batch[0].continuation.resume(throwing: error)
                 return
@@ -210,14 +216,16 @@ final class GroupCommitWriter: Sendable {
         let needsProjection = commands.contains { command in
             command.events.contains { event in inlineProjections.contains { $0.eventTypes?.contains(event.type) ?? true } }
         }
-        var streams: [String] = [], expected: [Int64] = [], counts: [Int32] = [], known: [Int64] = []
+        var streams: [String] = [], expected: [Int64] = [], counts: [Int32] = [], known: [Int64] = [], knownAsOf: [Int64] = []
         var ids: [UUID] = [], types: [String] = [], data: [String] = [], metadata: [String] = []
-        let (knownHead, cached) = versionCache.withLock { cache in (cache.validAtHead ?? -1, cache.versions) }
+        let cached = careful ? [:] : versionCache.withLock { $0.entries }
         for command in commands {
             streams.append(command.streamId)
             expected.append(command.expected.sqlValue ?? -3)
             counts.append(Int32(command.events.count))
-            known.append(knownHead >= 0 ? cached[command.streamId] ?? -1 : -1)
+            let entry = cached[command.streamId]
+            known.append(entry?.version ?? -1)
+            knownAsOf.append(entry?.asOf ?? -1)
             for event in command.events {
                 ids.append(event.eventId)
                 types.append(event.type)
@@ -227,12 +235,12 @@ final class GroupCommitWriter: Sendable {
         }
         let query: PostgresQuery = careful
             ? """
-              SELECT outcome, first_position, last_version, now(), -1::int8, false FROM system.append_events(
+              SELECT outcome, first_position, last_version, now(), -1::int8, 0::int4 FROM system.append_events(
                   \(streams[0]), \(commands[0].expected.sqlValue), \(ids), \(types), \(data)::jsonb[], \(metadata)::jsonb[])
               """
             : """
-              SELECT outcome, first_position, last_version, now(), head, knew_head FROM system.append_batch(
-                  \(streams), \(expected), \(counts), \(ids), \(types), \(data), \(metadata), \(knownHead), \(known))
+              SELECT outcome, first_position, last_version, now(), head, known FROM system.append_batch(
+                  \(streams), \(expected), \(counts), \(ids), \(types), \(data), \(metadata), \(known), \(knownAsOf))
               """
         let projections = inlineProjections
         let logger = self.logger
@@ -273,24 +281,17 @@ final class GroupCommitWriter: Sendable {
                 return outcome
             }
         }
-        versionCache.withLock { cache in
-            guard outcome.head >= 0 else { return cache.invalidate() }
-            let written = Int64(outcome.results.reduce(0) { total, result in
-                if case .success(let r) = result, !r.wasDuplicate { return total + r.positions.count }
-                return total
-            })
-            if let valid = cache.validAtHead, outcome.head <= valid { return }  // an older batch answered late
-            // Only when this batch directly follows the cached state is the rest of the cache still
-            // exact; otherwise (the other lane or another process wrote in between) keep only ours.
-            if cache.validAtHead != outcome.head - written { cache.versions.removeAll(keepingCapacity: true) }
-            for (command, result) in zip(commands, outcome.results) {
-                switch result {
-                case .success(let r): cache.versions[command.streamId] = r.nextExpectedVersion
-                case .failure(let e): cache.versions[command.streamId] = e.currentVersion
+        knownVersions.add(outcome.known, ordering: .relaxed)
+        if outcome.head >= 0 {
+            versionCache.withLock { cache in
+                if cache.entries.count > 100_000 { cache.entries.removeAll() }
+                for (command, result) in zip(commands, outcome.results) {
+                    switch result {
+                    case .success(let r): cache.record(r.nextExpectedVersion, for: command.streamId, asOf: outcome.head)
+                    case .failure(let e): if let v = e.currentVersion { cache.record(v, for: command.streamId, asOf: outcome.head) }
+                    }
                 }
             }
-            cache.validAtHead = outcome.head
-            if cache.versions.count > 100_000 { cache.versions.removeAll() }
         }
         return outcome.results
     }
@@ -300,21 +301,21 @@ final class GroupCommitWriter: Sendable {
     }
 
     /// Per-command outcomes, the transaction's timestamp (the events' `recorded_at`), the head after
-    /// the batch (-1 when unknown) and whether the known versions could be used.
+    /// the batch (-1 when unknown) and how many commands' versions came from the cache.
     private static func outcomes(_ rows: PostgresRowSequence, _ commands: [AppendCommand]) async throws
-        -> (results: [Result<AppendResult, EventStoreError>], recordedAt: Date, head: Int64, knewHead: Bool) {
+        -> (results: [Result<AppendResult, EventStoreError>], recordedAt: Date, head: Int64, known: Int) {
         var recordedAt = Date()
         var head: Int64 = -1
-        var knewHead = false
+        var known = 0
         var out: [Result<AppendResult, EventStoreError>] = []
         out.reserveCapacity(commands.count)
         var i = 0
-        for try await (outcome, first, last, now, batchHead, knew) in rows.decode((String, Int64?, Int64?, Date, Int64, Bool).self) {
+        for try await (outcome, first, last, now, batchHead, knownCount) in rows.decode((String, Int64?, Int64?, Date, Int64, Int32).self) {
             let command = commands[i]
             i += 1
             recordedAt = now
             head = batchHead
-            knewHead = knew
+            known = Int(knownCount)
             let n = Int64(command.events.count)
             switch outcome {
             case "appended", "duplicate":
@@ -330,6 +331,6 @@ final class GroupCommitWriter: Sendable {
                 out.append(.failure(EventStoreError(.eventIdReused, "an event id of this append is already stored in another append")))
             }
         }
-        return (out, recordedAt, head, knewHead)
+        return (out, recordedAt, head, known)
     }
 }
