@@ -1,8 +1,6 @@
 import Foundation
 import NIOCore
-import NIOHTTP1
 import NIOPosix
-import NIOWebSocket
 import Synchronization
 
 /// What one socket does during a run.
@@ -53,28 +51,26 @@ final class LoadRun: Sendable {
 /// Now, in nanoseconds of the monotonic clock shared by every process on the machine.
 func monotonicNanos() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
 
-/// A minimal Socket.IO v5 client on a raw NIO WebSocket (frames handled on the event loop, no task
-/// per frame, so the load generator stays light next to the server it measures): the open packet,
-/// CONNECT with an auth object, `realtime:subscribe` with an ack, pings answered, `tick` frames
-/// counted with their latency (the publisher puts its send time in the payload as `t`).
+/// A minimal Socket.IO v5 client over a WebSocket spoken directly on the TCP stream: the HTTP
+/// upgrade, unmasked server frames parsed in place, masked client frames. No HTTP or frame codec
+/// handlers and no task per frame, so the load generator stays light next to the server it
+/// measures. It handles the open packet, CONNECT with an auth object, `realtime:subscribe` with an
+/// ack, pings, and counts `tick` frames with their latency (the publisher puts its send time in the
+/// payload as `t`).
 enum LoadSocket {
     static func start(base: String, auth: String, channel: String, role: SocketRole, in load: LoadRun) {
         guard let url = URL(string: base), let host = url.host, let port = url.port else {
             load.failed.add(1, ordering: .relaxed)
             return
         }
-        let bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).channelInitializer { connection in
-            let upgrader = NIOWebSocketClientUpgrader(
-                requestKey: Data((0..<16).map { _ in UInt8.random(in: 0...255) }).base64EncodedString(),
-                maxFrameSize: 1 << 20, automaticErrorHandling: true
-            ) { connection, _ in
-                connection.pipeline.addHandler(SocketIOHandler(auth: auth, channel: channel, role: role, load: load))
+        let bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .channelInitializer { connection in
+                connection.eventLoop.makeCompletedFuture {
+                    try connection.pipeline.syncOperations.addHandler(
+                        SocketIOHandler(host: "\(host):\(port)", auth: auth, channel: channel, role: role, load: load))
+                }
             }
-            let upgrade: NIOHTTPClientUpgradeConfiguration = (upgraders: [upgrader], completionHandler: { _ in })
-            return connection.pipeline.addHTTPClientHandlers(leftOverBytesStrategy: .forwardBytes, withClientUpgrade: upgrade).flatMap {
-                connection.pipeline.addHandler(UpgradeRequest(host: "\(host):\(port)", path: "/socket.io/?EIO=4&transport=websocket"))
-            }
-        }
         bootstrap.connect(host: host, port: port).whenComplete { result in
             switch result {
             case .success(let connection): load.add(connection)
@@ -84,57 +80,120 @@ enum LoadSocket {
     }
 }
 
-/// Sends the HTTP upgrade request once connected.
-final class UpgradeRequest: ChannelInboundHandler, RemovableChannelHandler, Sendable {
-    typealias InboundIn = HTTPClientResponsePart
-    typealias OutboundOut = HTTPClientRequestPart
-    let host: String
-    let path: String
-
-    init(host: String, path: String) {
-        self.host = host
-        self.path = path
-    }
-
-    func channelActive(context: ChannelHandlerContext) {
-        var headers = HTTPHeaders()
-        headers.add(name: "Host", value: host)
-        headers.add(name: "Content-Length", value: "0")
-        context.write(wrapOutboundOut(.head(HTTPRequestHead(version: .http1_1, method: .GET, uri: path, headers: headers))), promise: nil)
-        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
-        context.fireChannelActive()
-        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)  // its job is done
-    }
-}
-
 /// The Socket.IO client of one socket, on its event loop.
 final class SocketIOHandler: ChannelInboundHandler {
-    typealias InboundIn = WebSocketFrame
-    typealias OutboundOut = WebSocketFrame
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
+    let host: String
     let auth: String
     let channel: String
     let role: SocketRole
     let load: LoadRun
+    private var upgraded = false
+    /// Bytes of an incomplete response head or frame, kept for the next read.
+    private var pending: ByteBuffer?
+    /// The payload so far of a fragmented message.
+    private var fragments: ByteBuffer?
     private var frames = 0
     private var latencies: [UInt64] = []
     private var last: UInt64 = 0
     private var publishTask: RepeatedTask?
 
-    init(auth: String, channel: String, role: SocketRole, load: LoadRun) {
+    init(host: String, auth: String, channel: String, role: SocketRole, load: LoadRun) {
+        self.host = host
         self.auth = auth
         self.channel = channel
         self.role = role
         self.load = load
     }
 
+    func channelActive(context: ChannelHandlerContext) {
+        let key = Data((0..<16).map { _ in UInt8.random(in: 0...255) }).base64EncodedString()
+        let head = "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: \(host)\r\nUpgrade: websocket\r\n"
+            + "Connection: Upgrade\r\nSec-WebSocket-Key: \(key)\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(string: head)), promise: nil)
+        context.fireChannelActive()
+    }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let frame = unwrapInboundIn(data)
-        guard frame.opcode == .text else {
-            if frame.opcode == .connectionClose { context.close(promise: nil) }
-            return
+        var incoming = unwrapInboundIn(data)
+        if var kept = pending {
+            kept.writeBuffer(&incoming)
+            incoming = kept
         }
-        let bytes = frame.unmaskedData.readableBytesView
+        pending = nil
+        if !upgraded {
+            guard let end = incoming.readableBytesView.firstRange(of: "\r\n\r\n".utf8) else {
+                pending = incoming
+                return
+            }
+            guard incoming.readableBytesView.starts(with: "HTTP/1.1 101".utf8) else {
+                load.failed.add(1, ordering: .relaxed)
+                context.close(promise: nil)
+                return
+            }
+            incoming.moveReaderIndex(to: end.upperBound)
+            upgraded = true
+        }
+        while let (opcode, fin, payload) = Self.nextFrame(&incoming) {
+            switch opcode {
+            case 0x0, 0x1:
+                if fin && fragments == nil {
+                    received(payload.readableBytesView, context)
+                } else {
+                    var payload = payload
+                    fragments = fragments ?? context.channel.allocator.buffer(capacity: payload.readableBytes)
+                    fragments!.writeBuffer(&payload)
+                    if fin, let whole = fragments {
+                        fragments = nil
+                        received(whole.readableBytesView, context)
+                    }
+                }
+            case 0x8:
+                context.close(promise: nil)
+                return
+            case 0x9:
+                write(opcode: 0xA, payload.readableBytesView, context)
+            default:
+                break
+            }
+        }
+        if incoming.readableBytes > 0 { pending = incoming }
+    }
+
+    /// The next whole frame (opcode, fin, unmasked payload), consumed from `buffer`; nil when incomplete.
+    static func nextFrame(_ buffer: inout ByteBuffer) -> (UInt8, Bool, ByteBuffer)? {
+        let start = buffer.readerIndex
+        guard let first = buffer.getInteger(at: start, as: UInt8.self), let second = buffer.getInteger(at: start + 1, as: UInt8.self) else {
+            return nil
+        }
+        var offset = start + 2
+        var length = Int(second & 0x7F)
+        if length == 126 {
+            guard let n = buffer.getInteger(at: offset, as: UInt16.self) else { return nil }
+            length = Int(n)
+            offset += 2
+        } else if length == 127 {
+            guard let n = buffer.getInteger(at: offset, as: UInt64.self) else { return nil }
+            length = Int(n)
+            offset += 8
+        }
+        var mask: [UInt8]?
+        if second & 0x80 != 0 {
+            guard let key = buffer.getBytes(at: offset, length: 4) else { return nil }
+            mask = key
+            offset += 4
+        }
+        guard var payload = buffer.getSlice(at: offset, length: length) else { return nil }
+        buffer.moveReaderIndex(to: offset + length)
+        if let mask {
+            payload = ByteBuffer(bytes: payload.readableBytesView.enumerated().map { $0.element ^ mask[$0.offset % 4] })
+        }
+        return (first & 0x0F, first & 0x80 != 0, payload)
+    }
+
+    private func received(_ bytes: ByteBufferView, _ context: ChannelHandlerContext) {
         guard let first = bytes.first else { return }
         switch first {
         case UInt8(ascii: "2"):  // ping
@@ -178,9 +237,26 @@ final class SocketIOHandler: ChannelInboundHandler {
     }
 
     private func send(_ text: String, _ context: ChannelHandlerContext) {
-        let buffer = context.channel.allocator.buffer(string: text)
-        let mask = WebSocketMaskingKey.random()
-        context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .text, maskKey: mask, data: buffer)), promise: nil)
+        write(opcode: 0x1, ByteBufferView(ByteBuffer(string: text)), context)
+    }
+
+    /// One masked client frame.
+    private func write(opcode: UInt8, _ payload: ByteBufferView, _ context: ChannelHandlerContext) {
+        var frame = context.channel.allocator.buffer(capacity: payload.count + 14)
+        frame.writeInteger(0x80 | opcode)
+        if payload.count < 126 {
+            frame.writeInteger(UInt8(0x80 | payload.count))
+        } else if payload.count <= Int(UInt16.max) {
+            frame.writeInteger(UInt8(0x80 | 126))
+            frame.writeInteger(UInt16(payload.count))
+        } else {
+            frame.writeInteger(UInt8(0x80 | 127))
+            frame.writeInteger(UInt64(payload.count))
+        }
+        let mask = (0..<4).map { _ in UInt8.random(in: 0...255) }
+        frame.writeBytes(mask)
+        frame.writeBytes(payload.enumerated().lazy.map { $0.element ^ mask[$0.offset % 4] })
+        context.writeAndFlush(wrapOutboundOut(frame), promise: nil)
     }
 
     /// Once `publishing` is set: `rate` messages a second for `seconds`, on a fixed schedule.

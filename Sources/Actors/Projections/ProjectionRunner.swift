@@ -128,10 +128,7 @@ public actor ProjectionRunner: Service {
         do {
             let moved = try await connection.inTransaction(logger: logger) { () async throws -> (from: Int64, to: Int64) in
                 var current: Int64 = 0, head: Int64 = 0
-                for try await (c, h) in try await connection.query("""
-                    SELECT c.position, (SELECT coalesce(max(position), 0) FROM system.events)
-                    FROM system.checkpoints c WHERE c.projection = \(projection.name) FOR UPDATE
-                    """, logger: logger).decode((Int64, Int64).self) {
+                for try await (c, h) in try await connection.execute(LockCheckpoint(projection: projection.name), logger: logger) {
                     current = c
                     head = h
                 }
@@ -162,9 +159,43 @@ public actor ProjectionRunner: Service {
     }
 
     private func moveCheckpoint(to position: Int64, on connection: PostgresConnection) async throws {
-        try await connection.query("""
-            UPDATE system.checkpoints SET position = \(position), updated_at = now() WHERE projection = \(projection.name)
-            """, logger: logger)
+        _ = try await connection.execute(MoveCheckpoint(position: position, projection: projection.name), logger: logger)
+    }
+
+    // Prepared once per connection: a runner runs them at every wake-up of the log.
+
+    /// The checkpoint (locked) and the log's head.
+    struct LockCheckpoint: PostgresPreparedStatement {
+        static let sql = """
+            SELECT c.position, (SELECT coalesce(max(position), 0) FROM system.events)
+              FROM system.checkpoints c WHERE c.projection = $1 FOR UPDATE
+            """
+        typealias Row = (Int64, Int64)
+        var projection: String
+
+        func makeBindings() throws -> PostgresBindings {
+            var bindings = PostgresBindings(capacity: 1)
+            bindings.append(projection)
+            return bindings
+        }
+
+        func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
+    }
+
+    struct MoveCheckpoint: PostgresPreparedStatement {
+        static let sql = "UPDATE system.checkpoints SET position = $1, updated_at = now() WHERE projection = $2"
+        typealias Row = ()
+        var position: Int64
+        var projection: String
+
+        func makeBindings() throws -> PostgresBindings {
+            var bindings = PostgresBindings(capacity: 2)
+            bindings.append(position)
+            bindings.append(projection)
+            return bindings
+        }
+
+        func decodeRow(_ row: PostgresRow) throws {}
     }
 
     /// Backoff, then isolate the failing event, then park it.

@@ -64,6 +64,31 @@ public struct ProjectionContext: Sendable {
     }
 }
 
+/// A projection's write to one of its tables whose SQL differs only by the table's name. Writing
+/// the live table it is a statement prepared once per connection (runners write at every wake-up of
+/// the log, and parsing and planning cost more than running); writing a replay's scratch copy it is
+/// sent as a one-off query. Parameters need explicit types in the SQL (`$1::text[]`).
+public protocol ReadModelWrite: PostgresPreparedStatement where Row == () {
+    static var table: ReadModelTable { get }
+    static func sql(writingTo table: String) -> String
+}
+
+extension ReadModelWrite {
+    public static var sql: String { sql(writingTo: table.qualifiedName) }
+    public func decodeRow(_ row: PostgresRow) throws {}
+}
+
+extension ProjectionContext {
+    public func write<Write: ReadModelWrite>(_ statement: Write) async throws {
+        if scratchSchema == nil {
+            _ = try await connection.execute(statement, logger: logger)
+        } else {
+            try await connection.query(PostgresQuery(unsafeSQL: Write.sql(writingTo: name(of: Write.table)), binds: statement.makeBindings()),
+                                       logger: logger)
+        }
+    }
+}
+
 /// Quoting of SQL identifiers (for names that were validated or are our own).
 public enum SQLIdentifier {
     /// `"name"` with inner quotes doubled.

@@ -92,6 +92,10 @@ public final class EventStore: Service, Sendable {
     /// Without `payload`, `data` and `metadata` come back as `{}` (for projections that do not read them).
     public static func readAll(on db: some PostgresQueryRunner, after position: Int64, limit: Int, filter: EventFilter,
                                payload: Bool = true) async throws -> [RecordedEvent] {
+        if let read = preparedRead(after: position, limit: limit, filter: filter, payload: payload) {
+            let rows = try await read.rows(on: db)
+            return payload ? try await collect(rows) : try await collectHeaders(rows)
+        }
         var query: PostgresQuery = "SELECT \(unescaped: payload ? columns : headerColumns) FROM system.events WHERE position > \(position)"
         appendConditions(filter, limit: limit, to: &query)
         return payload ? try await collect(db.runQuery(query)) : try await collectHeaders(db.runQuery(query))
@@ -101,6 +105,9 @@ public final class EventStore: Service, Sendable {
     /// filter wants is in `events` unless `events` is a full page. A filtered follower moves its
     /// cursor to `head` then, instead of scanning the same unwanted events again at every wake-up.
     func readAllWithHead(after position: Int64, limit: Int, filter: EventFilter) async throws -> (events: [RecordedEvent], head: Int64) {
+        if let read = Self.preparedHeadedRead(after: position, limit: limit, filter: filter) {
+            return try await Self.collectHeaded(read.rows(on: client), after: position)
+        }
         var query: PostgresQuery = """
             WITH h AS (SELECT coalesce(max(position), 0) AS head FROM system.events)
             SELECT h.head, e.* FROM h LEFT JOIN LATERAL (
@@ -108,10 +115,17 @@ public final class EventStore: Service, Sendable {
             """
         Self.appendConditions(filter, limit: limit, to: &query)
         query.sql += ") e ON true ORDER BY e.position"
+        return try await Self.collectHeaded(client.query(query), after: position)
+    }
+
+    /// The head and the events of a `readAllWithHead` (no event: a row of nulls beside the head).
+    static func collectHeaded<Rows: AsyncSequence>(_ rows: Rows, after position: Int64) async throws
+        -> (events: [RecordedEvent], head: Int64) where Rows.Element == PostgresRow {
         var head = position
         var events: [RecordedEvent] = []
-        for try await (logHead, position, streamId, version, eventId, type, data, metadata, recordedAt)
-            in try await client.query(query).decode((Int64, Int64?, String?, Int64?, UUID?, String?, String?, String?, Date?).self) {
+        for try await row in rows {
+            let (logHead, position, streamId, version, eventId, type, data, metadata, recordedAt)
+                = try row.decode((Int64, Int64?, String?, Int64?, UUID?, String?, String?, String?, Date?).self)
             head = logHead
             guard let position, let streamId, let version, let eventId, let type, let data, let metadata, let recordedAt else { continue }
             events.append(RecordedEvent(position: position, streamId: streamId, streamVersion: version, eventId: eventId,
@@ -151,21 +165,23 @@ public final class EventStore: Service, Sendable {
     static let columns = "position, stream_id, stream_version, event_id, type, data::text, metadata::text, recorded_at"
     static let headerColumns = "position, stream_id, stream_version, type"
 
-    static func collectHeaders(_ rows: PostgresRowSequence) async throws -> [RecordedEvent] {
+    static func collectHeaders<Rows: AsyncSequence>(_ rows: Rows) async throws -> [RecordedEvent] where Rows.Element == PostgresRow {
         var out: [RecordedEvent] = []
         let zero = UUID(uuid: (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0))
         let epoch = Date(timeIntervalSince1970: 0)
-        for try await (position, streamId, version, type) in rows.decode((Int64, String, Int64, String).self) {
+        for try await row in rows {
+            let (position, streamId, version, type) = try row.decode((Int64, String, Int64, String).self)
             out.append(RecordedEvent(position: position, streamId: streamId, streamVersion: version, eventId: zero,
                                      type: type, data: "{}", metadata: "{}", recordedAt: epoch))
         }
         return out
     }
 
-    static func collect(_ rows: PostgresRowSequence) async throws -> [RecordedEvent] {
+    static func collect<Rows: AsyncSequence>(_ rows: Rows) async throws -> [RecordedEvent] where Rows.Element == PostgresRow {
         var out: [RecordedEvent] = []
-        for try await (position, streamId, version, eventId, type, data, metadata, recordedAt)
-            in rows.decode((Int64, String, Int64, UUID, String, String, String, Date).self) {
+        for try await row in rows {
+            let (position, streamId, version, eventId, type, data, metadata, recordedAt)
+                = try row.decode((Int64, String, Int64, UUID, String, String, String, Date).self)
             out.append(RecordedEvent(position: position, streamId: streamId, streamVersion: version, eventId: eventId,
                                      type: type, data: data, metadata: metadata, recordedAt: recordedAt))
         }
@@ -205,15 +221,25 @@ public struct EventFilter: Sendable, Hashable {
 /// Something that runs a query: the pool or one connection.
 public protocol PostgresQueryRunner: Sendable {
     func runQuery(_ query: PostgresQuery) async throws -> PostgresRowSequence
+    func runPrepared<Statement: PostgresPreparedStatement>(_ statement: Statement) async throws
+        -> AsyncThrowingMapSequence<PostgresRowSequence, Statement.Row>
 }
 
 extension PostgresClient: PostgresQueryRunner {
     public func runQuery(_ query: PostgresQuery) async throws -> PostgresRowSequence { try await self.query(query) }
+    public func runPrepared<Statement: PostgresPreparedStatement>(_ statement: Statement) async throws
+        -> AsyncThrowingMapSequence<PostgresRowSequence, Statement.Row> {
+        try await execute(statement)
+    }
 }
 
 extension PostgresConnection: PostgresQueryRunner {
     public func runQuery(_ query: PostgresQuery) async throws -> PostgresRowSequence {
         try await self.query(query, logger: Self.silentLogger)
+    }
+    public func runPrepared<Statement: PostgresPreparedStatement>(_ statement: Statement) async throws
+        -> AsyncThrowingMapSequence<PostgresRowSequence, Statement.Row> {
+        try await execute(statement, logger: Self.silentLogger)
     }
 
     static let silentLogger = Logger(label: "postgres", factory: { _ in SwiftLogNoOpLogHandler() })

@@ -79,17 +79,29 @@ public struct WebhookOutboxProjection: Projection {
     public var needsPayload: Bool { false }
 
     public func apply(_ events: [RecordedEvent], in context: ProjectionContext) async throws {
-        let outbox = context.name(of: Self.outbox)
         // One statement per batch: the URLs and bodies are unpacked by Postgres from the events themselves.
-        let positions = events.map(\.position)
-        try await context.connection.query("""
-            INSERT INTO \(unescaped: outbox) (id, position, message_id, channel_id, channel, event, url, body, created_at)
+        try await context.write(AddDeliveries(positions: events.map(\.position)))
+    }
+
+    struct AddDeliveries: ReadModelWrite {
+        static let table = WebhookOutboxProjection.outbox
+        static func sql(writingTo table: String) -> String {
+            """
+            INSERT INTO \(table) (id, position, message_id, channel_id, channel, event, url, body, created_at)
             SELECT md5(e.event_id::text || '/' || u.url)::uuid, e.position, e.event_id, (e.data->>'channelId')::uuid,
                    e.data->>'channel', e.data->>'event', u.url, (e.data->'payload')::text, e.recorded_at
               FROM system.events e
              CROSS JOIN LATERAL (SELECT DISTINCT x AS url FROM jsonb_array_elements_text(coalesce(e.data->'webhookUrls', '[]')) x) u
-             WHERE e.position = ANY(\(positions)) AND e.type = 'MessagePublished'
+             WHERE e.position = ANY($1::int8[]) AND e.type = 'MessagePublished'
             ON CONFLICT (id) DO NOTHING
-            """, logger: context.logger)
+            """
+        }
+        var positions: [Int64]
+
+        func makeBindings() throws -> PostgresBindings {
+            var bindings = PostgresBindings(capacity: 1)
+            bindings.append(positions)
+            return bindings
+        }
     }
 }

@@ -22,13 +22,32 @@ public struct EventStatsProjection: Projection {
             counts[key] = (previous.count + 1, max(previous.last, event.position))
         }
         let keys = Array(counts.keys)
-        let table = context.name(of: Self.table)
-        try await context.connection.query("""
-            INSERT INTO \(unescaped: table) AS s (category, type, count, last_position)
-            SELECT * FROM unnest(\(keys.map(\.category)), \(keys.map(\.type)),
-                                 \(keys.map { counts[$0]!.count }), \(keys.map { counts[$0]!.last }))
+        try await context.write(AddCounts(categories: keys.map(\.category), types: keys.map(\.type),
+                                          counts: keys.map { counts[$0]!.count }, lasts: keys.map { counts[$0]!.last }))
+    }
+
+    struct AddCounts: ReadModelWrite {
+        static let table = EventStatsProjection.table
+        static func sql(writingTo table: String) -> String {
+            """
+            INSERT INTO \(table) AS s (category, type, count, last_position)
+            SELECT * FROM unnest($1::text[], $2::text[], $3::int8[], $4::int8[])
             ON CONFLICT (category, type) DO UPDATE
             SET count = s.count + excluded.count, last_position = greatest(s.last_position, excluded.last_position)
-            """, logger: context.logger)
+            """
+        }
+        var categories: [String]
+        var types: [String]
+        var counts: [Int64]
+        var lasts: [Int64]
+
+        func makeBindings() throws -> PostgresBindings {
+            var bindings = PostgresBindings(capacity: 4)
+            bindings.append(categories)
+            bindings.append(types)
+            bindings.append(counts)
+            bindings.append(lasts)
+            return bindings
+        }
     }
 }

@@ -245,21 +245,27 @@ actor RealtimeHub: Service {
     /// and the log's head when read.
     static func readMessages(on client: PostgresClient, after position: Int64, through: Int64? = nil, channel: String? = nil,
                              limit: Int) async throws -> ([Message], Int64) {
-        let stream = channel.map { "realtime-" + $0 }
-        let rows = try await client.query("""
-            WITH h AS (SELECT coalesce(max(position), 0) AS head FROM system.events)
-            SELECT h.head, \(unescaped: messageColumns)
-              FROM h LEFT JOIN LATERAL (
-                SELECT * FROM system.events x
-                 WHERE x.position > \(position) AND x.position <= least(h.head, \(through)) AND x.type = 'MessagePublished'
-                   AND (\(stream)::text IS NULL OR x.stream_id = \(stream))
-                 ORDER BY x.position LIMIT \(limit)) e ON true
-            ORDER BY e.position
-            """)
+        let rows: AsyncThrowingMapSequence<PostgresRowSequence, PostgresRow>
+        if through == nil && channel == nil {
+            rows = try await client.execute(LiveMessages(after: position, limit: limit))
+        } else {
+            let stream = channel.map { "realtime-" + $0 }
+            rows = try await client.query("""
+                WITH h AS (SELECT coalesce(max(position), 0) AS head FROM system.events)
+                SELECT h.head, \(unescaped: messageColumns)
+                  FROM h LEFT JOIN LATERAL (
+                    SELECT * FROM system.events x
+                     WHERE x.position > \(position) AND x.position <= least(h.head, \(through)) AND x.type = 'MessagePublished'
+                       AND (\(stream)::text IS NULL OR x.stream_id = \(stream))
+                     ORDER BY x.position LIMIT \(limit)) e ON true
+                ORDER BY e.position
+                """).map { (row: PostgresRow) throws -> PostgresRow in row }
+        }
         var head: Int64 = position
         var out: [Message] = []
-        for try await (h, position, channel, event, payload, messageId, senderType, senderId, createdAt)
-            in rows.decode((Int64, Int64?, String?, String?, String?, String?, String?, String?, String?).self) {
+        for try await row in rows {
+            let (h, position, channel, event, payload, messageId, senderType, senderId, createdAt)
+                = try row.decode((Int64, Int64?, String?, String?, String?, String?, String?, String?, String?).self)
             head = h
             guard let position, let channel, let event, let payload, let messageId, let senderType else { continue }
             out.append(Message(position: position, channel: channel,
@@ -267,6 +273,31 @@ actor RealtimeHub: Service {
                                             senderType: senderType, senderId: senderId, timestamp: createdAt ?? ""))))
         }
         return (out, head)
+    }
+
+    /// The live read of the hub, prepared once per connection (it runs at every wake-up of the log).
+    struct LiveMessages: PostgresPreparedStatement {
+        static let sql = """
+            WITH h AS (SELECT coalesce(max(position), 0) AS head FROM system.events)
+            SELECT h.head, \(messageColumns)
+              FROM h LEFT JOIN LATERAL (
+                SELECT * FROM system.events x
+                 WHERE x.position > $1 AND x.position <= h.head AND x.type = 'MessagePublished'
+                 ORDER BY x.position LIMIT $2) e ON true
+            ORDER BY e.position
+            """
+        typealias Row = PostgresRow
+        var after: Int64
+        var limit: Int
+
+        func makeBindings() throws -> PostgresBindings {
+            var bindings = PostgresBindings(capacity: 2)
+            bindings.append(after)
+            bindings.append(Int64(limit))
+            return bindings
+        }
+
+        func decodeRow(_ row: PostgresRow) throws -> PostgresRow { row }
     }
 
     /// The Socket.IO EVENT packet of a message: `["<event>", {...payload, "meta": {...}}]`.

@@ -125,21 +125,46 @@ actor WebhookDispatcher: Service {
     /// New outbox rows become pending deliveries, due now.
     private func ingest(on connection: PostgresConnection) async throws {
         try await connection.inTransaction(logger: logger) {
-            for try await _ in try await connection.query("""
-                WITH cursor AS (SELECT position FROM realtime.webhook_dispatcher WHERE id = 1 FOR UPDATE),
-                     fresh AS (SELECT o.id, o.position FROM realtime.webhook_outbox o, cursor WHERE o.position > cursor.position),
-                     added AS (INSERT INTO realtime.webhook_deliveries (id, status, next_attempt_at)
-                               SELECT id, 'pending', now() FROM fresh ON CONFLICT (id) DO NOTHING)
-                UPDATE realtime.webhook_dispatcher SET position = (SELECT max(position) FROM fresh)
-                 WHERE id = 1 AND EXISTS (SELECT 1 FROM fresh)
-                RETURNING position
-                """, logger: logger) {}
+            for try await _ in try await connection.execute(Ingest(), logger: logger) {}
         }
     }
 
     private func claim(on connection: PostgresConnection) async throws -> [Due] {
         var out: [Due] = []
-        for try await (id, messageId, channelId, channel, event, url, body, attempts) in try await connection.query("""
+        for try await (id, messageId, channelId, channel, event, url, body, attempts)
+            in try await connection.execute(Claim(limit: options.batchSize), logger: logger) {
+            out.append(Due(id: id, messageId: messageId, channelId: channelId, channel: channel, event: event, url: url, body: body,
+                           attempts: Int(attempts)))
+        }
+        return out
+    }
+
+    private func untilNextDue(on connection: PostgresConnection) async throws -> Duration {
+        var seconds: Double?
+        for try await value in try await connection.execute(NextDue(), logger: logger) { seconds = value }
+        guard let seconds else { return store.watcher.pollInterval }
+        return min(store.watcher.pollInterval, .milliseconds(Int64(max(0, seconds) * 1000)))
+    }
+
+    // The statements of every wake-up, prepared once per connection.
+
+    struct Ingest: PostgresPreparedStatement {
+        static let sql = """
+            WITH cursor AS (SELECT position FROM realtime.webhook_dispatcher WHERE id = 1 FOR UPDATE),
+                 fresh AS (SELECT o.id, o.position FROM realtime.webhook_outbox o, cursor WHERE o.position > cursor.position),
+                 added AS (INSERT INTO realtime.webhook_deliveries (id, status, next_attempt_at)
+                           SELECT id, 'pending', now() FROM fresh ON CONFLICT (id) DO NOTHING)
+            UPDATE realtime.webhook_dispatcher SET position = (SELECT max(position) FROM fresh)
+             WHERE id = 1 AND EXISTS (SELECT 1 FROM fresh)
+            RETURNING position
+            """
+        typealias Row = PostgresRow
+        func makeBindings() throws -> PostgresBindings { PostgresBindings() }
+        func decodeRow(_ row: PostgresRow) throws -> PostgresRow { row }
+    }
+
+    struct Claim: PostgresPreparedStatement {
+        static let sql = """
             WITH pending AS (
                 SELECT d.id, d.attempts, d.next_attempt_at <= now() AS due, o.url, o.position
                   FROM realtime.webhook_deliveries d JOIN realtime.webhook_outbox o ON o.id = d.id
@@ -148,20 +173,28 @@ actor WebhookDispatcher: Service {
             SELECT p.id, o.message_id, o.channel_id, o.channel, o.event, o.url, o.body, p.attempts
               FROM pending p JOIN realtime.webhook_outbox o ON o.id = p.id LEFT JOIN waiting w ON w.url = p.url
              WHERE p.due AND (w.first IS NULL OR p.position < w.first)
-             ORDER BY p.position, p.url LIMIT \(options.batchSize)
-            """, logger: logger).decode((UUID, UUID, UUID?, String, String, String, String, Int32).self) {
-            out.append(Due(id: id, messageId: messageId, channelId: channelId, channel: channel, event: event, url: url, body: body,
-                           attempts: Int(attempts)))
+             ORDER BY p.position, p.url LIMIT $1
+            """
+        typealias Row = (UUID, UUID, UUID?, String, String, String, String, Int32)
+        var limit: Int
+
+        func makeBindings() throws -> PostgresBindings {
+            var bindings = PostgresBindings(capacity: 1)
+            bindings.append(Int64(limit))
+            return bindings
         }
-        return out
+
+        func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
     }
 
-    private func untilNextDue(on connection: PostgresConnection) async throws -> Duration {
-        let seconds: Double?? = try await scalar(connection, """
+    /// Seconds until the next pending delivery is due (null: none pending).
+    struct NextDue: PostgresPreparedStatement {
+        static let sql = """
             SELECT extract(epoch FROM min(next_attempt_at) - now())::float8 FROM realtime.webhook_deliveries WHERE status = 'pending'
-            """)
-        guard let seconds = seconds ?? nil else { return store.watcher.pollInterval }
-        return min(store.watcher.pollInterval, .milliseconds(Int64(max(0, seconds) * 1000)))
+            """
+        typealias Row = Double?
+        func makeBindings() throws -> PostgresBindings { PostgresBindings() }
+        func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
     }
 
     // MARK: posting
