@@ -19,7 +19,7 @@ struct RealtimeBench: AsyncParsableCommand {
     @Option(help: "The admin API key of our server.") var apiKey: String?
     @Option(help: "The peer server's base URL (python-socketio); empty to skip.") var peerURL = ""
     @Option(help: "Subscribed sockets.") var sockets = 1000
-    @Option(help: "Messages published per second.") var rate = 60
+    @Option(help: "Messages published per second.") var rate = 65
     @Option(help: "Seconds of publishing.") var seconds = 10
     @Option(help: "Idle sockets for the memory figure (0 to skip).") var idleSockets = 0
     @Option(help: "Pid of our server (for its RSS).") var serverPid: Int32?

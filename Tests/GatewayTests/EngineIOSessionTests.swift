@@ -50,6 +50,19 @@ struct EngineIOSessionTests {
         #expect(s.send(.message("late")) == [])
     }
 
+    @Test func theFirstPingMayComeEarlierThenEveryInterval() {
+        var s = EngineIOSession(sid: "abc", transport: .websocket, configuration: configuration, now: start, firstPing: .seconds(15))
+        #expect(s.nextDeadline == start + .seconds(15))
+        #expect(s.tick(now: start + .seconds(14)) == [])
+        #expect(s.tick(now: start + .seconds(15)) == [.sendWebSocket([.ping("")])])
+        #expect(s.webSocketText("3") == [])
+        #expect(s.tick(now: start + .seconds(39)) == [])
+        #expect(s.tick(now: start + .seconds(40)) == [.sendWebSocket([.ping("")])])
+        // Never later than the interval the client was promised.
+        let late = EngineIOSession(sid: "abc", transport: .websocket, configuration: configuration, now: start, firstPing: .seconds(60))
+        #expect(late.nextDeadline == start + .seconds(25))
+    }
+
     @Test func upgradeFromPollingToWebSocket() {
         var s = session()
         #expect(s.pollArrived() == [])

@@ -21,6 +21,10 @@ public actor ProjectionRunner: Service {
         public var maxBackoff: Duration = .seconds(5)
         /// How often a runner that is not the owner tries to become it.
         public var ownershipRetry: Duration = .seconds(1)
+        /// After being woken by new events, how long to let more arrive before reading: under a
+        /// stream of small appends (realtime messages, single-row writes) a batch then holds several
+        /// of them, and the checkpoint transaction is paid once for all.
+        public var gatherInterval: Duration = .milliseconds(20)
         public init() {}
     }
 
@@ -116,6 +120,7 @@ public actor ProjectionRunner: Service {
                     lastKeepAlive = .now
                 }
                 await store.watcher.signal.wait(after: generation, timeout: store.watcher.pollInterval)
+                if options.gatherInterval > .zero && !Self.stopping { try? await Task.sleep(for: options.gatherInterval) }
             }
         }
         _ = try? await connection.query("SELECT pg_advisory_unlock(\(lockKey))", logger: logger)

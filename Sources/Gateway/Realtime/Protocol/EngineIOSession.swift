@@ -46,11 +46,14 @@ struct EngineIOSession: Sendable {
     private var nextPing: ContinuousClock.Instant
     private var pongDeadline: ContinuousClock.Instant?
 
-    init(sid: String, transport: Transport, configuration: Configuration = .init(), now: ContinuousClock.Instant) {
+    /// `firstPing`: when to send the first ping (default `pingInterval`). Sockets that connect
+    /// together (a load, a reconnect storm) would otherwise ping together forever after.
+    init(sid: String, transport: Transport, configuration: Configuration = .init(), now: ContinuousClock.Instant,
+         firstPing: Duration? = nil) {
         self.sid = sid
         self.transport = transport
         self.configuration = configuration
-        self.nextPing = now + configuration.pingInterval
+        self.nextPing = now + min(firstPing ?? configuration.pingInterval, configuration.pingInterval)
     }
 
     /// The `open` packet: the first thing the client receives on either transport.

@@ -25,7 +25,9 @@ actor RealtimeConnection {
          messaging: RealtimeMessaging?, onClose: @escaping @Sendable (String) -> Void) {
         let sid = Self.newId()
         self.sid = sid
-        self.engine = EngineIOSession(sid: sid, transport: transport, configuration: configuration, now: .now)
+        // The first ping somewhere in the second half of the interval: spread over time, not in step.
+        self.engine = EngineIOSession(sid: sid, transport: transport, configuration: configuration, now: .now,
+                                      firstPing: configuration.pingInterval * Double.random(in: 0.5...1.0))
         self.authenticate = authenticate
         self.messaging = messaging
         self.onClose = onClose

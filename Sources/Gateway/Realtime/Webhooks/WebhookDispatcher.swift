@@ -122,8 +122,12 @@ actor WebhookDispatcher: Service {
         return nil
     }
 
-    /// New outbox rows become pending deliveries, due now.
+    /// New outbox rows become pending deliveries, due now. A read-only probe first: most wake-ups
+    /// of the log bring no new outbox row, and the locking ingest is a write transaction.
     private func ingest(on connection: PostgresConnection) async throws {
+        var fresh = false
+        for try await value in try await connection.execute(HasFresh(), logger: logger) { fresh = value }
+        guard fresh else { return }
         try await connection.inTransaction(logger: logger) {
             for try await _ in try await connection.execute(Ingest(), logger: logger) {}
         }
@@ -161,6 +165,16 @@ actor WebhookDispatcher: Service {
         typealias Row = PostgresRow
         func makeBindings() throws -> PostgresBindings { PostgresBindings() }
         func decodeRow(_ row: PostgresRow) throws -> PostgresRow { row }
+    }
+
+    struct HasFresh: PostgresPreparedStatement {
+        static let sql = """
+            SELECT EXISTS (SELECT 1 FROM realtime.webhook_outbox o
+                            WHERE o.position > (SELECT position FROM realtime.webhook_dispatcher WHERE id = 1))
+            """
+        typealias Row = Bool
+        func makeBindings() throws -> PostgresBindings { PostgresBindings() }
+        func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
     }
 
     struct Claim: PostgresPreparedStatement {
