@@ -9,8 +9,9 @@ enum SocketRole: Sendable {
     case idle
     /// Subscribes and counts `tick` frames.
     case subscriber
-    /// Subscribes, then publishes `tick` messages at a steady rate once `publishing` is set.
-    case publisher(rate: Int, seconds: Int)
+    /// Subscribes, then publishes `tick` messages at a steady rate once `publishing` is set: first
+    /// `warmup` seconds that are not measured, then `seconds` that are.
+    case publisher(rate: Int, seconds: Int, warmup: Int)
 }
 
 /// Shared by every socket of a run: readiness counters, the channels (to close them), the results.
@@ -26,19 +27,21 @@ final class LoadRun: Sendable {
     /// Frames counted so far by all sockets (updated every 64 frames per socket, to keep it cheap).
     let framesSeen = Atomic<Int>(0)
     private let channels = Mutex<[any Channel]>([])
-    private let tally = Mutex<(frames: Int, latencies: [UInt64], last: UInt64)>((0, [], 0))
+    private let tally = Mutex<(frames: Int, latencies: [UInt64], sent: [UInt64], last: UInt64)>((0, [], [], 0))
 
     func add(_ channel: any Channel) { channels.withLock { $0.append(channel) } }
 
-    func merge(frames: Int, latencies: [UInt64], last: UInt64) {
+    func merge(frames: Int, latencies: [UInt64], sent: [UInt64], last: UInt64) {
         tally.withLock { t in
             t.frames += frames
             t.latencies += latencies
+            t.sent += sent
             t.last = max(t.last, last)
         }
     }
 
-    var results: (frames: Int, latencies: [UInt64], last: UInt64) { tally.withLock { $0 } }
+    /// Frames, their latencies and send times (same order), and when the last one arrived.
+    var results: (frames: Int, latencies: [UInt64], sent: [UInt64], last: UInt64) { tally.withLock { $0 } }
 
     /// Closes every socket and waits until each has reported its figures.
     func closeAll() async {
@@ -97,6 +100,7 @@ final class SocketIOHandler: ChannelInboundHandler {
     private var fragments: ByteBuffer?
     private var frames = 0
     private var latencies: [UInt64] = []
+    private var sentAt: [UInt64] = []
     private var last: UInt64 = 0
     private var publishTask: RepeatedTask?
 
@@ -203,10 +207,11 @@ final class SocketIOHandler: ChannelInboundHandler {
         case UInt8(ascii: "4"):
             if bytes.starts(with: #"42["tick""#.utf8) {
                 guard load.publishing.load(ordering: .relaxed) || load.publishEnded.load(ordering: .relaxed) > 0,
-                      let sent = Self.sentTime(bytes) else { return }
+                      let sent = Self.sentTime(bytes), sent > 0 else { return }  // 0: a warm-up message
                 let now = monotonicNanos()
                 frames += 1
                 latencies.append(now &- sent)
+                sentAt.append(sent)
                 last = now
                 if frames % 64 == 0 { load.framesSeen.add(64, ordering: .relaxed) }
             } else if bytes.starts(with: "40".utf8) {
@@ -219,7 +224,9 @@ final class SocketIOHandler: ChannelInboundHandler {
                     return
                 }
                 load.subscribed.add(1, ordering: .relaxed)
-                if case .publisher(let rate, let seconds) = role { startPublishing(rate: rate, seconds: seconds, context) }
+                if case .publisher(let rate, let seconds, let warmup) = role {
+                    startPublishing(rate: rate, seconds: seconds, warmup: warmup, context)
+                }
             } else if bytes.starts(with: "44".utf8) {
                 load.failed.add(1, ordering: .relaxed)
             }
@@ -231,7 +238,7 @@ final class SocketIOHandler: ChannelInboundHandler {
     func channelInactive(context: ChannelHandlerContext) {
         publishTask?.cancel()
         load.framesSeen.add(frames % 64, ordering: .relaxed)
-        load.merge(frames: frames, latencies: latencies, last: last)
+        load.merge(frames: frames, latencies: latencies, sent: sentAt, last: last)
         load.closed.add(1, ordering: .relaxed)
         context.fireChannelInactive()
     }
@@ -259,10 +266,13 @@ final class SocketIOHandler: ChannelInboundHandler {
         context.writeAndFlush(wrapOutboundOut(frame), promise: nil)
     }
 
-    /// Once `publishing` is set: `rate` messages a second for `seconds`, on a fixed schedule.
-    private func startPublishing(rate: Int, seconds: Int, _ context: ChannelHandlerContext) {
+    /// Once `publishing` is set: `rate` messages a second for `warmup + seconds`, on a fixed
+    /// schedule. Warm-up messages carry `t: 0` and are not counted: the first second of a run pays for
+    /// the server's cold paths (pool connections, first executions of statements).
+    private func startPublishing(rate: Int, seconds: Int, warmup: Int, _ context: ChannelHandlerContext) {
         let loop = context.eventLoop
-        let total = rate * seconds
+        let unmeasured = rate * warmup
+        let total = unmeasured + rate * seconds
         var i = 0
         var started: NIODeadline?
         let interval = TimeAmount.nanoseconds(1_000_000_000 / Int64(rate))
@@ -275,13 +285,12 @@ final class SocketIOHandler: ChannelInboundHandler {
                 return
             }
             let now = NIODeadline.now()
-            if started == nil {
-                started = now
-                load.publishStarted.store(monotonicNanos(), ordering: .relaxed)
-            }
+            if started == nil { started = now }
             while i < total, started! + interval * Int64(i) <= now {
-                send(#"42["realtime:publish",{"channel":"\#(channel)","event":"tick","payload":{"t":\#(monotonicNanos()),"i":\#(i)}}]"#)
-                load.published.add(1, ordering: .relaxed)
+                if i == unmeasured { load.publishStarted.store(monotonicNanos(), ordering: .relaxed) }
+                let sent = i < unmeasured ? 0 : monotonicNanos()
+                send(#"42["realtime:publish",{"channel":"\#(channel)","event":"tick","payload":{"t":\#(sent),"i":\#(i)}}]"#)
+                if sent > 0 { load.published.add(1, ordering: .relaxed) }
                 i += 1
             }
             if i >= total {

@@ -37,16 +37,22 @@ actor RealtimeConnection {
     var isClosed: Bool { engine.isClosed }
 
     /// Starts the heartbeat; it stops by itself once the session is closed. (Cancelling it instead
-    /// would cancel the close frame that a ping timeout sends from that very task.)
+    /// would cancel the close frame that a ping timeout sends from that very task.) It sleeps until
+    /// the session's next deadline (a ping due, a pong overdue), not on a fixed beat: a thousand
+    /// sockets that connected together then do not all wake every second.
     func start() {
         Task { [weak self] in
             while !Task.isCancelled {
-                try? await Task.sleep(for: .seconds(1))
+                guard let deadline = await self?.nextDeadline else { return }
+                try? await Task.sleep(until: deadline, clock: .continuous)
                 guard let self, await !self.isClosed else { return }
                 await self.tick()
             }
         }
     }
+
+    /// When the heartbeat should next look (nil once closed).
+    private var nextDeadline: ContinuousClock.Instant? { engine.isClosed ? nil : engine.nextDeadline }
 
     private func tick() async { await perform(engine.tick(now: .now)) }
 
