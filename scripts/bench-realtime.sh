@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The issue-5 figures, release build, fresh PostgreSQL:
 #   1. Fan-out: 1,000 sockets subscribed to one channel, messages published at a steady rate from
-#      one more socket (65/s: 65,000 frames/s offered); delivered frames/s and publish-to-receive
+#      one more socket (60/s: 60,000 frames/s offered); delivered frames/s and publish-to-receive
 #      p50/p99, against our server and against python-socketio's own server broadcasting in memory
 #      (the peer). Then the capacity run: both offered 150,000 frames/s, more than either delivers;
 #      the ratio of what each delivers.

@@ -24,7 +24,7 @@ final class LoadRun: Sendable {
     let published = Atomic<Int>(0)
     let publishStarted = Atomic<UInt64>(0)
     let publishEnded = Atomic<UInt64>(0)
-    /// Frames counted so far by all sockets (updated every 64 frames per socket, to keep it cheap).
+    /// Frames counted so far by all sockets.
     let framesSeen = Atomic<Int>(0)
     private let channels = Mutex<[any Channel]>([])
     private let tally = Mutex<(frames: Int, latencies: [UInt64], sent: [UInt64], last: UInt64)>((0, [], [], 0))
@@ -213,7 +213,7 @@ final class SocketIOHandler: ChannelInboundHandler {
                 latencies.append(now &- sent)
                 sentAt.append(sent)
                 last = now
-                if frames % 64 == 0 { load.framesSeen.add(64, ordering: .relaxed) }
+                load.framesSeen.add(1, ordering: .relaxed)
             } else if bytes.starts(with: "40".utf8) {
                 load.connected.add(1, ordering: .relaxed)
                 if case .idle = role { return }
@@ -237,7 +237,6 @@ final class SocketIOHandler: ChannelInboundHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         publishTask?.cancel()
-        load.framesSeen.add(frames % 64, ordering: .relaxed)
         load.merge(frames: frames, latencies: latencies, sent: sentAt, last: last)
         load.closed.add(1, ordering: .relaxed)
         context.fireChannelInactive()
@@ -266,16 +265,19 @@ final class SocketIOHandler: ChannelInboundHandler {
         context.writeAndFlush(wrapOutboundOut(frame), promise: nil)
     }
 
-    /// Once `publishing` is set: `rate` messages a second for `warmup + seconds`, on a fixed
-    /// schedule. Warm-up messages carry `t: 0` and are not counted: the first second of a run pays for
-    /// the server's cold paths (pool connections, first executions of statements).
+    /// Once `publishing` is set: a warm-up of 20 messages over `warmup` seconds and as long again
+    /// of quiet, then `rate` messages a second for `seconds`, on a fixed schedule. Warm-up messages
+    /// carry `t: 0` and are not counted: they pay for the server's cold paths (pool connections,
+    /// first executions of statements) without leaving a backlog behind on a slower server.
     private func startPublishing(rate: Int, seconds: Int, warmup: Int, _ context: ChannelHandlerContext) {
         let loop = context.eventLoop
-        let unmeasured = rate * warmup
+        let unmeasured = warmup > 0 ? 20 : 0
         let total = unmeasured + rate * seconds
         var i = 0
         var started: NIODeadline?
         let interval = TimeAmount.nanoseconds(1_000_000_000 / Int64(rate))
+        let warmupInterval = TimeAmount.nanoseconds(Int64(warmup) * 1_000_000_000 / Int64(max(unmeasured, 1)))
+        let measuredFrom = TimeAmount.seconds(Int64(2 * warmup))
         let load = self.load
         let channel = self.channel
         let send = { [weak self] (text: String) in self.map { $0.send(text, context) } }
@@ -286,7 +288,9 @@ final class SocketIOHandler: ChannelInboundHandler {
             }
             let now = NIODeadline.now()
             if started == nil { started = now }
-            while i < total, started! + interval * Int64(i) <= now {
+            let start = started!
+            while i < total,
+                  (i < unmeasured ? start + warmupInterval * Int64(i) : start + measuredFrom + interval * Int64(i - unmeasured)) <= now {
                 if i == unmeasured { load.publishStarted.store(monotonicNanos(), ordering: .relaxed) }
                 let sent = i < unmeasured ? 0 : monotonicNanos()
                 send(#"42["realtime:publish",{"channel":"\#(channel)","event":"tick","payload":{"t":\#(sent),"i":\#(i)}}]"#)
