@@ -14,7 +14,7 @@ public enum StreamID {
         let id = streamId[streamId.index(after: dash)...]
         if let problem = categoryProblem(with: String(category)) { return "stream \(problem)" }
         guard !id.isEmpty else { return "stream id must not be empty after the category" }
-        guard id.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value != 0x7F }) else {
+        guard id.utf8.allSatisfy({ $0 > 0x20 && $0 != 0x7F }) else {  // bytes of multi-byte characters are >= 0x80
             return "stream id must not contain spaces or control characters"
         }
         return nil

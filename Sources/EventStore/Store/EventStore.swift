@@ -51,7 +51,7 @@ public final class EventStore: Service, Sendable {
         if let problem = StreamID.problem(with: streamId) { throw EventStoreError(.invalidEvent, problem) }
         guard !events.isEmpty else { throw EventStoreError(.invalidEvent, "no events to append") }
         guard events.count <= 1000 else { throw EventStoreError(.invalidEvent, "at most 1000 events per append") }
-        if Set(events.map(\.eventId)).count != events.count {
+        if events.count > 1, Set(events.map(\.eventId)).count != events.count {
             throw EventStoreError(.invalidEvent, "event ids must be unique within an append")
         }
         for event in events {

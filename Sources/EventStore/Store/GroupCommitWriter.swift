@@ -50,6 +50,8 @@ final class GroupCommitWriter: Sendable {
 
     private let client: PostgresClient
     private let inlineProjections: [any Projection]
+    /// Each inline projection's event types (nil: all), read once: `eventTypes` builds a set per call.
+    private let inlineTypes: [Set<String>?]
     private let maxBatchCommands: Int
     private let logger: Logger
     private let state = Mutex(State())
@@ -71,6 +73,7 @@ final class GroupCommitWriter: Sendable {
     init(client: PostgresClient, inlineProjections: [any Projection], maxBatchCommands: Int, logger: Logger) {
         self.client = client
         self.inlineProjections = inlineProjections
+        self.inlineTypes = inlineProjections.map(\.eventTypes)
         self.maxBatchCommands = maxBatchCommands
         self.logger = logger
         (self.wakes, self.wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
@@ -214,7 +217,7 @@ final class GroupCommitWriter: Sendable {
     /// which recognises a retried append by its event ids.
     private func commit(_ commands: [AppendCommand], careful: Bool) async throws -> [Result<AppendResult, EventStoreError>] {
         let needsProjection = commands.contains { command in
-            command.events.contains { event in inlineProjections.contains { $0.eventTypes?.contains(event.type) ?? true } }
+            command.events.contains { event in inlineTypes.contains { $0?.contains(event.type) ?? true } }
         }
         var streams: [String] = [], expected: [Int64] = [], counts: [Int32] = [], known: [Int64] = [], knownAsOf: [Int64] = []
         var ids: [UUID] = [], types: [String] = [], data: [String] = [], metadata: [String] = []
@@ -242,7 +245,7 @@ final class GroupCommitWriter: Sendable {
               SELECT outcome, first_position, last_version, now(), head, known FROM system.append_batch(
                   \(streams), \(expected), \(counts), \(ids), \(types), \(data), \(metadata), \(known), \(knownAsOf))
               """
-        let projections = inlineProjections
+        let projections = zip(inlineProjections, inlineTypes)
         let logger = self.logger
         let outcome = try await client.withConnection { connection in
             if !needsProjection {
@@ -267,8 +270,8 @@ final class GroupCommitWriter: Sendable {
                     }
                 }
                 let context = ProjectionContext(connection: connection, logger: logger)
-                for projection in projections {
-                    let mine = recorded.filter { projection.eventTypes?.contains($0.type) ?? true }
+                for (projection, types) in projections {
+                    let mine = recorded.filter { types?.contains($0.type) ?? true }
                     if mine.isEmpty { continue }
                     do {
                         try await projection.apply(mine, in: context)

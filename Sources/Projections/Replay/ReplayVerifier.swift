@@ -69,7 +69,8 @@ public struct ReplayVerifier: Sendable {
                 payload: projections.contains { $0.needsPayload })
             guard let end = batch.last?.position else { break }
             for (projection, bound) in zip(projections, bounds) {
-                let mine = batch.filter { $0.position <= bound && (projection.eventTypes?.contains($0.type) ?? true) }
+                let types = projection.eventTypes
+                let mine = batch.filter { $0.position <= bound && (types?.contains($0.type) ?? true) }
                 if !mine.isEmpty { try await projection.apply(mine, in: context) }
             }
             replayed += Int64(batch.count)
