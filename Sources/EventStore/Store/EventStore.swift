@@ -170,7 +170,8 @@ public final class EventStore: Service, Sendable {
         let zero = UUID(uuid: (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0))
         let epoch = Date(timeIntervalSince1970: 0)
         for try await row in rows {
-            let (position, streamId, version, type) = try row.decode((Int64, String, Int64, String).self)
+            var cells = LogRowReader(row)
+            let (position, streamId, version, type) = try (cells.int64(), cells.string(), cells.int64(), cells.string())
             out.append(RecordedEvent(position: position, streamId: streamId, streamVersion: version, eventId: zero,
                                      type: type, data: "{}", metadata: "{}", recordedAt: epoch))
         }
@@ -180,8 +181,10 @@ public final class EventStore: Service, Sendable {
     static func collect<Rows: AsyncSequence>(_ rows: Rows) async throws -> [RecordedEvent] where Rows.Element == PostgresRow {
         var out: [RecordedEvent] = []
         for try await row in rows {
+            var cells = LogRowReader(row)
             let (position, streamId, version, eventId, type, data, metadata, recordedAt)
-                = try row.decode((Int64, String, Int64, UUID, String, String, String, Date).self)
+                = try (cells.int64(), cells.string(), cells.int64(), cells.next(UUID.self), cells.string(), cells.string(), cells.string(),
+                       cells.next(Date.self))
             out.append(RecordedEvent(position: position, streamId: streamId, streamVersion: version, eventId: eventId,
                                      type: type, data: data, metadata: metadata, recordedAt: recordedAt))
         }

@@ -16,10 +16,20 @@ public struct EventStatsProjection: Projection {
     public func apply(_ events: [RecordedEvent], in context: ProjectionContext) async throws {
         struct Key: Hashable { var category: String; var type: String }
         var counts: [Key: (count: Int64, last: Int64)] = [:]
-        for event in events {
-            let key = Key(category: event.category, type: event.type)
+        // Runs of events of one stream and type (common: commands append several) are counted
+        // before the category is cut and hashed once for the run.
+        var i = events.startIndex
+        while i < events.endIndex {
+            let first = events[i]
+            var last = first.position, n: Int64 = 0
+            while i < events.endIndex, events[i].streamId == first.streamId, events[i].type == first.type {
+                last = max(last, events[i].position)
+                n += 1
+                i += 1
+            }
+            let key = Key(category: first.category, type: first.type)
             let previous = counts[key] ?? (0, 0)
-            counts[key] = (previous.count + 1, max(previous.last, event.position))
+            counts[key] = (previous.count + n, max(previous.last, last))
         }
         let keys = Array(counts.keys)
         try await context.write(AddCounts(categories: keys.map(\.category), types: keys.map(\.type),
