@@ -96,8 +96,7 @@ public final class EventStore: Service, Sendable {
             let rows = try await read.rows(on: db)
             return payload ? try await collect(rows) : try await collectHeaders(rows)
         }
-        var query: PostgresQuery = "SELECT \(unescaped: payload ? columns : headerColumns) FROM system.events WHERE position > \(position)"
-        appendConditions(filter, limit: limit, to: &query)
+        let query = oneOff(LogReadShapes.page(payload ? columns : headerColumns), after: position, limit: limit, filter: filter)
         return payload ? try await collect(db.runQuery(query)) : try await collectHeaders(db.runQuery(query))
     }
 
@@ -108,14 +107,8 @@ public final class EventStore: Service, Sendable {
         if let read = Self.preparedHeadedRead(after: position, limit: limit, filter: filter) {
             return try await Self.collectHeaded(read.rows(on: client), after: position)
         }
-        var query: PostgresQuery = """
-            WITH h AS (SELECT coalesce(max(position), 0) AS head FROM system.events)
-            SELECT h.head, e.* FROM h LEFT JOIN LATERAL (
-                SELECT \(unescaped: Self.columns) FROM system.events WHERE position > \(position) AND position <= h.head
-            """
-        Self.appendConditions(filter, limit: limit, to: &query)
-        query.sql += ") e ON true ORDER BY e.position"
-        return try await Self.collectHeaded(client.query(query), after: position)
+        return try await Self.collectHeaded(client.query(Self.oneOff(LogReadShapes.headed, after: position, limit: limit, filter: filter)),
+                                            after: position)
     }
 
     /// The head and the events of a `readAllWithHead` (no event: a row of nulls beside the head).
@@ -134,26 +127,30 @@ public final class EventStore: Service, Sendable {
         return (events, head)
     }
 
-    /// The filter's conditions, the order and the limit.
-    private static func appendConditions(_ filter: EventFilter, limit: Int, to query: inout PostgresQuery) {
+    /// A read whose filter no prepared shape covers, from the same SQL: `$1` after, `$2` limit, the
+    /// filter's conditions on the parameters after them.
+    private static func oneOff(_ sql: (String) -> String, after position: Int64, limit: Int, filter: EventFilter) -> PostgresQuery {
+        var binds = PostgresBindings()
+        binds.append(position)
+        binds.append(Int64(limit))
+        var condition = ""
         if let category = filter.category {
-            query.sql += " AND category = $\(query.binds.count + 1)"
-            query.binds.append(category)
+            binds.append(category)
+            condition += " AND category = $\(binds.count)"
         }
         if let streamId = filter.streamId {
-            query.sql += " AND stream_id = $\(query.binds.count + 1)"
-            query.binds.append(streamId)
+            binds.append(streamId)
+            condition += " AND stream_id = $\(binds.count)"
         }
         if let types = filter.types {
-            query.sql += " AND type = ANY($\(query.binds.count + 1))"
-            query.binds.append(Array(types).sorted())
+            binds.append(Array(types).sorted())
+            condition += " AND type = ANY($\(binds.count))"
         }
         if let until = filter.until {
-            query.sql += " AND position <= $\(query.binds.count + 1)"
-            query.binds.append(until)
+            binds.append(until)
+            condition += " AND position <= $\(binds.count)"
         }
-        query.sql += " ORDER BY position LIMIT $\(query.binds.count + 1)"
-        query.binds.append(limit)
+        return PostgresQuery(unsafeSQL: sql(condition), binds: binds)
     }
 
     /// A live, ordered sequence of events after `position`: catch-up reads, then woken by NOTIFY

@@ -45,23 +45,25 @@ protocol LogReadShape: Sendable {
     static var sql: String { get }
 }
 
-/// The shapes, by filter.
+/// The shapes, by filter. One-off reads (`EventStore.oneOff`) use the same SQL.
 enum LogReadShapes {
-    /// A page of `columns` and the log's head in one snapshot (subscriptions).
+    /// A page of `columns` after `$1`, at most `$2` events.
+    static func page(_ columns: String) -> (String) -> String {
+        { condition in "SELECT \(columns) FROM system.events WHERE position > $1 \(condition) ORDER BY position LIMIT $2" }
+    }
+
+    /// A page of every column and the log's head in one snapshot (subscriptions).
     static func headed(_ condition: String) -> String {
         """
         WITH h AS (SELECT coalesce(max(position), 0) AS head FROM system.events)
         SELECT h.head, e.* FROM h LEFT JOIN LATERAL (
-            SELECT \(EventStore.columns) FROM system.events
-             WHERE position > $1 AND position <= h.head \(condition) ORDER BY position LIMIT $2) e ON true
+            \(page(EventStore.columns)("AND position <= h.head " + condition))) e ON true
         ORDER BY e.position
         """
     }
 
     /// A page up to `$5` (projection runners and replay).
-    static func until(_ columns: String, _ condition: String) -> String {
-        "SELECT \(columns) FROM system.events WHERE position > $1 AND position <= $5 \(condition) ORDER BY position LIMIT $2"
-    }
+    static func until(_ columns: String, _ condition: String) -> String { page(columns)("AND position <= $5 " + condition) }
 
     enum Headed: LogReadShape { static let sql = headed("") }
     enum HeadedCategory: LogReadShape { static let sql = headed("AND category = $3") }

@@ -182,7 +182,7 @@ actor RealtimeHub: Service {
         if let replayFrom {
             let replayed: [Message]
             do {
-                replayed = try await Self.readMessages(on: store.client, after: replayFrom, through: start, channel: channel,
+                replayed = try await Self.readMessages(on: store.client, after: replayFrom, replaying: (channel, start),
                                                        limit: replayLimit).0
             } catch {
                 unsubscribe(socketId, channel: channel)
@@ -241,31 +241,19 @@ actor RealtimeHub: Service {
         e.data->>'senderType', e.data->>'senderId', e.data->>'createdAt'
         """
 
-    /// Messages after `position` (at most `limit`), only up to `through` and of `channel` when given,
-    /// and the log's head when read.
-    static func readMessages(on client: PostgresClient, after position: Int64, through: Int64? = nil, channel: String? = nil,
+    /// Messages after `position` (at most `limit`), and the log's head when read. A replay reads one
+    /// channel up to a position; the live read every channel up to the head.
+    static func readMessages(on client: PostgresClient, after position: Int64, replaying: (channel: String, through: Int64)? = nil,
                              limit: Int) async throws -> ([Message], Int64) {
-        let rows: AsyncThrowingMapSequence<PostgresRowSequence, PostgresRow>
-        if through == nil && channel == nil {
-            rows = try await client.execute(LiveMessages(after: position, limit: limit))
+        let rows = if let replaying {
+            try await client.execute(ReplayedMessages(after: position, limit: limit, through: replaying.through,
+                                                      stream: "realtime-" + replaying.channel))
         } else {
-            let stream = channel.map { "realtime-" + $0 }
-            rows = try await client.query("""
-                WITH h AS (SELECT coalesce(max(position), 0) AS head FROM system.events)
-                SELECT h.head, \(unescaped: messageColumns)
-                  FROM h LEFT JOIN LATERAL (
-                    SELECT * FROM system.events x
-                     WHERE x.position > \(position) AND x.position <= least(h.head, \(through)) AND x.type = 'MessagePublished'
-                       AND (\(stream)::text IS NULL OR x.stream_id = \(stream))
-                     ORDER BY x.position LIMIT \(limit)) e ON true
-                ORDER BY e.position
-                """).map { (row: PostgresRow) throws -> PostgresRow in row }
+            try await client.execute(LiveMessages(after: position, limit: limit))
         }
         var head: Int64 = position
         var out: [Message] = []
-        for try await row in rows {
-            let (h, position, channel, event, payload, messageId, senderType, senderId, createdAt)
-                = try row.decode((Int64, Int64?, String?, String?, String?, String?, String?, String?, String?).self)
+        for try await (h, position, channel, event, payload, messageId, senderType, senderId, createdAt) in rows {
             head = h
             guard let position, let channel, let event, let payload, let messageId, let senderType else { continue }
             out.append(Message(position: position, channel: channel,
@@ -275,18 +263,26 @@ actor RealtimeHub: Service {
         return (out, head)
     }
 
-    /// The live read of the hub, prepared once per connection (it runs at every wake-up of the log).
+    /// A page of messages beside the log's head; `$1` after, `$2` limit.
+    static func messagesSQL(upTo bound: String, _ condition: String = "") -> String {
+        """
+        WITH h AS (SELECT coalesce(max(position), 0) AS head FROM system.events)
+        SELECT h.head, \(messageColumns)
+          FROM h LEFT JOIN LATERAL (
+            SELECT * FROM system.events x
+             WHERE x.position > $1 AND x.position <= \(bound) AND x.type = 'MessagePublished' \(condition)
+             ORDER BY x.position LIMIT $2) e ON true
+        ORDER BY e.position
+        """
+    }
+
+    typealias MessageRow = (Int64, Int64?, String?, String?, String?, String?, String?, String?, String?)
+
+    // Both reads are prepared once per connection: the live one runs at every wake-up of the log.
+
     struct LiveMessages: PostgresPreparedStatement {
-        static let sql = """
-            WITH h AS (SELECT coalesce(max(position), 0) AS head FROM system.events)
-            SELECT h.head, \(messageColumns)
-              FROM h LEFT JOIN LATERAL (
-                SELECT * FROM system.events x
-                 WHERE x.position > $1 AND x.position <= h.head AND x.type = 'MessagePublished'
-                 ORDER BY x.position LIMIT $2) e ON true
-            ORDER BY e.position
-            """
-        typealias Row = PostgresRow
+        static let sql = messagesSQL(upTo: "h.head")
+        typealias Row = MessageRow
         var after: Int64
         var limit: Int
 
@@ -297,7 +293,27 @@ actor RealtimeHub: Service {
             return bindings
         }
 
-        func decodeRow(_ row: PostgresRow) throws -> PostgresRow { row }
+        func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
+    }
+
+    struct ReplayedMessages: PostgresPreparedStatement {
+        static let sql = messagesSQL(upTo: "least(h.head, $3)", "AND x.stream_id = $4")
+        typealias Row = MessageRow
+        var after: Int64
+        var limit: Int
+        var through: Int64
+        var stream: String
+
+        func makeBindings() throws -> PostgresBindings {
+            var bindings = PostgresBindings(capacity: 4)
+            bindings.append(after)
+            bindings.append(Int64(limit))
+            bindings.append(through)
+            bindings.append(stream)
+            return bindings
+        }
+
+        func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
     }
 
     /// The Socket.IO EVENT packet of a message: `["<event>", {...payload, "meta": {...}}]`.
