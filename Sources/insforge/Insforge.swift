@@ -4,6 +4,8 @@ import Foundation
 import Gateway
 import Logging
 import Metrics
+import NIOCore
+import NIOPosix
 import Prometheus
 import Projections
 import ServiceLifecycle
@@ -28,11 +30,7 @@ func prepare() -> (ServerConfiguration, Logger) {
         Foundation.exit(1)
     }
     let level = Logger.Level(rawValue: configuration.logLevel) ?? .info
-    LoggingSystem.bootstrap { label in
-        var handler = StreamLogHandler.standardError(label: label)
-        handler.logLevel = level
-        return handler
-    }
+    LoggingSystem.bootstrap { label in StandardErrorLogHandler(label: label, level: level) }
     return (configuration, Logger(label: "insforge"))
 }
 
@@ -57,6 +55,9 @@ struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Run the server (the default).")
 
     func run() async throws {
+        if ProcessInfo.processInfo.environment["INSFORGE_NIO_EXECUTOR"] != "0" {
+            NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
+        }
         let (configuration, logger) = prepare()
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
