@@ -126,7 +126,7 @@ struct Bench: AsyncParsableCommand {
             let run = try await measure(writers: writers, perWriter: perWriter) { writer, i in
                 try await client.query("""
                     INSERT INTO public.bench_plain_events (stream_id, stream_version, event_id, type, data, metadata)
-                    VALUES (\("plain-\(writer)"), \(Int64(i + 1)), \(UUID()), 'BenchAppended', \("{\"n\":\(i)}")::jsonb, '{}'::jsonb)
+                    VALUES (\("plain-\(writer)"), \(Int64(i + 1)), \(EventID.next()), 'BenchAppended', \("{\"n\":\(i)}")::jsonb, '{}'::jsonb)
                     """)
             }
             try await client.query("DROP TABLE public.bench_plain_events")

@@ -4,8 +4,6 @@ import Foundation
 import Gateway
 import Logging
 import Metrics
-import NIOCore
-import NIOPosix
 import Prometheus
 import Projections
 import ServiceLifecycle
@@ -55,9 +53,6 @@ struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Run the server (the default).")
 
     func run() async throws {
-        if ProcessInfo.processInfo.environment["INSFORGE_NIO_EXECUTOR"] != "0" {
-            NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
-        }
         let (configuration, logger) = prepare()
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))

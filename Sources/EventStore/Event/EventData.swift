@@ -14,7 +14,7 @@ public struct EventData: Sendable, Hashable {
     public var typed = TypedPayload()
 
     /// Makes an event from raw JSON text.
-    public init(eventId: UUID = UUID(), type: String, data: String, metadata: EventMetadata = .init()) {
+    public init(eventId: UUID = EventID.next(), type: String, data: String, metadata: EventMetadata = .init()) {
         self.eventId = eventId
         self.type = type
         self.data = data
@@ -22,7 +22,7 @@ public struct EventData: Sendable, Hashable {
     }
 
     /// Makes an event from a catalog payload, encoded once here.
-    public init<E: DomainEvent>(eventId: UUID = UUID(), _ payload: E, metadata: EventMetadata = .init()) throws {
+    public init<E: DomainEvent>(eventId: UUID = EventID.next(), _ payload: E, metadata: EventMetadata = .init()) throws {
         self.init(eventId: eventId, type: E.type, data: try payload.logJSON(), metadata: metadata)
         if E.typedPayloadIsExact { typed = TypedPayload(payload) }
     }

@@ -5,7 +5,7 @@ import PostgresNIO
 import Synchronization
 
 /// Stream versions this writer has seen, each with the log head it was exact at.
-/// `system.append_batch` uses one unless its stream was appended to after that head.
+/// `system.append_batch` and `system.append_any` use one unless its stream was appended to after that head.
 struct VersionCache {
     struct Entry {
         var version: Int64
@@ -236,6 +236,12 @@ final class GroupCommitWriter: Sendable {
                 metadata.append(event.metadata.json)
             }
         }
+        // Every command accepts any version: `system.append_any` does under the lock only what
+        // depends on the log's head; otherwise `append_batch` checks each command's expectation.
+        let anyVersion: AppendAny? = !careful && commands.allSatisfy { $0.expected.sqlValue == nil }
+            ? AppendAny(commands: commands, streams: streams, ids: ids, types: types, data: data, metadata: metadata,
+                        known: known, knownAsOf: knownAsOf)
+            : nil
         let query: PostgresQuery = careful
             ? """
               SELECT outcome, first_position, last_version, now(), -1::int8, 0::int4 FROM system.append_events(
@@ -245,15 +251,22 @@ final class GroupCommitWriter: Sendable {
               SELECT outcome, first_position, last_version, now(), head, known FROM system.append_batch(
                   \(streams), \(expected), \(counts), \(ids), \(types), \(data), \(metadata), \(known), \(knownAsOf))
               """
+        let run: @Sendable (PostgresConnection) async throws -> Outcome = { [logger] connection in
+            if let call = anyVersion {
+                for try await row in try await connection.execute(call, logger: logger) { return Self.outcomes(row, commands) }
+                throw EventStoreError(.invalidEvent, "system.append_any returned no row")
+            }
+            return try await Self.outcomes(connection.query(query, logger: logger), commands)
+        }
         let projections = zip(inlineProjections, inlineTypes)
         let logger = self.logger
         let outcome = try await client.withConnection { connection in
             if !needsProjection {
                 // One statement outside BEGIN/COMMIT is its own transaction: one round trip.
-                return try await Self.outcomes(connection.query(query, logger: logger), commands)
+                return try await run(connection)
             }
             return try await connection.inTransaction(logger: logger) {
-                let outcome = try await Self.outcomes(connection.query(query, logger: logger), commands)
+                let outcome = try await run(connection)
                 // Each projection sees the whole batch at once, in log order (one statement per
                 // projection, not per command): a refusal fails the batch, which is then retried one by one.
                 // `append_batch` numbers the commands' events in array order, so `recorded` is in log order.
@@ -305,8 +318,28 @@ final class GroupCommitWriter: Sendable {
 
     /// Per-command outcomes, the transaction's timestamp (the events' `recorded_at`), the head after
     /// the batch (-1 when unknown) and how many commands' versions came from the cache.
-    private static func outcomes(_ rows: PostgresRowSequence, _ commands: [AppendCommand]) async throws
-        -> (results: [Result<AppendResult, EventStoreError>], recordedAt: Date, head: Int64, known: Int) {
+    typealias Outcome = (results: [Result<AppendResult, EventStoreError>], recordedAt: Date, head: Int64, known: Int)
+
+    /// The outcome of `system.append_any`: events are numbered in array order from the head before the
+    /// batch, and each stream's versions follow its version before the batch.
+    private static func outcomes(_ row: AppendAny.Row, _ commands: [AppendCommand]) -> Outcome {
+        let (startHead, versions, known, recordedAt) = row
+        var results: [Result<AppendResult, EventStoreError>] = []
+        results.reserveCapacity(commands.count)
+        var next = startHead + 1
+        var within: Int64 = 0
+        for (i, command) in commands.enumerated() {
+            if i == 0 || command.streamId != commands[i - 1].streamId { within = 0 }
+            let n = Int64(command.events.count)
+            within += n
+            results.append(.success(AppendResult(positions: Array(next..<(next + n)), nextExpectedVersion: versions[i] + within,
+                                                 wasDuplicate: false)))
+            next += n
+        }
+        return (results, recordedAt, next - 1, Int(known))
+    }
+
+    private static func outcomes(_ rows: PostgresRowSequence, _ commands: [AppendCommand]) async throws -> Outcome {
         var recordedAt = Date()
         var head: Int64 = -1
         var known = 0
@@ -336,4 +369,61 @@ final class GroupCommitWriter: Sendable {
         }
         return (out, recordedAt, head, known)
     }
+}
+
+/// `system.append_any` (every command accepts any version), prepared once per connection. Each event
+/// carries its command and its ordinal among the batch's events of its stream; commands come sorted by
+/// stream, as for `append_batch`.
+struct AppendAny: PostgresPreparedStatement {
+    static let sql = """
+        SELECT start_head, versions, known, recorded_at
+          FROM system.append_any($1, $2, $3, $4, $5, $6::jsonb[], $7::jsonb[], $8, $9)
+        """
+    static var bindingDataTypes: [PostgresDataType] {
+        [.textArray, .int4Array, .int4Array, .uuidArray, .textArray, .textArray, .textArray, .int8Array, .int8Array]
+    }
+    typealias Row = (Int64, [Int64], Int32, Date)
+
+    var streams: [String]
+    var eventCommand: [Int32] = []
+    var eventWithin: [Int32] = []
+    var ids: [UUID]
+    var types: [String]
+    var data: [String]
+    var metadata: [String]
+    var known: [Int64]
+    var knownAsOf: [Int64]
+
+    init(commands: [AppendCommand], streams: [String], ids: [UUID], types: [String], data: [String], metadata: [String],
+         known: [Int64], knownAsOf: [Int64]) {
+        (self.streams, self.ids, self.types, self.data, self.metadata, self.known, self.knownAsOf) =
+            (streams, ids, types, data, metadata, known, knownAsOf)
+        eventCommand.reserveCapacity(ids.count)
+        eventWithin.reserveCapacity(ids.count)
+        var within: Int32 = 0
+        for (i, command) in commands.enumerated() {
+            if i == 0 || command.streamId != commands[i - 1].streamId { within = 0 }
+            for _ in command.events {
+                within += 1
+                eventCommand.append(Int32(i + 1))
+                eventWithin.append(within)
+            }
+        }
+    }
+
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: 9)
+        bindings.append(streams)
+        bindings.append(eventCommand)
+        bindings.append(eventWithin)
+        bindings.append(ids)
+        bindings.append(types)
+        bindings.append(data)
+        bindings.append(metadata)
+        bindings.append(known)
+        bindings.append(knownAsOf)
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
 }

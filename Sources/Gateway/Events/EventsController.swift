@@ -170,7 +170,7 @@ struct AppendRequest {
             } else if let idempotencyKey {
                 eventId = Self.derivedId(idempotencyKey, streamId, index)
             } else {
-                eventId = UUID()
+                eventId = EventID.next()
             }
             events.append(EventData(eventId: eventId, type: type, data: json, metadata: metadata))
         }

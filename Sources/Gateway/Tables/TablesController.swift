@@ -138,7 +138,7 @@ struct TablesController {
                                             logger: Logger) async throws {
         let data = try JSONCoding.encodeString(event)
         try await connection.query("""
-            SELECT system.write_event(\(UUID()), \(stream), \(E.type), \(data)::jsonb, \(metadata.json)::jsonb)
+            SELECT system.write_event(\(EventID.next()), \(stream), \(E.type), \(data)::jsonb, \(metadata.json)::jsonb)
             """, logger: logger)
     }
 
