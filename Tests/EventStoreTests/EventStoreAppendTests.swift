@@ -196,6 +196,40 @@ struct EventStoreAppendTests {
         }
     }
 
+    /// `append_any` works out versions before taking the log lock; a stream appended to while the
+    /// batch waits for the lock must be counted again under it, not written with a stale version.
+    @Test func aStreamAppendedToWhileABatchWaitsForTheLockIsCountedAgain() async throws {
+        try await withEventStore { store, db in
+            let first = try await store.append([Self.event()], to: "race-1", expected: .noStream)
+            let cachedAt = first.positions[0]
+            // Another session appends version 2 and holds the log lock until it commits.
+            let held = try await db.connect()
+            try await held.query("BEGIN", logger: TestDatabase.logger)
+            try await held.query("SELECT system.write_event(gen_random_uuid(), 'race-1', 'External', '{}'::jsonb)", logger: TestDatabase.logger)
+            // The batch believes race-1 is at version 1 (true as of the head it reads before the lock).
+            let batch = Task {
+                try await scalar(store.client, """
+                    SELECT (s.versions[1], s.known, s.start_head)::text FROM system.append_any(
+                        ARRAY['race-1'], ARRAY[1], ARRAY[1], ARRAY[gen_random_uuid()], ARRAY['Raced'],
+                        ARRAY['{}'::jsonb], ARRAY['{}'::jsonb], ARRAY[1::int8], ARRAY[\(cachedAt)::int8]) s
+                    """, as: String.self)
+            }
+            let waiting = try await eventually {
+                try await scalar(store.client, """
+                    SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%append_any%'
+                      AND pid <> pg_backend_pid()
+                    """, as: Int64.self) == 1
+            }
+            #expect(waiting)
+            try await held.query("COMMIT", logger: TestDatabase.logger)
+            try await held.close().get()
+            // Version 2 was taken by the other session: the batch's stream stood at 2, looked up, not known.
+            #expect(try await batch.value == "(2,0,2)")
+            #expect(try await store.readStream("race-1").map(\.streamVersion) == [1, 2, 3])
+            #expect(try await store.readStream("race-1").map(\.type) == ["ThingHappened", "External", "Raced"])
+        }
+    }
+
     @Test func theLogRejectsUpdateDeleteAndTruncate() async throws {
         try await withEventStore { store, _ in
             try await store.append([Self.event()], to: "order-1")
