@@ -237,26 +237,31 @@ final class GroupCommitWriter: Sendable {
             }
         }
         // Every command accepts any version: `system.append_any` does under the lock only what
-        // depends on the log's head; otherwise `append_batch` checks each command's expectation.
-        let anyVersion: AppendAny? = !careful && commands.allSatisfy { $0.expected.sqlValue == nil }
-            ? AppendAny(commands: commands, streams: streams, ids: ids, types: types, data: data, metadata: metadata,
-                        known: known, knownAsOf: knownAsOf)
-            : nil
-        let query: PostgresQuery = careful
-            ? """
-              SELECT outcome, first_position, last_version, now(), -1::int8, 0::int4 FROM system.append_events(
-                  \(streams[0]), \(commands[0].expected.sqlValue), \(ids), \(types), \(data)::jsonb[], \(metadata)::jsonb[])
-              """
-            : """
-              SELECT outcome, first_position, last_version, now(), head, known FROM system.append_batch(
-                  \(streams), \(expected), \(counts), \(ids), \(types), \(data), \(metadata), \(known), \(knownAsOf))
-              """
+        // depends on the log's head; otherwise `append_batch` checks each command's expectation, and
+        // `append_events` (careful, one command) recognises a retried append.
+        let call: Call
+        if careful {
+            call = .query("""
+                SELECT outcome, first_position, last_version, now(), -1::int8, 0::int4 FROM system.append_events(
+                    \(streams[0]), \(commands[0].expected.sqlValue), \(ids), \(types), \(data)::jsonb[], \(metadata)::jsonb[])
+                """)
+        } else if commands.allSatisfy({ $0.expected.sqlValue == nil }) {
+            call = .any(AppendAny(commands: commands, streams: streams, ids: ids, types: types, data: data, metadata: metadata,
+                                  known: known, knownAsOf: knownAsOf))
+        } else {
+            call = .query("""
+                SELECT outcome, first_position, last_version, now(), head, known FROM system.append_batch(
+                    \(streams), \(expected), \(counts), \(ids), \(types), \(data), \(metadata), \(known), \(knownAsOf))
+                """)
+        }
         let run: @Sendable (PostgresConnection) async throws -> Outcome = { [logger] connection in
-            if let call = anyVersion {
-                for try await row in try await connection.execute(call, logger: logger) { return Self.outcomes(row, commands) }
+            switch call {
+            case .any(let statement):
+                for try await row in try await connection.execute(statement, logger: logger) { return Self.outcomes(row, statement, commands) }
                 throw EventStoreError(.invalidEvent, "system.append_any returned no row")
+            case .query(let query):
+                return try await Self.outcomes(connection.query(query, logger: logger), commands)
             }
-            return try await Self.outcomes(connection.query(query, logger: logger), commands)
         }
         let projections = zip(inlineProjections, inlineTypes)
         let logger = self.logger
@@ -320,20 +325,23 @@ final class GroupCommitWriter: Sendable {
     /// the batch (-1 when unknown) and how many commands' versions came from the cache.
     typealias Outcome = (results: [Result<AppendResult, EventStoreError>], recordedAt: Date, head: Int64, known: Int)
 
+    /// How a batch is written: the prepared `append_any`, or a query answering one row per command.
+    private enum Call: Sendable {
+        case any(AppendAny)
+        case query(PostgresQuery)
+    }
+
     /// The outcome of `system.append_any`: events are numbered in array order from the head before the
     /// batch, and each stream's versions follow its version before the batch.
-    private static func outcomes(_ row: AppendAny.Row, _ commands: [AppendCommand]) -> Outcome {
+    private static func outcomes(_ row: AppendAny.Row, _ call: AppendAny, _ commands: [AppendCommand]) -> Outcome {
         let (startHead, versions, known, recordedAt) = row
         var results: [Result<AppendResult, EventStoreError>] = []
         results.reserveCapacity(commands.count)
         var next = startHead + 1
-        var within: Int64 = 0
         for (i, command) in commands.enumerated() {
-            if i == 0 || command.streamId != commands[i - 1].streamId { within = 0 }
             let n = Int64(command.events.count)
-            within += n
-            results.append(.success(AppendResult(positions: Array(next..<(next + n)), nextExpectedVersion: versions[i] + within,
-                                                 wasDuplicate: false)))
+            results.append(.success(AppendResult(positions: Array(next..<(next + n)),
+                                                 nextExpectedVersion: versions[i] + Int64(call.lastWithin[i]), wasDuplicate: false)))
             next += n
         }
         return (results, recordedAt, next - 1, Int(known))
@@ -387,6 +395,8 @@ struct AppendAny: PostgresPreparedStatement {
     var streams: [String]
     var eventCommand: [Int32] = []
     var eventWithin: [Int32] = []
+    /// Each command's last event's ordinal among the batch's events of its stream.
+    var lastWithin: [Int32] = []
     var ids: [UUID]
     var types: [String]
     var data: [String]
@@ -408,6 +418,7 @@ struct AppendAny: PostgresPreparedStatement {
                 eventCommand.append(Int32(i + 1))
                 eventWithin.append(within)
             }
+            lastWithin.append(within)
         }
     }
 
