@@ -19,9 +19,11 @@
 -- exact at head p_known_as_of[i]) unless its stream was appended to after that head (one range scan of
 -- the positions since the oldest such head, all committed), else looked up (index only). Known versions
 -- read more than 10,000 positions ago are not worth the scan. `known` counts the versions taken as known.
+-- It has no SET clauses of its own (a function with them costs a settings save and restore per call): it
+-- runs inside append_any, whose enable_seqscan and plan_cache_mode apply to it too.
 CREATE FUNCTION system.stream_versions(p_streams text[], p_known_versions bigint[], p_known_as_of bigint[], p_head bigint,
                                        OUT versions bigint[], OUT known int)
-LANGUAGE plpgsql STABLE SET enable_seqscan = off SET plan_cache_mode = force_generic_plan AS $$
+LANGUAGE plpgsql STABLE AS $$
 DECLARE
     oldest_known bigint;
 BEGIN

@@ -172,9 +172,10 @@ final class GroupCommitWriter: Sendable {
     private func write(_ batch: [Waiting], careful: Bool = false) async {
         // Sorted by stream (stable, so each stream keeps its order): `system.append_batch`
         // carries each stream's version forward in one pass.
+        // Compared as bytes: any consistent order will do, and String's comparison is much slower.
         let batch = batch.enumerated().sorted { a, b in
             a.element.command.streamId == b.element.command.streamId
-                ? a.offset < b.offset : a.element.command.streamId < b.element.command.streamId
+                ? a.offset < b.offset : a.element.command.streamId.utf8.lexicographicallyPrecedes(b.element.command.streamId.utf8)
         }.map(\.element)
         do {
             let results = try await commit(batch.map(\.command), careful: careful)
@@ -424,15 +425,15 @@ struct AppendAny: PostgresPreparedStatement {
 
     func makeBindings() throws -> PostgresBindings {
         var bindings = PostgresBindings(capacity: 9)
-        bindings.append(streams)
-        bindings.append(eventCommand)
-        bindings.append(eventWithin)
-        bindings.append(ids)
-        bindings.append(types)
-        bindings.append(data)
-        bindings.append(metadata)
-        bindings.append(known)
-        bindings.append(knownAsOf)
+        bindings.append(PackedArray(streams))
+        bindings.append(PackedArray(eventCommand))
+        bindings.append(PackedArray(eventWithin))
+        bindings.append(PackedArray(ids))
+        bindings.append(PackedArray(types))
+        bindings.append(PackedArray(data))
+        bindings.append(PackedArray(metadata))
+        bindings.append(PackedArray(known))
+        bindings.append(PackedArray(knownAsOf))
         return bindings
     }
 

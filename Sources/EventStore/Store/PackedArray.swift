@@ -1,0 +1,69 @@
+import Foundation
+import NIOCore
+import PostgresNIO
+
+/// An array bound in PostgreSQL's binary array format, written element by element in one pass.
+/// PostgresNIO's own array encoding is generic across modules, with type-metadata lookups for every
+/// element; for the group commit's nine arrays per batch it was about 5% of the writer's CPU.
+struct PackedArray<Element: PackedArrayElement>: PostgresNonThrowingEncodable {
+    var elements: [Element]
+
+    init(_ elements: [Element]) { self.elements = elements }
+
+    static var psqlType: PostgresDataType { Element.arrayType }
+    static var psqlFormat: PostgresFormat { .binary }
+
+    func encode<JSONEncoder: PostgresJSONEncoder>(into buffer: inout ByteBuffer, context: PostgresEncodingContext<JSONEncoder>) {
+        // Header: dimensions, has-NULLs flag, element type; then each dimension's length and lower bound.
+        buffer.writeInteger(Int32(elements.isEmpty ? 0 : 1))
+        buffer.writeInteger(Int32(0))
+        buffer.writeInteger(Element.elementType.rawValue)
+        if elements.isEmpty { return }
+        buffer.writeInteger(Int32(elements.count))
+        buffer.writeInteger(Int32(1))
+        for element in elements { element.writePacked(into: &buffer) }
+    }
+}
+
+/// An element of a `PackedArray`: its types and its length-prefixed binary form.
+protocol PackedArrayElement: Sendable {
+    static var elementType: PostgresDataType { get }
+    static var arrayType: PostgresDataType { get }
+    func writePacked(into buffer: inout ByteBuffer)
+}
+
+extension Int64: PackedArrayElement {
+    static var elementType: PostgresDataType { .int8 }
+    static var arrayType: PostgresDataType { .int8Array }
+    func writePacked(into buffer: inout ByteBuffer) {
+        buffer.writeInteger(Int32(8))
+        buffer.writeInteger(self)
+    }
+}
+
+extension Int32: PackedArrayElement {
+    static var elementType: PostgresDataType { .int4 }
+    static var arrayType: PostgresDataType { .int4Array }
+    func writePacked(into buffer: inout ByteBuffer) {
+        buffer.writeInteger(Int32(4))
+        buffer.writeInteger(self)
+    }
+}
+
+extension String: PackedArrayElement {
+    static var elementType: PostgresDataType { .text }
+    static var arrayType: PostgresDataType { .textArray }
+    func writePacked(into buffer: inout ByteBuffer) {
+        buffer.writeInteger(Int32(utf8.count))
+        buffer.writeString(self)
+    }
+}
+
+extension UUID: PackedArrayElement {
+    static var elementType: PostgresDataType { .uuid }
+    static var arrayType: PostgresDataType { .uuidArray }
+    func writePacked(into buffer: inout ByteBuffer) {
+        buffer.writeInteger(Int32(16))
+        withUnsafeBytes(of: uuid) { buffer.writeBytes($0) }
+    }
+}
