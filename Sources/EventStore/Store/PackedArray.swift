@@ -32,22 +32,21 @@ protocol PackedArrayElement: Sendable {
     func writePacked(into buffer: inout ByteBuffer)
 }
 
+extension PackedArrayElement where Self: FixedWidthInteger {
+    func writePacked(into buffer: inout ByteBuffer) {
+        buffer.writeInteger(Int32(MemoryLayout<Self>.size))
+        buffer.writeInteger(self)
+    }
+}
+
 extension Int64: PackedArrayElement {
     static var elementType: PostgresDataType { .int8 }
     static var arrayType: PostgresDataType { .int8Array }
-    func writePacked(into buffer: inout ByteBuffer) {
-        buffer.writeInteger(Int32(8))
-        buffer.writeInteger(self)
-    }
 }
 
 extension Int32: PackedArrayElement {
     static var elementType: PostgresDataType { .int4 }
     static var arrayType: PostgresDataType { .int4Array }
-    func writePacked(into buffer: inout ByteBuffer) {
-        buffer.writeInteger(Int32(4))
-        buffer.writeInteger(self)
-    }
 }
 
 extension String: PackedArrayElement {
