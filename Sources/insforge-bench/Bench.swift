@@ -59,6 +59,8 @@ struct Bench: AsyncParsableCommand {
             print(String(format: "ratio: %.2fx the baseline (target >= 5x, >= 20,000 events/s, p99 <= 25 ms)",
                          store.eventsPerSecond / baseline.eventsPerSecond))
             print(String(format: "memory: this process peaked at %.0f MB RSS during the store appends (target <= 300 MB)", rss.peakMB))
+            let exact = try await Self.storeAppends(core.store, writers: writers, perWriter: perWriter, rss: rss, expectingVersions: true)
+            print(exact.line("event store, each append expecting its stream's exact version"))
 
             print("== catch-up and replay over \(logSize) events")
             try await Self.fill(core.store, to: Int64(logSize))
@@ -134,12 +136,16 @@ struct Bench: AsyncParsableCommand {
         }!
     }
 
-    static func storeAppends(_ store: EventStore, writers: Int, perWriter: Int, rss: RSSSampler) async throws -> Run {
+    /// Each writer appends to a stream of its own, accepting any version or (`expectingVersions`)
+    /// expecting the version its previous append left (optimistic concurrency).
+    static func storeAppends(_ store: EventStore, writers: Int, perWriter: Int, rss: RSSSampler,
+                             expectingVersions: Bool = false) async throws -> Run {
         let stream = UUID().uuidString.prefix(8).lowercased()
         let sampler = Task { while !Task.isCancelled { rss.sample(); try? await Task.sleep(for: .milliseconds(50)) } }
         defer { sampler.cancel() }
         return try await measure(writers: writers, perWriter: perWriter) { writer, i in
-            try await store.append([EventData(type: "BenchAppended", data: "{\"n\":\(i)}")], to: "bench-\(stream)\(writer)")
+            try await store.append([EventData(type: "BenchAppended", data: "{\"n\":\(i)}")], to: "bench-\(stream)\(writer)",
+                                   expected: expectingVersions ? .exact(Int64(i)) : .any)
         }
     }
 

@@ -230,6 +230,36 @@ struct EventStoreAppendTests {
         }
     }
 
+    /// The same race for a batch with expected versions (`append_batch`): the version its expectation
+    /// is checked against is the one after the other session's append.
+    @Test func anExpectationIsCheckedAgainstAnAppendMadeWhileTheBatchWaitedForTheLock() async throws {
+        try await withEventStore { store, db in
+            let first = try await store.append([Self.event()], to: "race-2", expected: .noStream)
+            let held = try await db.connect()
+            try await held.query("BEGIN", logger: TestDatabase.logger)
+            try await held.query("SELECT system.write_event(gen_random_uuid(), 'race-2', 'External', '{}'::jsonb)", logger: TestDatabase.logger)
+            // Expects version 2, which only exists once the other session commits.
+            let batch = Task {
+                try await scalar(store.client, """
+                    SELECT (b.outcome, b.last_version)::text FROM system.append_batch(
+                        ARRAY['race-2'], ARRAY[2::int8], ARRAY[1], ARRAY[gen_random_uuid()], ARRAY['Raced'],
+                        ARRAY['{}'], ARRAY['{}'], ARRAY[1::int8], ARRAY[\(first.positions[0])::int8]) b
+                    """, as: String.self)
+            }
+            let waiting = try await eventually {
+                try await scalar(store.client, """
+                    SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%append_batch%'
+                      AND pid <> pg_backend_pid()
+                    """, as: Int64.self) == 1
+            }
+            #expect(waiting)
+            try await held.query("COMMIT", logger: TestDatabase.logger)
+            try await held.close().get()
+            #expect(try await batch.value == "(appended,3)")
+            #expect(try await store.readStream("race-2").map(\.type) == ["ThingHappened", "External", "Raced"])
+        }
+    }
+
     @Test func theLogRejectsUpdateDeleteAndTruncate() async throws {
         try await withEventStore { store, _ in
             try await store.append([Self.event()], to: "order-1")
