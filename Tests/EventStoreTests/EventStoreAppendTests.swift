@@ -196,35 +196,39 @@ struct EventStoreAppendTests {
         }
     }
 
+    /// Runs `batch` (one text column) while another session holds the log lock with an append to
+    /// `stream`; that append commits once the batch waits for the lock (in `function`).
+    static func race(_ batch: PostgresQuery, waitingIn function: String, against stream: String, store: EventStore,
+                     db: TestDatabase) async throws -> String {
+        let held = try await db.connect()
+        try await held.query("BEGIN", logger: TestDatabase.logger)
+        try await held.query("SELECT system.write_event(gen_random_uuid(), \(stream), 'External', '{}'::jsonb)", logger: TestDatabase.logger)
+        let result = Task { try await scalar(store.client, batch, as: String.self) }
+        let waiting = try await eventually {
+            try await scalar(store.client, """
+                SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%' || \(function) || '%'
+                  AND pid <> pg_backend_pid()
+                """, as: Int64.self) == 1
+        }
+        #expect(waiting)
+        try await held.query("COMMIT", logger: TestDatabase.logger)
+        try await held.close().get()
+        return try await result.value
+    }
+
     /// `append_any` works out versions before taking the log lock; a stream appended to while the
     /// batch waits for the lock must be counted again under it, not written with a stale version.
     @Test func aStreamAppendedToWhileABatchWaitsForTheLockIsCountedAgain() async throws {
         try await withEventStore { store, db in
             let first = try await store.append([Self.event()], to: "race-1", expected: .noStream)
-            let cachedAt = first.positions[0]
-            // Another session appends version 2 and holds the log lock until it commits.
-            let held = try await db.connect()
-            try await held.query("BEGIN", logger: TestDatabase.logger)
-            try await held.query("SELECT system.write_event(gen_random_uuid(), 'race-1', 'External', '{}'::jsonb)", logger: TestDatabase.logger)
             // The batch believes race-1 is at version 1 (true as of the head it reads before the lock).
-            let batch = Task {
-                try await scalar(store.client, """
-                    SELECT (s.versions[1], s.known, s.start_head)::text FROM system.append_any(
-                        ARRAY['race-1'], ARRAY[1], ARRAY[1], ARRAY[gen_random_uuid()], ARRAY['Raced'],
-                        ARRAY['{}'::jsonb], ARRAY['{}'::jsonb], ARRAY[1::int8], ARRAY[\(cachedAt)::int8]) s
-                    """, as: String.self)
-            }
-            let waiting = try await eventually {
-                try await scalar(store.client, """
-                    SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%append_any%'
-                      AND pid <> pg_backend_pid()
-                    """, as: Int64.self) == 1
-            }
-            #expect(waiting)
-            try await held.query("COMMIT", logger: TestDatabase.logger)
-            try await held.close().get()
+            let result = try await Self.race("""
+                SELECT (s.versions[1], s.known, s.start_head)::text FROM system.append_any(
+                    ARRAY['race-1'], ARRAY[1], ARRAY[1], ARRAY[gen_random_uuid()], ARRAY['Raced'],
+                    ARRAY['{}'::jsonb], ARRAY['{}'::jsonb], ARRAY[1::int8], ARRAY[\(first.positions[0])::int8]) s
+                """, waitingIn: "append_any", against: "race-1", store: store, db: db)
             // Version 2 was taken by the other session: the batch's stream stood at 2, looked up, not known.
-            #expect(try await batch.value == "(2,0,2)")
+            #expect(result == "(2,0,2)")
             #expect(try await store.readStream("race-1").map(\.streamVersion) == [1, 2, 3])
             #expect(try await store.readStream("race-1").map(\.type) == ["ThingHappened", "External", "Raced"])
         }
@@ -235,27 +239,13 @@ struct EventStoreAppendTests {
     @Test func anExpectationIsCheckedAgainstAnAppendMadeWhileTheBatchWaitedForTheLock() async throws {
         try await withEventStore { store, db in
             let first = try await store.append([Self.event()], to: "race-2", expected: .noStream)
-            let held = try await db.connect()
-            try await held.query("BEGIN", logger: TestDatabase.logger)
-            try await held.query("SELECT system.write_event(gen_random_uuid(), 'race-2', 'External', '{}'::jsonb)", logger: TestDatabase.logger)
             // Expects version 2, which only exists once the other session commits.
-            let batch = Task {
-                try await scalar(store.client, """
-                    SELECT (b.outcome, b.last_version)::text FROM system.append_batch(
-                        ARRAY['race-2'], ARRAY[2::int8], ARRAY[1], ARRAY[gen_random_uuid()], ARRAY['Raced'],
-                        ARRAY['{}'], ARRAY['{}'], ARRAY[1::int8], ARRAY[\(first.positions[0])::int8]) b
-                    """, as: String.self)
-            }
-            let waiting = try await eventually {
-                try await scalar(store.client, """
-                    SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%append_batch%'
-                      AND pid <> pg_backend_pid()
-                    """, as: Int64.self) == 1
-            }
-            #expect(waiting)
-            try await held.query("COMMIT", logger: TestDatabase.logger)
-            try await held.close().get()
-            #expect(try await batch.value == "(appended,3)")
+            let result = try await Self.race("""
+                SELECT (b.outcome, b.last_version)::text FROM system.append_batch(
+                    ARRAY['race-2'], ARRAY[2::int8], ARRAY[1], ARRAY[gen_random_uuid()], ARRAY['Raced'],
+                    ARRAY['{}'], ARRAY['{}'], ARRAY[1::int8], ARRAY[\(first.positions[0])::int8]) b
+                """, waitingIn: "append_batch", against: "race-2", store: store, db: db)
+            #expect(result == "(appended,3)")
             #expect(try await store.readStream("race-2").map(\.type) == ["ThingHappened", "External", "Raced"])
         }
     }

@@ -7,7 +7,7 @@
 --   * the streams' versions are worked out before the lock, as of the head then; under the lock one
 --     short range scan checks that none of the batch's streams was appended to since (positions up
 --     to a head are all committed, as appends hold the lock through commit); only if one was are
---     they worked out again;
+--     they worked out again (system.lock_log_for);
 --   * the caller gives each event its command (p_event_command) and its ordinal among the batch's
 --     events of its stream (p_event_within), so the insert needs no numbering;
 --   * the answer is one row, the head before the batch and the version of each command's stream
@@ -40,12 +40,14 @@ BEGIN
                   WHERE ev.position > oldest_known AND ev.position <= p_head GROUP BY ev.stream_id) t ON t.stream_id = u.s;
 END $$;
 
-CREATE FUNCTION system.append_any(
-    p_streams text[], p_event_command int[], p_event_within int[],
-    p_event_ids uuid[], p_types text[], p_data jsonb[], p_metadata jsonb[],
-    p_known_versions bigint[], p_known_as_of bigint[],
-    OUT start_head bigint, OUT versions bigint[], OUT known int, OUT recorded_at timestamptz
-) LANGUAGE plpgsql SET enable_seqscan = off SET plan_cache_mode = force_generic_plan AS $$
+-- Takes the log lock (held until the caller's transaction ends) and returns the head and each command's
+-- stream version, exact under the lock. The versions are worked out before the lock, as of the head
+-- then; under it, one scan of the positions since (OFFSET 0 keeps it on the primary key, not on every
+-- version of the batch's streams) tells whether any of the batch's streams moved, and only then are
+-- they worked out again. Runs inside append_any and append_batch, whose settings apply.
+CREATE FUNCTION system.lock_log_for(p_streams text[], p_known_versions bigint[], p_known_as_of bigint[],
+                                    OUT start_head bigint, OUT versions bigint[], OUT known int)
+LANGUAGE plpgsql AS $$
 DECLARE
     checked bigint;
 BEGIN
@@ -55,14 +57,22 @@ BEGIN
 
     PERFORM system.lock_log();
     SELECT coalesce(max(ev.position), 0) INTO start_head FROM system.events ev;
-    -- OFFSET 0 keeps this a scan of the few positions since `checked` (the primary key), not of
-    -- every version of the batch's streams.
     IF start_head > checked AND EXISTS (SELECT 1 FROM (SELECT ev.stream_id FROM system.events ev WHERE ev.position > checked OFFSET 0) x
                                          WHERE x.stream_id = ANY (p_streams)) THEN
         SELECT s.versions, s.known INTO versions, known
           FROM system.stream_versions(p_streams, p_known_versions, p_known_as_of, start_head) s;
     END IF;
+END $$;
 
+CREATE FUNCTION system.append_any(
+    p_streams text[], p_event_command int[], p_event_within int[],
+    p_event_ids uuid[], p_types text[], p_data jsonb[], p_metadata jsonb[],
+    p_known_versions bigint[], p_known_as_of bigint[],
+    OUT start_head bigint, OUT versions bigint[], OUT known int, OUT recorded_at timestamptz
+) LANGUAGE plpgsql SET enable_seqscan = off SET plan_cache_mode = force_generic_plan AS $$
+BEGIN
+    SELECT l.start_head, l.versions, l.known INTO start_head, versions, known
+      FROM system.lock_log_for(p_streams, p_known_versions, p_known_as_of) l;
     INSERT INTO system.events (position, stream_id, stream_version, event_id, type, data, metadata)
     SELECT start_head + u.j, p_streams[u.c], versions[u.c] + u.w, u.id, u.t, u.d, u.m
       FROM unnest(p_event_command, p_event_within, p_event_ids, p_types, p_data, p_metadata) WITH ORDINALITY AS u(c, w, id, t, d, m, j);
@@ -88,7 +98,6 @@ DECLARE
     metadata_jsonb jsonb[] := p_metadata::jsonb[];
     versions bigint[];
     n_known int;
-    checked bigint;
     start_head bigint;
     next_position bigint;
     current_version bigint;
@@ -96,19 +105,10 @@ DECLARE
     event_command int[];
     event_ordinal int[];
 BEGIN
-    SELECT coalesce(max(ev.position), 0) INTO checked FROM system.events ev;
-    SELECT s.versions, s.known INTO versions, n_known
-      FROM system.stream_versions(p_streams, p_known_versions, p_known_as_of, checked) s;
     SELECT array_agg(c ORDER BY c, o), array_agg(o ORDER BY c, o) INTO event_command, event_ordinal
       FROM (SELECT c, generate_series(1, p_counts[c]) AS o FROM generate_series(1, n_commands) AS c) x;
-
-    PERFORM system.lock_log();
-    SELECT coalesce(max(ev.position), 0) INTO start_head FROM system.events ev;
-    IF start_head > checked AND EXISTS (SELECT 1 FROM (SELECT ev.stream_id FROM system.events ev WHERE ev.position > checked OFFSET 0) x
-                                         WHERE x.stream_id = ANY (p_streams)) THEN
-        SELECT s.versions, s.known INTO versions, n_known
-          FROM system.stream_versions(p_streams, p_known_versions, p_known_as_of, start_head) s;
-    END IF;
+    SELECT l.start_head, l.versions, l.known INTO start_head, versions, n_known
+      FROM system.lock_log_for(p_streams, p_known_versions, p_known_as_of) l;
     next_position := start_head;
 
     FOR i IN 1 .. n_commands LOOP
