@@ -178,11 +178,7 @@ public actor ProjectionRunner: Service {
         typealias Row = (Int64, Int64)
         var projection: String
 
-        func makeBindings() throws -> PostgresBindings {
-            var bindings = PostgresBindings(capacity: 1)
-            bindings.append(projection)
-            return bindings
-        }
+        func makeBindings() throws -> PostgresBindings { .of(projection) }
 
         func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
     }
@@ -193,12 +189,7 @@ public actor ProjectionRunner: Service {
         var position: Int64
         var projection: String
 
-        func makeBindings() throws -> PostgresBindings {
-            var bindings = PostgresBindings(capacity: 2)
-            bindings.append(position)
-            bindings.append(projection)
-            return bindings
-        }
+        func makeBindings() throws -> PostgresBindings { .of(position, projection) }
 
         func decodeRow(_ row: PostgresRow) throws {}
     }

@@ -424,17 +424,8 @@ struct AppendAny: PostgresPreparedStatement {
     }
 
     func makeBindings() throws -> PostgresBindings {
-        var bindings = PostgresBindings(capacity: 9)
-        bindings.append(PackedArray(streams))
-        bindings.append(PackedArray(eventCommand))
-        bindings.append(PackedArray(eventWithin))
-        bindings.append(PackedArray(ids))
-        bindings.append(PackedArray(types))
-        bindings.append(PackedArray(data))
-        bindings.append(PackedArray(metadata))
-        bindings.append(PackedArray(known))
-        bindings.append(PackedArray(knownAsOf))
-        return bindings
+        .of(PackedArray(streams), PackedArray(eventCommand), PackedArray(eventWithin), PackedArray(ids), PackedArray(types),
+            PackedArray(data), PackedArray(metadata), PackedArray(known), PackedArray(knownAsOf))
     }
 
     func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }

@@ -18,13 +18,7 @@ struct PreparedLogRead<Shape: LogReadShape>: PostgresPreparedStatement {
     var filter: EventFilter
 
     func makeBindings() throws -> PostgresBindings {
-        var bindings = PostgresBindings(capacity: 5)
-        bindings.append(after)
-        bindings.append(Int64(limit))
-        if let category = filter.category { bindings.append(category) } else { bindings.appendNull() }
-        if let types = filter.types { bindings.append(Array(types).sorted()) } else { bindings.appendNull() }
-        if let until = filter.until { bindings.append(until) } else { bindings.appendNull() }
-        return bindings
+        .of(after, Int64(limit), filter.category, filter.types.map { Array($0).sorted() }, filter.until)
     }
 
     func decodeRow(_ row: PostgresRow) throws -> PostgresRow { row }

@@ -66,3 +66,14 @@ extension UUID: PackedArrayElement {
         withUnsafeBytes(of: uuid) { buffer.writeBytes($0) }
     }
 }
+
+extension PostgresBindings {
+    /// Bindings of `values` in order, `nil` as NULL: the whole of a prepared statement's `makeBindings`.
+    public static func of(_ values: (any PostgresDynamicTypeEncodable)?...) -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: values.count)
+        for value in values {
+            if let value { bindings.append(value) } else { bindings.appendNull() }
+        }
+        return bindings
+    }
+}

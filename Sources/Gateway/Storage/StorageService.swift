@@ -194,14 +194,7 @@ struct StorageService: Sendable {
         var identity: DatabaseIdentity
 
         func makeBindings() throws -> PostgresBindings {
-            var bindings = PostgresBindings(capacity: 6)
-            bindings.append(defaultMaxFileSize)
-            bindings.append(bucket)
-            bindings.append(key)
-            bindings.append(identity.role)
-            bindings.append(identity.claims)
-            bindings.append(identity.userId)
-            return bindings
+            .of(defaultMaxFileSize, bucket, key, identity.role, identity.claims, identity.userId)
         }
 
         func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }

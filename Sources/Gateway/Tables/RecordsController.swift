@@ -110,17 +110,7 @@ struct RecordsController {
         var single: Bool
         var readOnly: Bool
 
-        func makeBindings() throws -> PostgresBindings {
-            var bindings = PostgresBindings(capacity: 7)
-            bindings.append(role)
-            bindings.append(claims)
-            bindings.append(requestId)
-            bindings.append(sql)
-            bindings.append(binds)
-            bindings.append(single)
-            bindings.append(readOnly)
-            return bindings
-        }
+        func makeBindings() throws -> PostgresBindings { .of(role, claims, requestId, sql, binds, single, readOnly) }
 
         func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
     }

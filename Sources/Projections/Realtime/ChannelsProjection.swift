@@ -98,10 +98,6 @@ public struct WebhookOutboxProjection: Projection {
         }
         var positions: [Int64]
 
-        func makeBindings() throws -> PostgresBindings {
-            var bindings = PostgresBindings(capacity: 1)
-            bindings.append(positions)
-            return bindings
-        }
+        func makeBindings() throws -> PostgresBindings { .of(positions) }
     }
 }

@@ -51,13 +51,6 @@ public struct EventStatsProjection: Projection {
         var counts: [Int64]
         var lasts: [Int64]
 
-        func makeBindings() throws -> PostgresBindings {
-            var bindings = PostgresBindings(capacity: 4)
-            bindings.append(categories)
-            bindings.append(types)
-            bindings.append(counts)
-            bindings.append(lasts)
-            return bindings
-        }
+        func makeBindings() throws -> PostgresBindings { .of(categories, types, counts, lasts) }
     }
 }

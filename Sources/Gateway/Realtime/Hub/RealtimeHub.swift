@@ -286,12 +286,7 @@ actor RealtimeHub: Service {
         var after: Int64
         var limit: Int
 
-        func makeBindings() throws -> PostgresBindings {
-            var bindings = PostgresBindings(capacity: 2)
-            bindings.append(after)
-            bindings.append(Int64(limit))
-            return bindings
-        }
+        func makeBindings() throws -> PostgresBindings { .of(after, Int64(limit)) }
 
         func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
     }
@@ -304,14 +299,7 @@ actor RealtimeHub: Service {
         var through: Int64
         var stream: String
 
-        func makeBindings() throws -> PostgresBindings {
-            var bindings = PostgresBindings(capacity: 4)
-            bindings.append(after)
-            bindings.append(Int64(limit))
-            bindings.append(through)
-            bindings.append(stream)
-            return bindings
-        }
+        func makeBindings() throws -> PostgresBindings { .of(after, Int64(limit), through, stream) }
 
         func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
     }

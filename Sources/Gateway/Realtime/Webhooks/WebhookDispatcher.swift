@@ -192,11 +192,7 @@ actor WebhookDispatcher: Service {
         typealias Row = (UUID, UUID, UUID?, String, String, String, String, Int32)
         var limit: Int
 
-        func makeBindings() throws -> PostgresBindings {
-            var bindings = PostgresBindings(capacity: 1)
-            bindings.append(Int64(limit))
-            return bindings
-        }
+        func makeBindings() throws -> PostgresBindings { .of(Int64(limit)) }
 
         func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
     }
