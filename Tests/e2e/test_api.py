@@ -617,3 +617,36 @@ def test_admin_key_rotation_and_restart(deployment_factory):
     assert s2.stop() == 0
     s3 = d.server(name="rotate3")
     assert s3.head() == head
+
+
+def test_the_smallest_pool_still_serves_everything(deployment_factory):
+    # DB_POOL_SIZE counts the connections requests share. The connections the server holds for as
+    # long as it runs (projection runners, the webhook dispatcher, the log's LISTEN) come on top:
+    # with 2, it used to start and never answer, every pooled connection held by a follower.
+    d = deployment_factory()
+    s = d.server(name="pool2", DB_POOL_SIZE="2")
+    r = s.post("/api/database/tables", json={"tableName": "pooled", "columns": [
+        {"columnName": "title", "type": "string", "isNullable": False}]})
+    assert r.status_code == 201, r.text
+    errors = []
+
+    def work(n):
+        try:
+            for i in range(10):
+                assert s.append(f"pool-{n}", [ev("Pooled", {"i": i})]).status_code == 201
+                r = s.post("/api/database/records/pooled", json={"title": f"{n}-{i}"})
+                assert r.status_code == 201, r.text
+                assert s.get("/api/database/records/pooled?limit=1").status_code == 200
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors
+    assert s.get("/api/database/records/pooled", headers={"Prefer": "count=exact"}).headers["Content-Range"] == "0-79/80"
+    s.wait_projection_caught_up()
+    assert sum(stats_counts(s.stats(), "pool").values()) == 80
+

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import NIOPosix
 import PostgresNIO
+import Projections
 
 /// The PostgreSQL this process uses: the configured server, or the embedded cluster
 /// (started here and stopped by `close()` when this process started it).
@@ -39,11 +40,17 @@ public final class Database: Sendable {
         embedded?.stop()
     }
 
+    /// Connections the server holds for as long as it runs, on top of `DB_POOL_SIZE` (the connections
+    /// requests share): one per async projection runner (it owns its projection through an advisory
+    /// lock), the webhook dispatcher's (the same) and the log watcher's LISTEN. Counted inside the
+    /// pool, a small pool was all held and the server never answered.
+    static var heldConnections: Int { ProjectionCatalog.async.count + 2 }
+
     static func makeClient(_ settings: DatabaseSettings, poolSize: Int, logger: Logger) -> PostgresClient {
         var configuration = PostgresClient.Configuration(
             host: settings.host, port: settings.port, username: settings.username, password: settings.password,
             database: settings.database, tls: settings.requireTLS ? .require(.makeClientConfiguration()) : .disable)
-        configuration.options.maximumConnections = poolSize
+        configuration.options.maximumConnections = poolSize + heldConnections
         configuration.options.minimumConnections = 2
         configuration.options.connectTimeout = .seconds(10)
         return PostgresClient(configuration: configuration, backgroundLogger: logger)
