@@ -19,4 +19,16 @@ struct PackedArrayTests {
             #expect(text == #"{-9223372036854775808,0,42,9223372036854775807} | {-7,1,2147483647} | {a,"","quote\"back\\slash","ü 𝄞 名前"} | {0192f0c1-7a3b-7c00-8abc-0123456789ab} | {} | 0"#)
         }
     }
+
+    /// The records API binds its parameters as one text array with NULLs (`PackedArray<String?>`).
+    @Test func nullElementsArriveAsNull() async throws {
+        try await withEventStore { store, _ in
+            let values: [String?] = [nil, "x", nil, "", "ü"]
+            let text: String = try await scalar(store.client, """
+                SELECT concat_ws(' | ', a::text, array_position(a, NULL), a[4] = '', cardinality(a))
+                  FROM (SELECT \(PackedArray(values)) AS a) x
+                """)
+            #expect(text == #"{NULL,x,NULL,"",ü} | 1 | t | 5"#)
+        }
+    }
 }

@@ -650,3 +650,24 @@ def test_the_smallest_pool_still_serves_everything(deployment_factory):
     s.wait_projection_caught_up()
     assert sum(stats_counts(s.stats(), "pool").values()) == 80
 
+
+def test_more_query_shapes_than_a_connection_keeps(deployment_factory):
+    # Each connection prepares at most 500 records statement shapes, then drops them and starts over.
+    # The drop must not take the server's own prepared statements with it, and a shape prepared in a
+    # transaction that failed must still be usable.
+    d = deployment_factory()
+    s = d.server(name="shapes", DB_POOL_SIZE="2")
+    r = s.post("/api/database/tables", json={"tableName": "shaped", "columns": [
+        {"columnName": "title", "type": "string", "isNullable": False}]})
+    assert r.status_code == 201, r.text
+    assert s.post("/api/database/records/shaped", json={"title": "only"}).status_code == 201
+    for i in range(1200):
+        r = s.get(f"/api/database/records/shaped?select=a{i}:title")
+        assert r.status_code == 200 and r.json() == [{f"a{i}": "only"}], (i, r.status_code, r.text)
+    representation = {"Prefer": "return=representation"}
+    for _ in range(4):
+        # not-null violation: the statement is prepared, then its transaction fails
+        r = s.post("/api/database/records/shaped?select=b:title", json={"title": None}, headers=representation)
+        assert r.status_code == 400 and r.json()["code"] == "23502", r.text
+    r = s.post("/api/database/records/shaped?select=b:title", json={"title": "second"}, headers=representation)
+    assert r.status_code == 201 and r.json() == [{"b": "second"}], r.text

@@ -5,18 +5,18 @@ import PostgresNIO
 /// An array bound in PostgreSQL's binary array format, written element by element in one pass.
 /// PostgresNIO's own array encoding is generic across modules, with type-metadata lookups for every
 /// element; for the group commit's nine arrays per batch it was about 5% of the writer's CPU.
-struct PackedArray<Element: PackedArrayElement>: PostgresNonThrowingEncodable {
-    var elements: [Element]
+public struct PackedArray<Element: PackedArrayElement>: PostgresNonThrowingEncodable {
+    public var elements: [Element]
 
-    init(_ elements: [Element]) { self.elements = elements }
+    public init(_ elements: [Element]) { self.elements = elements }
 
-    static var psqlType: PostgresDataType { Element.arrayType }
-    static var psqlFormat: PostgresFormat { .binary }
+    public static var psqlType: PostgresDataType { Element.arrayType }
+    public static var psqlFormat: PostgresFormat { .binary }
 
-    func encode<JSONEncoder: PostgresJSONEncoder>(into buffer: inout ByteBuffer, context: PostgresEncodingContext<JSONEncoder>) {
+    public func encode<JSONEncoder: PostgresJSONEncoder>(into buffer: inout ByteBuffer, context: PostgresEncodingContext<JSONEncoder>) {
         // Header: dimensions, has-NULLs flag, element type; then each dimension's length and lower bound.
         buffer.writeInteger(Int32(elements.isEmpty ? 0 : 1))
-        buffer.writeInteger(Int32(0))
+        buffer.writeInteger(Int32(elements.contains { $0.isNull } ? 1 : 0))
         buffer.writeInteger(Element.elementType.rawValue)
         if elements.isEmpty { return }
         buffer.writeInteger(Int32(elements.count))
@@ -26,42 +26,57 @@ struct PackedArray<Element: PackedArrayElement>: PostgresNonThrowingEncodable {
 }
 
 /// An element of a `PackedArray`: its types and its length-prefixed binary form.
-protocol PackedArrayElement: Sendable {
+public protocol PackedArrayElement: Sendable {
     static var elementType: PostgresDataType { get }
     static var arrayType: PostgresDataType { get }
+    /// True for a NULL element (an optional's nil), written as length -1.
+    var isNull: Bool { get }
     func writePacked(into buffer: inout ByteBuffer)
 }
 
+extension PackedArrayElement {
+    public var isNull: Bool { false }
+}
+
+extension Optional: PackedArrayElement where Wrapped: PackedArrayElement {
+    public static var elementType: PostgresDataType { Wrapped.elementType }
+    public static var arrayType: PostgresDataType { Wrapped.arrayType }
+    public var isNull: Bool { self == nil }
+    public func writePacked(into buffer: inout ByteBuffer) {
+        if let value = self { value.writePacked(into: &buffer) } else { buffer.writeInteger(Int32(-1)) }
+    }
+}
+
 extension PackedArrayElement where Self: FixedWidthInteger {
-    func writePacked(into buffer: inout ByteBuffer) {
+    public func writePacked(into buffer: inout ByteBuffer) {
         buffer.writeInteger(Int32(MemoryLayout<Self>.size))
         buffer.writeInteger(self)
     }
 }
 
 extension Int64: PackedArrayElement {
-    static var elementType: PostgresDataType { .int8 }
-    static var arrayType: PostgresDataType { .int8Array }
+    public static var elementType: PostgresDataType { .int8 }
+    public static var arrayType: PostgresDataType { .int8Array }
 }
 
 extension Int32: PackedArrayElement {
-    static var elementType: PostgresDataType { .int4 }
-    static var arrayType: PostgresDataType { .int4Array }
+    public static var elementType: PostgresDataType { .int4 }
+    public static var arrayType: PostgresDataType { .int4Array }
 }
 
 extension String: PackedArrayElement {
-    static var elementType: PostgresDataType { .text }
-    static var arrayType: PostgresDataType { .textArray }
-    func writePacked(into buffer: inout ByteBuffer) {
+    public static var elementType: PostgresDataType { .text }
+    public static var arrayType: PostgresDataType { .textArray }
+    public func writePacked(into buffer: inout ByteBuffer) {
         buffer.writeInteger(Int32(utf8.count))
         buffer.writeString(self)
     }
 }
 
 extension UUID: PackedArrayElement {
-    static var elementType: PostgresDataType { .uuid }
-    static var arrayType: PostgresDataType { .uuidArray }
-    func writePacked(into buffer: inout ByteBuffer) {
+    public static var elementType: PostgresDataType { .uuid }
+    public static var arrayType: PostgresDataType { .uuidArray }
+    public func writePacked(into buffer: inout ByteBuffer) {
         buffer.writeInteger(Int32(16))
         withUnsafeBytes(of: uuid) { buffer.writeBytes($0) }
     }

@@ -89,28 +89,30 @@ struct RecordsController {
     /// implicit transaction). The builder's `$n` placeholders become elements of one text array.
     static func run(_ generated: GeneratedSQL, role: String, claims: String, requestId: String, on client: PostgresClient,
                     logger: Logger) async throws -> (pageTotal: Int64, total: Int64?, body: String?) {
-        let sql = arrayPlaceholders(generated.sql)
-        let binds = "[" + generated.binds.map { $0.map(JSONCoding.quoted) ?? "null" }.joined(separator: ",") + "]"
-        let statement = RunAs(role: role, claims: claims, requestId: requestId, sql: sql, binds: binds, single: generated.singleObject,
-                              readOnly: generated.readOnly)
+        let statement = RunAs(role: role, claims: claims, requestId: requestId, sql: arrayPlaceholders(generated.sql),
+                              binds: generated.binds, single: generated.singleObject, readOnly: generated.readOnly)
         for try await row in try await client.execute(statement, logger: logger) { return row }
         return (0, nil, nil)
     }
 
-    /// The call of `system.run_as`, prepared once per connection.
+    /// The call of `system.run_as`, prepared once per connection. The parameters go as one text
+    /// array in PostgreSQL's binary format, NULLs included.
     struct RunAs: PostgresPreparedStatement {
-        static let name = "insforge_records_run_as"
-        static let sql = "SELECT page_total, total, body FROM system.run_as($1, $2, $3, $4, $5::jsonb, $6, $7)"
+        static let name = "records_run_as"
+        static let sql = "SELECT page_total, total, body FROM system.run_as($1, $2, $3, $4, $5, $6, $7)"
+        static var bindingDataTypes: [PostgresDataType] { [.text, .text, .text, .text, .textArray, .bool, .bool] }
         typealias Row = (Int64, Int64?, String?)
         var role: String
         var claims: String
         var requestId: String
         var sql: String
-        var binds: String
+        var binds: [String?]
         var single: Bool
         var readOnly: Bool
 
-        func makeBindings() throws -> PostgresBindings { .of(role, claims, requestId, sql, binds, single, readOnly) }
+        func makeBindings() throws -> PostgresBindings {
+            .of(role, claims, requestId, sql, PackedArray(binds), single, readOnly)
+        }
 
         func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
     }
