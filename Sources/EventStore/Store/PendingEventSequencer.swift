@@ -16,6 +16,8 @@ public final class PendingEventSequencer: Sendable {
         var waiters: [(ticket: UInt64, continuation: CheckedContinuation<Void, Never>)] = []
         var stopped = false
         var running = false
+        /// Events moved since the queue was last vacuumed.
+        var movedSinceVacuum = 0
     }
 
     private let state = Mutex(State())
@@ -98,10 +100,31 @@ public final class PendingEventSequencer: Sendable {
                 .decode(Int.self) {
                 count = n
             }
-            if count > 0 { moved?.fire() }
-            if count < batchSize { return }
+            if count > 0 {
+                moved?.fire()
+                state.withLock { $0.movedSinceVacuum += count }
+            }
+            if count < batchSize { break }
         }
+        try await vacuumIfDue()
     }
+
+    /// Every moved event leaves a dead row in the queue, and autovacuum visits a database about once a
+    /// minute: under a stream of writes the queue grew to tens of thousands of dead rows, which every
+    /// pass scanned again (its emptiness check alone took 2 ms). Vacuumed after every
+    /// `vacuumEvery` moved events, the queue stays a few pages. Without truncation (migration 012 sets it
+    /// for autovacuum too): giving pages back locks the queue, and every write to a tracked table waits.
+    private func vacuumIfDue() async throws {
+        let due = state.withLock { state -> Bool in
+            guard state.movedSinceVacuum >= Self.vacuumEvery else { return false }
+            state.movedSinceVacuum = 0
+            return true
+        }
+        if due { try await client.query("VACUUM (TRUNCATE false) system.pending_events", logger: Self.quiet) }
+    }
+
+    /// Moved events between two vacuums of the queue.
+    public static let vacuumEvery = 5_000
 
     static let gather: Duration = .milliseconds(2)
 

@@ -26,6 +26,7 @@ public struct ServerConfiguration: Sendable {
     /// `API_BASE_URL`: absolute URLs in responses.
     public var apiBaseURL: String?
     public var logLevel: String
+    /// `DB_POOL_SIZE`: connections requests share (the server's long-lived ones come on top).
     public var databasePoolSize: Int
     /// How long a reader waits for NOTIFY before it polls the log anyway.
     public var eventPollInterval: Duration
@@ -108,6 +109,12 @@ public struct ServerConfiguration: Sendable {
     public struct Problem: Error, CustomStringConvertible {
         public var description: String
     }
+
+    /// `DB_POOL_SIZE` when unset: two connections per core, at least 4. PostgreSQL does more work with
+    /// few busy connections than with many (on 2 cores, 64 clients through 4 connections read about
+    /// twice what 64 connections do: pgbench, `scripts/bench-records.sh`); requests beyond the pool wait
+    /// for a connection instead of adding contention.
+    public static var defaultPoolSize: Int { max(4, 2 * ProcessInfo.processInfo.activeProcessorCount) }
 
     /// Reads `environment` (default: the process's).
     public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment,
@@ -197,7 +204,7 @@ public struct ServerConfiguration: Sendable {
             encryptionKey: value("ENCRYPTION_KEY"),
             apiBaseURL: value("API_BASE_URL"),
             logLevel: value("LOG_LEVEL") ?? "info",
-            databasePoolSize: try int("DB_POOL_SIZE", default: 20, range: 2...500),
+            databasePoolSize: try int("DB_POOL_SIZE", default: defaultPoolSize, range: 2...500),
             eventPollInterval: .milliseconds(try int("EVENT_POLL_INTERVAL_MS", default: 1000, range: 10...60_000)),
             realtimePingInterval: .milliseconds(try int("REALTIME_PING_INTERVAL_MS", default: 25_000, range: 500...600_000)),
             realtimePingTimeout: .milliseconds(try int("REALTIME_PING_TIMEOUT_MS", default: 20_000, range: 500...600_000)),
