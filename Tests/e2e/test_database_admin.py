@@ -895,6 +895,10 @@ REFUSED = [
     ("copy to program", "COPY (SELECT 1) TO PROGRAM 'touch /tmp/pwned'", True),
     ("vacuum", "VACUUM {w}", True),
     ("lowercase vacuum", "vacuum", True),
+    # the server's prepared statements live on the pooled connections: dropping them broke every later request there
+    ("deallocate all", "DEALLOCATE ALL", True),
+    ("deallocate one", "DEALLOCATE records_run_as", True),
+    ("discard all", "DISCARD ALL", True),
     ("set role", "SET ROLE postgres", True),
     ("set local role", "SET LOCAL ROLE postgres", True),
     ("reset role", "RESET ROLE", True),

@@ -78,7 +78,7 @@ extension UUID: PackedArrayElement {
     public static var arrayType: PostgresDataType { .uuidArray }
     public func writePacked(into buffer: inout ByteBuffer) {
         buffer.writeInteger(Int32(16))
-        withUnsafeBytes(of: uuid) { buffer.writeBytes($0) }
+        _ = withUnsafeBytes(of: uuid) { buffer.writeBytes($0) }
     }
 }
 

@@ -51,6 +51,9 @@ struct RawSQLController {
         if statements.count > 1, !multiple { return "query holds \(statements.count) statements; send one, or set allowMultipleStatements" }
         for statement in statements {
             if forbiddenKeywords.contains(statement.keyword) { return "\(statement.keyword) is not allowed here (each request is one transaction)" }
+            if statement.keyword == "DEALLOCATE" {
+                return "DEALLOCATE is not allowed here (the server's own prepared statements share these connections)"
+            }
             let upper = statement.text.uppercased()
             if ["SET", "RESET"].contains(statement.keyword),
                upper.contains("ROLE") || upper.contains("SESSION") || upper.contains("AUTHORIZATION") {
