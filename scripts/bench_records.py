@@ -95,7 +95,7 @@ def main():
         pg_tps, pg_lat = pgbench(db_url, same_work, c, d)
         # The server reaches PostgreSQL through a pool (DB_POOL_SIZE, default twice the cores, at least 4);
         # the same statements from that many clients show what PostgreSQL does without 64-way contention.
-        pool = max(4, 2 * (os.cpu_count() or 1))
+        pool = int(os.environ.get("DB_POOL_SIZE") or max(4, 2 * (os.cpu_count() or 1)))
         pooled_tps, _ = pgbench(db_url, same_work, pool, d)
         plain_tps, _ = pgbench(db_url, f"\\set k random(1, {args.rows})\nSELECT * FROM t WHERE id = :k;\n", c, d)
         print(f"GET /api/database/records/t?id=eq.X (RLS, {args.rows} rows), {c} conns: {api_rps:8.0f} req/s  p99 {api_p99:6.2f} ms"
