@@ -619,15 +619,24 @@ def test_admin_key_rotation_and_restart(deployment_factory):
     assert s3.head() == head
 
 
-def test_the_smallest_pool_still_serves_everything(deployment_factory):
+@pytest.fixture(scope="module")
+def small_pool(deployment_factory):
+    """A server with the smallest pool (DB_POOL_SIZE=2), where few connections serve every request."""
+    return deployment_factory().server(name="pool2", DB_POOL_SIZE="2")
+
+
+def create_titles_table(server, name):
+    r = server.post("/api/database/tables", json={"tableName": name, "columns": [
+        {"columnName": "title", "type": "string", "isNullable": False}]})
+    assert r.status_code == 201, r.text
+
+
+def test_the_smallest_pool_still_serves_everything(small_pool):
     # DB_POOL_SIZE counts the connections requests share. The connections the server holds for as
     # long as it runs (projection runners, the webhook dispatcher, the log's LISTEN) come on top:
     # with 2, it used to start and never answer, every pooled connection held by a follower.
-    d = deployment_factory()
-    s = d.server(name="pool2", DB_POOL_SIZE="2")
-    r = s.post("/api/database/tables", json={"tableName": "pooled", "columns": [
-        {"columnName": "title", "type": "string", "isNullable": False}]})
-    assert r.status_code == 201, r.text
+    s = small_pool
+    create_titles_table(s, "pooled")
     errors = []
 
     def work(n):
@@ -651,15 +660,12 @@ def test_the_smallest_pool_still_serves_everything(deployment_factory):
     assert sum(stats_counts(s.stats(), "pool").values()) == 80
 
 
-def test_more_query_shapes_than_a_connection_keeps(deployment_factory):
+def test_more_query_shapes_than_a_connection_keeps(small_pool):
     # Each connection prepares at most 500 records statement shapes, then drops them and starts over.
     # The drop must not take the server's own prepared statements with it, and a shape prepared in a
     # transaction that failed must still be usable.
-    d = deployment_factory()
-    s = d.server(name="shapes", DB_POOL_SIZE="2")
-    r = s.post("/api/database/tables", json={"tableName": "shaped", "columns": [
-        {"columnName": "title", "type": "string", "isNullable": False}]})
-    assert r.status_code == 201, r.text
+    s = small_pool
+    create_titles_table(s, "shaped")
     assert s.post("/api/database/records/shaped", json={"title": "only"}).status_code == 201
     for i in range(1200):
         r = s.get(f"/api/database/records/shaped?select=a{i}:title")
