@@ -33,8 +33,7 @@ BEGIN
     END IF;
     IF current_setting(mark, true) IS DISTINCT FROM 'y' THEN
         IF NOT EXISTS (SELECT 1 FROM pg_prepared_statements p WHERE p.name = stmt) THEN
-            -- Keep the cache of shapes bounded.
-            -- Only our shapes (insforge_ and an md5): 005's LIKE 'insforge\_%' also dropped the server's
+            -- Keep the cache of shapes bounded. Only our shapes (insforge_ and an md5): 005's LIKE 'insforge\_%' also dropped the server's
             -- own prepared call of this function (insforge_records_run_as), and the next call failed.
             IF (SELECT count(*) FROM pg_prepared_statements p WHERE p.name ~ '^insforge_[0-9a-f]{32}$') >= 500 THEN
                 FOR old IN SELECT p.name FROM pg_prepared_statements p WHERE p.name ~ '^insforge_[0-9a-f]{32}$' LOOP
