@@ -220,13 +220,11 @@ final class GroupCommitWriter: Sendable {
         let needsProjection = commands.contains { command in
             command.events.contains { event in inlineTypes.contains { $0?.contains(event.type) ?? true } }
         }
-        var streams: [String] = [], expected: [Int64] = [], counts: [Int32] = [], known: [Int64] = [], knownAsOf: [Int64] = []
+        var streams: [String] = [], known: [Int64] = [], knownAsOf: [Int64] = []
         var ids: [UUID] = [], types: [String] = [], data: [String] = [], metadata: [String] = []
         let cached = careful ? [:] : versionCache.withLock { $0.entries }
         for command in commands {
             streams.append(command.streamId)
-            expected.append(command.expected.sqlValue ?? -3)
-            counts.append(Int32(command.events.count))
             let entry = cached[command.streamId]
             known.append(entry?.version ?? -1)
             knownAsOf.append(entry?.asOf ?? -1)
@@ -250,6 +248,7 @@ final class GroupCommitWriter: Sendable {
             call = .any(AppendAny(commands: commands, streams: streams, ids: ids, types: types, data: data, metadata: metadata,
                                   known: known, knownAsOf: knownAsOf))
         } else {
+            let expected = commands.map { $0.expected.sqlValue ?? -3 }, counts = commands.map { Int32($0.events.count) }
             call = .query("""
                 SELECT outcome, first_position, last_version, now(), head, known FROM system.append_batch(
                     \(streams), \(expected), \(counts), \(ids), \(types), \(data), \(metadata), \(known), \(knownAsOf))

@@ -14,14 +14,21 @@ public struct PackedArray<Element: PackedArrayElement>: PostgresNonThrowingEncod
     public static var psqlFormat: PostgresFormat { .binary }
 
     public func encode<JSONEncoder: PostgresJSONEncoder>(into buffer: inout ByteBuffer, context: PostgresEncodingContext<JSONEncoder>) {
-        // Header: dimensions, has-NULLs flag, element type; then each dimension's length and lower bound.
+        // Header: dimensions, has-NULLs flag (set once an element turns out NULL), element type; then
+        // each dimension's length and lower bound.
         buffer.writeInteger(Int32(elements.isEmpty ? 0 : 1))
-        buffer.writeInteger(Int32(elements.contains { $0.isNull } ? 1 : 0))
+        let nullsFlag = buffer.writerIndex
+        buffer.writeInteger(Int32(0))
         buffer.writeInteger(Element.elementType.rawValue)
         if elements.isEmpty { return }
         buffer.writeInteger(Int32(elements.count))
         buffer.writeInteger(Int32(1))
-        for element in elements { element.writePacked(into: &buffer) }
+        var hasNulls = false
+        for element in elements {
+            hasNulls = hasNulls || element.isNull
+            element.writePacked(into: &buffer)
+        }
+        if hasNulls { buffer.setInteger(Int32(1), at: nullsFlag) }
     }
 }
 

@@ -37,8 +37,14 @@ struct RawSQLController {
         struct Field: Encodable { var name: String }
     }
 
-    static let forbiddenKeywords: Set<String> = ["BEGIN", "START", "COMMIT", "END", "ROLLBACK", "ABORT", "SAVEPOINT", "RELEASE",
-                                                 "PREPARE", "COPY", "LISTEN", "UNLISTEN", "LOAD", "CHECKPOINT", "VACUUM", "DISCARD"]
+    /// Statements refused outright, by their first keyword, with the reason.
+    static let forbiddenKeywords: [String: String] = {
+        var reasons = Dictionary(uniqueKeysWithValues: ["BEGIN", "START", "COMMIT", "END", "ROLLBACK", "ABORT", "SAVEPOINT", "RELEASE",
+                                                        "PREPARE", "COPY", "LISTEN", "UNLISTEN", "LOAD", "CHECKPOINT", "VACUUM", "DISCARD"]
+            .map { ($0, "each request is one transaction") })
+        reasons["DEALLOCATE"] = "the server's own prepared statements share these connections"
+        return reasons
+    }()
     static let protectedSchemas: Set<String> = ["system", "auth", "pg_catalog", "information_schema"]
     /// Settings a statement may change (for this transaction); the rest could redirect names
     /// (`search_path`) or identities (`role`), so they are refused.
@@ -50,10 +56,7 @@ struct RawSQLController {
         if statements.isEmpty { return "query is empty" }
         if statements.count > 1, !multiple { return "query holds \(statements.count) statements; send one, or set allowMultipleStatements" }
         for statement in statements {
-            if forbiddenKeywords.contains(statement.keyword) { return "\(statement.keyword) is not allowed here (each request is one transaction)" }
-            if statement.keyword == "DEALLOCATE" {
-                return "DEALLOCATE is not allowed here (the server's own prepared statements share these connections)"
-            }
+            if let reason = forbiddenKeywords[statement.keyword] { return "\(statement.keyword) is not allowed here (\(reason))" }
             let upper = statement.text.uppercased()
             if ["SET", "RESET"].contains(statement.keyword),
                upper.contains("ROLE") || upper.contains("SESSION") || upper.contains("AUTHORIZATION") {
