@@ -230,6 +230,22 @@ def test_subscribe_publish_round_trip(server, chat, user, anon_key, transport):
         b.close()
 
 
+def test_null_fields_of_a_payload_arrive(server, chat, user):
+    """A payload goes through as written, null fields included, at any depth (they were once stripped)."""
+    token, _ = user
+    name = room()
+    a = Client(server, {"token": token})
+    try:
+        assert a.call("realtime:subscribe", {"channel": name})["ok"] is True
+        payload = {"a": None, "b": {"c": None, "d": [None, 1]}, "e": 0}
+        assert a.call("realtime:publish", {"channel": name, "event": "nulls", "payload": payload})["ok"] is True
+        admin_publish(server, name, "nulls", payload)
+        for frame in a.wait_for("nulls", 2):
+            assert {k: v for k, v in frame.items() if k != "meta"} == payload
+    finally:
+        a.close()
+
+
 def test_messages_keep_their_order(server, chat, user):
     token, _ = user
     name = room()

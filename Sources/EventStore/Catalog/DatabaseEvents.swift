@@ -37,6 +37,15 @@ public struct TableDropped: DomainEvent {
     public init(table: String) { self.table = table }
 }
 
+/// A table's changes started or stopped going to its realtime channel (`channel`, `table:<name>`).
+public struct TableRealtimeChanged: DomainEvent {
+    public static let type = "TableRealtimeChanged"
+    public var table: String
+    public var enabled: Bool
+    public var channel: String
+    public init(table: String, enabled: Bool, channel: String) { self.table = table; self.enabled = enabled; self.channel = channel }
+}
+
 /// An admin ran raw SQL (the statements' text; parameter values are not kept).
 public struct RawSQLExecuted: DomainEvent {
     public static let type = "RawSQLExecuted"

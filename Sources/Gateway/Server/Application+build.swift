@@ -83,7 +83,7 @@ public func buildApplication(core: ServerCore, registry: PrometheusCollectorRegi
     AuthConfigController(auth: auth, oauth: oauth).register(routes)
     OAuthController(auth: auth, flow: oauth).register(routes)
     let schemaCache = SchemaCache(client: core.database.client)
-    TablesController(client: core.database.client, schema: schemaCache, logger: logger).register(routes)
+    TablesController(client: core.database.client, schema: schemaCache, channels: channels, logger: logger).register(routes)
     RawSQLController(client: core.database.client, schema: schemaCache, sequencer: core.store.sequencer, logger: logger).register(routes)
     RecordsController(client: core.database.client, schema: schemaCache, sequencer: core.store.sequencer, logger: logger).register(routes)
     realtime.register(routes)

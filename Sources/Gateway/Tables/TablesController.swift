@@ -8,9 +8,12 @@ import PostgresNIO
 /// `/api/database/tables` (admin): create, describe, alter and drop tables of the public schema.
 /// Each DDL runs in one transaction with its event (`TableCreated`, `TableAltered`, `TableDropped`
 /// on `schema-<table>`), so the log and the schema never disagree; the schema cache reloads after.
+/// A table may publish its changes to the realtime channel `table:<name>` (`realtime: true`,
+/// `TableRealtimeChanged`): one message per changed row, sent by triggers (schema/013_table_realtime.sql).
 struct TablesController {
     let client: PostgresClient
     let schema: SchemaCache
+    let channels: RealtimeChannels
     let logger: Logger
 
     func register(_ routes: RouteTable) {
@@ -44,6 +47,8 @@ struct TablesController {
         var columns: [ColumnDefinition]
         var foreignKeys: [ForeignKeyDefinition]?
         var rlsEnabled: Bool?
+        /// Publish the table's changes to the realtime channel `table:<name>`.
+        var realtime: Bool?
     }
 
     /// Resolves an API type to a PostgreSQL type name the database knows (400 otherwise).
@@ -83,6 +88,8 @@ struct TablesController {
         let userPrimaryKey = body.columns.filter { $0.isPrimaryKey == true }.map(\.columnName)
         let rls = body.rlsEnabled ?? true
         let metadata = context.eventMetadata
+        let realtime = body.realtime ?? false
+        if realtime { try await ensureChannel(for: table, metadata: metadata) }
         try await client.withConnection { connection in
             try await connection.inTransaction(logger: logger) {
                 var parts: [String] = []
@@ -117,6 +124,7 @@ struct TablesController {
                 let event = TableCreated(table: table, columns: body.columns, foreignKeys: body.foreignKeys, rlsEnabled: rls,
                                          sql: statements.joined(separator: ";\n"))
                 try await Self.appendEvent(event, stream: "schema-\(table)", metadata: metadata, on: connection, logger: logger)
+                if realtime { try await publish(table, true, metadata: metadata, on: connection) }
             }
         }
         try await schema.reload()
@@ -165,6 +173,7 @@ struct TablesController {
         var addForeignKeys: [ForeignKeyDefinition]?
         var dropForeignKeys: [String]?
         var renameTable: Rename?
+        var realtime: Bool?
     }
 
     @Sendable func alter(_ request: Request, context: AppRequestContext) async throws -> Response {
@@ -176,6 +185,13 @@ struct TablesController {
         guard let current = try await TableDescription.load(table, client: client) else { throw APIError.notFound("Table \(table) does not exist") }
         let types = Dictionary(current.columns.map { ($0.columnName, $0.type) }, uniquingKeysWith: { a, _ in a })
         var finalName = table
+        // A published table's channel follows its name: the new name needs a channel too.
+        if let rename = body.renameTable, body.realtime ?? current.realtime,
+           TableDDL.identifierProblem(rename.newTableName, what: "newTableName") == nil {
+            try await ensureChannel(for: rename.newTableName, metadata: metadata)
+        } else if body.realtime == true, !current.realtime {
+            try await ensureChannel(for: table, metadata: metadata)
+        }
         try await client.withConnection { connection in
             try await connection.inTransaction(logger: logger) {
                 var statements: [String] = []
@@ -218,14 +234,44 @@ struct TablesController {
                     statements.append("ALTER TABLE \(q) RENAME TO \(TableDDL.quote(rename.newTableName))")
                     finalName = rename.newTableName
                 }
-                guard !statements.isEmpty else { throw APIError.invalidInput("nothing to change") }
-                for statement in statements { try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger) }
-                let event = TableAltered(table: table, newTable: finalName == table ? nil : finalName, sql: statements.joined(separator: ";\n"))
-                try await Self.appendEvent(event, stream: "schema-\(table)", metadata: metadata, on: connection, logger: logger)
+                guard !statements.isEmpty || body.realtime != nil else { throw APIError.invalidInput("nothing to change") }
+                if !statements.isEmpty {
+                    for statement in statements { try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger) }
+                    let event = TableAltered(table: table, newTable: finalName == table ? nil : finalName, sql: statements.joined(separator: ";\n"))
+                    try await Self.appendEvent(event, stream: "schema-\(table)", metadata: metadata, on: connection, logger: logger)
+                }
+                if let realtime = body.realtime, realtime != current.realtime {
+                    try await publish(finalName, realtime, metadata: metadata, on: connection)
+                }
             }
         }
         try await schema.reload()
         return try .json(encoding: ["message": "Table altered successfully", "tableName": finalName])
+    }
+
+    /// The realtime channel a published table's changes go to.
+    static func channelName(_ table: String) -> String { "table:\(table)" }
+
+    /// Makes sure a channel takes `table:<name>`: any enabled one that matches (an admin's `table:%`
+    /// will do) or one with exactly that pattern, even disabled (an admin's choice); else one is created.
+    func ensureChannel(for table: String, metadata: EventMetadata) async throws {
+        let name = Self.channelName(table)
+        for try await taken in try await client.query("""
+            SELECT EXISTS (SELECT 1 FROM realtime.resolve(\(name))) OR EXISTS (SELECT 1 FROM realtime.channels WHERE pattern = \(name))
+            """, logger: logger).decode(Bool.self) where taken { return }
+        do {
+            _ = try await channels.create(RealtimeChannels.Input(pattern: name, description: "Changes of table \(table)"), metadata: metadata)
+        } catch let error as APIError where error.status == .conflict {
+            // Made meanwhile by a concurrent request: that one will do.
+        }
+    }
+
+    /// Turns publishing of `table` on or off, with its event (inside the caller's transaction).
+    func publish(_ table: String, _ enabled: Bool, metadata: EventMetadata, on connection: PostgresConnection) async throws {
+        try await connection.query("SELECT realtime.set_table_publishing(\("public.\(TableDDL.quote(table))")::regclass, \(enabled))",
+                                   logger: logger)
+        try await Self.appendEvent(TableRealtimeChanged(table: table, enabled: enabled, channel: Self.channelName(table)),
+                                   stream: "schema-\(table)", metadata: metadata, on: connection, logger: logger)
     }
 
     @Sendable func drop(_ request: Request, context: AppRequestContext) async throws -> Response {
@@ -247,7 +293,8 @@ struct TablesController {
     }
 }
 
-/// `GET /tables/:t/schema`: `{tableName, columns: [{columnName, type, isNullable, isUnique, isPrimaryKey, defaultValue, foreignKey?}], rlsEnabled}`.
+/// `GET /tables/:t/schema`: `{tableName, columns: [{columnName, type, isNullable, isUnique, isPrimaryKey, defaultValue, foreignKey?}],
+/// rlsEnabled, realtime}`.
 struct TableDescription: Encodable {
     struct Column: Encodable {
         var columnName: String
@@ -273,14 +320,17 @@ struct TableDescription: Encodable {
     var tableName: String
     var columns: [Column]
     var rlsEnabled: Bool
+    /// Whether the table's changes go to the realtime channel `table:<name>`.
+    var realtime: Bool
 
     static func load(_ table: String, client: PostgresClient) async throws -> TableDescription? {
-        var rls: Bool?
-        for try await enabled in try await client.query("""
-            SELECT c.relrowsecurity FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        var state: (rls: Bool, realtime: Bool)?
+        for try await (rls, realtime) in try await client.query("""
+            SELECT c.relrowsecurity, EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid = c.oid AND g.tgname = 'insforge_to_realtime_inserted')
+            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
             WHERE n.nspname = 'public' AND c.relname = \(table)
-            """).decode(Bool.self) { rls = enabled }
-        guard let rls else { return nil }
+            """).decode((Bool, Bool).self) { state = (rls, realtime) }
+        guard let state else { return nil }
         var columns: [Column] = []
         for try await (name, type, nullable, unique, primary, defaultValue, refTable, refColumn, onDelete) in try await client.query("""
             SELECT a.attname, format_type(a.atttypid, a.atttypmod), NOT a.attnotnull,
@@ -302,6 +352,6 @@ struct TableDescription: Encodable {
             columns.append(Column(columnName: name, type: type, isNullable: nullable, isUnique: unique, isPrimaryKey: primary,
                                   defaultValue: defaultValue, foreignKey: fk))
         }
-        return TableDescription(tableName: table, columns: columns, rlsEnabled: rls)
+        return TableDescription(tableName: table, columns: columns, rlsEnabled: state.rls, realtime: state.realtime)
     }
 }

@@ -48,6 +48,11 @@ struct RealtimeChannels: Sendable {
         var webhookUrls: [String]?
         var enabled: Bool?
 
+        init(pattern: String, description: String?) {
+            self.pattern = pattern
+            self.description = .some(description)
+        }
+
         init(from decoder: any Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
             pattern = try c.decodeIfPresent(String.self, forKey: .pattern)
