@@ -99,14 +99,14 @@ END $$;
 -- is the table's changes, written by the database.
 CREATE FUNCTION realtime.refuse_client_table_messages() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF current_user IN ('anon', 'authenticated') AND left(NEW.channel_name, 6) = 'table:'
-       AND realtime.published_table(NEW.channel_name) IS NOT NULL THEN
+    IF current_user IN ('anon', 'authenticated') AND realtime.published_table(NEW.channel_name) IS NOT NULL THEN
         RAISE EXCEPTION 'only the database publishes on %', NEW.channel_name USING ERRCODE = 'insufficient_privilege';
     END IF;
     RETURN NEW;
 END $$;
+-- The WHEN clause keeps other channels' messages from calling the function at all.
 CREATE TRIGGER refuse_client_table_messages BEFORE INSERT ON realtime.messages
-    FOR EACH ROW EXECUTE FUNCTION realtime.refuse_client_table_messages();
+    FOR EACH ROW WHEN (left(NEW.channel_name, 6) = 'table:') EXECUTE FUNCTION realtime.refuse_client_table_messages();
 
 -- Records* events took `to_jsonb(n)` of the transition table aliased `n` (and `o`): in a table with a
 -- column of that name, the column won and the event carried its values instead of the rows. The
