@@ -227,3 +227,12 @@ def test_realtime_on_create_must_be_a_boolean_and_unknown_tables_are_404(server)
     assert f"table:{name}" not in channel_patterns(server)
     r = patch_schema(server, f"missing_{secrets.token_hex(3)}", {"realtime": True})
     assert r.status_code == 404, r.text
+    # A table that is not made gets no channel either.
+    r = server.post("/api/database/tables", json={"tableName": name, "realtime": True,
+                                                  "columns": [{"columnName": "title", "type": "no_such_type"}]})
+    assert r.status_code == 400, r.text
+    assert f"table:{name}" not in channel_patterns(server)
+    table = new_table(server)
+    r = patch_schema(server, table, {"realtime": True, "addColumns": [{"columnName": "x", "type": "no_such_type"}]})
+    assert r.status_code == 400, r.text
+    assert f"table:{table}" not in channel_patterns(server) and schema_of(server, table)["realtime"] is False

@@ -89,7 +89,6 @@ struct TablesController {
         let rls = body.rlsEnabled ?? true
         let metadata = context.eventMetadata
         let realtime = body.realtime ?? false
-        if realtime { try await ensureChannel(for: table, metadata: metadata) }
         try await client.withConnection { connection in
             try await connection.inTransaction(logger: logger) {
                 var parts: [String] = []
@@ -127,6 +126,7 @@ struct TablesController {
                 if realtime { try await publish(table, true, metadata: metadata, on: connection) }
             }
         }
+        if realtime { try await ensureChannel(for: table, metadata: metadata) }
         try await schema.reload()
         return try .json(encoding: Created(message: "Table created successfully", tableName: table,
                                           columns: body.columns, autoFields: TableDDL.automaticColumns,
@@ -185,13 +185,6 @@ struct TablesController {
         guard let current = try await TableDescription.load(table, client: client) else { throw APIError.notFound("Table \(table) does not exist") }
         let types = Dictionary(current.columns.map { ($0.columnName, $0.type) }, uniquingKeysWith: { a, _ in a })
         var finalName = table
-        // A published table's channel follows its name: the new name needs a channel too.
-        if let rename = body.renameTable, body.realtime ?? current.realtime,
-           TableDDL.identifierProblem(rename.newTableName, what: "newTableName") == nil {
-            try await ensureChannel(for: rename.newTableName, metadata: metadata)
-        } else if body.realtime == true, !current.realtime {
-            try await ensureChannel(for: table, metadata: metadata)
-        }
         try await client.withConnection { connection in
             try await connection.inTransaction(logger: logger) {
                 var statements: [String] = []
@@ -245,6 +238,10 @@ struct TablesController {
                 }
             }
         }
+        // A published table's channel follows its name, so a renamed one needs a channel too.
+        if body.realtime ?? current.realtime, body.realtime == true || finalName != table {
+            try await ensureChannel(for: finalName, metadata: metadata)
+        }
         try await schema.reload()
         return try .json(encoding: ["message": "Table altered successfully", "tableName": finalName])
     }
@@ -254,6 +251,7 @@ struct TablesController {
 
     /// Makes sure a channel takes `table:<name>`: any enabled one that matches (an admin's `table:%`
     /// will do) or one with exactly that pattern, even disabled (an admin's choice); else one is created.
+    /// Called once the table publishes (committed): until the channel exists its changes are not sent.
     func ensureChannel(for table: String, metadata: EventMetadata) async throws {
         let name = Self.channelName(table)
         for try await taken in try await client.query("""
