@@ -144,36 +144,86 @@ def test_publishing_is_opt_in_and_can_be_turned_off(server):
     assert changes == [True, False]
 
 
-def test_row_level_security_keeps_the_channel_to_admins_and_clients_never_publish(server):
-    table = new_table(server, realtime=True, rls=True)
+def test_row_level_security_decides_who_hears_of_which_row(server):
+    """Each non-admin subscriber gets the inserts and updates of rows it can see (checked as itself),
+    and deletes by primary key only; admins get everything; live and replayed alike."""
+    table = f"rt_{secrets.token_hex(4)}"
+    r = server.post("/api/database/tables", json={"tableName": table, "realtime": True, "columns": [
+        {"columnName": "title", "type": "string", "isNullable": False},
+        {"columnName": "owner", "type": "uuid", "isNullable": True}]})
+    assert r.status_code == 201, r.text
+    raw_sql(server, f'CREATE POLICY own ON public."{table}" FOR ALL TO authenticated '
+                    f'USING (owner = auth.uid()) WITH CHECK (owner = auth.uid())')
     channel = f"table:{table}"
-    token, _ = sign_up(server)
+    token_a, user_a = sign_up(server)
+    token_b, user_b = sign_up(server)
     anon = server.get("/api/metadata/anon-key").json()["anonKey"]
     admin = Client(server, {"apiKey": server.admin_key})
-    user = Client(server, {"token": token})
+    a = Client(server, {"token": token_a})
+    b = Client(server, {"token": token_b})
     guest = Client(server, {"token": anon})
+    everyone = (admin, a, b, guest)
+
+    def marker(n):
+        """A message after the changes, on the same channel: once it is in, so is all they were sent."""
+        r = server.post("/api/realtime/messages", json={"channel": channel, "event": "marker", "payload": {"n": n}})
+        assert r.status_code == 201, r.text
+        for c in everyone:
+            c.wait_for("marker", n)
+
     try:
-        for c in (user, guest):
-            denied = c.call("realtime:subscribe", {"channel": channel})
-            assert denied["ok"] is False and denied["error"]["code"] == "REALTIME_UNAUTHORIZED"
-        assert admin.call("realtime:subscribe", {"channel": channel})["ok"] is True
-        records(server, table, json={"title": "secret"})
-        [m] = admin.wait_for("INSERT")
-        assert m["record"]["title"] == "secret"
+        for c in everyone:
+            assert c.call("realtime:subscribe", {"channel": channel})["ok"] is True
+        row_a, row_b = records(server, table, json=[{"title": "for a", "owner": user_a}, {"title": "for b", "owner": user_b}])
+        marker(1)
+        assert [m["record"]["title"] for m in a.named("INSERT")] == ["for a"]
+        assert [m["record"]["title"] for m in b.named("INSERT")] == ["for b"]
+        assert guest.named("INSERT") == []
+        assert sorted(m["record"]["title"] for m in admin.named("INSERT")) == ["for a", "for b"]
+
+        records(server, table, "PATCH", params={"id": f"eq.{row_a['id']}"}, json={"title": "for a, again"})
+        records(server, table, "DELETE", params={"id": f"eq.{row_b['id']}"})
+        marker(2)
+        [update] = a.named("UPDATE")
+        assert update["record"]["title"] == "for a, again" and update["old_record"]["title"] == "for a"
+        assert b.named("UPDATE") == [] and guest.named("UPDATE") == []
+        # The row is gone, so nothing can be checked: non-admins learn its key only.
+        for c in (a, b, guest):
+            [gone] = c.named("DELETE")
+            assert gone["record"] is None and gone["old_record"] == {"id": row_b["id"]}
+        [gone] = admin.named("DELETE")
+        assert gone["old_record"]["title"] == "for b" and gone["old_record"]["owner"] == user_b
+
+        # A user's own write reaches it through the records API, as any other.
+        r = server.post(f"/api/database/records/{table}", key=token_a, json={"title": "by a", "owner": user_a})
+        assert r.status_code == 201, r.text
+        a.wait_for("INSERT", 2)
+        marker(3)
+        assert [m["record"]["title"] for m in b.named("INSERT")] == ["for b"]
+
+        # A replay is filtered the same way.
+        late = Client(server, {"token": token_a})
+        try:
+            assert late.call("realtime:subscribe", {"channel": channel, "since": 0})["ok"] is True
+            late.wait_for("marker", 3)
+            assert [m["record"]["title"] for m in late.named("INSERT")] == ["for a", "by a"]
+            assert [m["old_record"] for m in late.named("DELETE")] == [{"id": row_b["id"]}]
+        finally:
+            late.close()
+
+        # Clients never publish on a table channel.
+        forged = a.call("realtime:publish", {"channel": channel, "event": "DELETE", "payload": {"record": None}})
+        assert forged["ok"] is False and forged["error"]["code"] == "REALTIME_UNAUTHORIZED"
 
         # Without row-level security the rows are anyone's to read, and to hear about.
         raw_sql(server, f'ALTER TABLE public."{table}" DISABLE ROW LEVEL SECURITY')
-        assert user.call("realtime:subscribe", {"channel": channel})["ok"] is True
-        forged = user.call("realtime:publish", {"channel": channel, "event": "DELETE", "payload": {"record": None}})
-        assert forged["ok"] is False and forged["error"]["code"] == "REALTIME_UNAUTHORIZED"
-        records(server, table, json={"title": "public"})
-        [m] = user.wait_for("INSERT")
-        assert m["record"]["title"] == "public"
-        assert user.named("DELETE") == [] and admin.named("DELETE") == []
+        records(server, table, json={"title": "open", "owner": user_b})
+        marker(4)
+        assert [m["record"]["title"] for m in guest.named("INSERT")] == ["open"]
+        assert [m["record"]["title"] for m in a.named("INSERT")][-1] == "open"
     finally:
-        admin.close()
-        user.close()
-        guest.close()
+        for c in everyone:
+            c.close()
 
 
 def test_a_renamed_table_publishes_under_its_new_name(server):

@@ -6,8 +6,8 @@
 -- The triggers are named insforge_to_realtime_*: AFTER triggers fire in name order, so the
 -- statement's Records* event (insforge_records_*) is queued before its messages.
 --
--- Who sees the rows: a message carries the whole row, and a channel's subscribers are not checked
--- row by row. So while the table has row-level security, only admins may subscribe to its channel.
+-- Who sees the rows: while the table has row-level security, the hub asks realtime.filter_changes,
+-- as each non-admin subscriber, which changes it gets (rows it can see; deletes by primary key only).
 -- Only the database publishes there: a client's realtime:publish to a published table's channel is refused.
 
 -- The published table `p_channel` names (`table:<name>`, public schema), or NULL.
@@ -78,22 +78,39 @@ BEGIN
 END $$;
 REVOKE ALL ON FUNCTION realtime.set_table_publishing(regclass, boolean) FROM PUBLIC;
 
--- Subscribing as before (007), except that a published table's channel is for admins while the
--- table has row-level security.
-CREATE OR REPLACE FUNCTION realtime.subscribe_as(p_role text, p_claims text, p_channel text)
-RETURNS TABLE (id uuid, pattern text) LANGUAGE plpgsql AS $$
+-- What a non-admin subscriber of a published table with row-level security gets of a batch of its
+-- change messages (`p_payloads`, a JSON array of their payloads, in log order), run as the caller:
+-- an INSERT or UPDATE whose row (by primary key) the caller can see now comes as published (payload
+-- NULL); a DELETE comes with the old row's primary key only (the row is gone, so nothing can be
+-- checked); anything else is left out, and so is everything when the table has no primary key.
+-- Returns the ordinals (1-based) of what goes.
+CREATE FUNCTION realtime.filter_changes(p_role text, p_claims text, p_table text, p_payloads jsonb)
+RETURNS TABLE (ord int, payload text) LANGUAGE plpgsql AS $$
 DECLARE
-    published regclass;
+    t regclass := to_regclass(format('public.%I', p_table));
+    found_row text;
+    keys text[];
 BEGIN
-    PERFORM realtime.act_as(p_role, p_claims, p_channel);
-    IF p_role IN ('anon', 'authenticated') THEN
-        published := realtime.published_table(p_channel);
-        IF published IS NOT NULL AND (SELECT c.relrowsecurity FROM pg_class c WHERE c.oid = published) THEN
-            RETURN;
-        END IF;
-    END IF;
-    RETURN QUERY SELECT c.id, c.pattern FROM realtime.resolve(p_channel) c;
+    IF t IS NULL THEN RETURN; END IF;
+    SELECT string_agg(format('r.%I = (k.v->''record''->>%L)::%s', a.attname, a.attname, format_type(a.atttypid, a.atttypmod)), ' AND '),
+           array_agg(a.attname::text)
+      INTO found_row, keys
+      FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+     WHERE i.indrelid = t AND i.indisprimary;
+    IF found_row IS NULL THEN RETURN; END IF;
+    PERFORM realtime.act_as(p_role, p_claims, 'table:' || p_table);
+    RETURN QUERY EXECUTE format($q$
+        SELECT k.ord::int,
+               CASE WHEN k.v->>'operation' = 'DELETE' THEN
+                   jsonb_set(k.v, '{old_record}', coalesce((SELECT jsonb_object_agg(e.key, e.value) FROM jsonb_each(k.v->'old_record') e
+                                                             WHERE e.key = ANY ($2)), '{}'::jsonb))::text
+               END
+          FROM jsonb_array_elements($1) WITH ORDINALITY AS k(v, ord)
+         WHERE k.v->>'operation' = 'DELETE'
+            OR (k.v->>'operation' IN ('INSERT', 'UPDATE') AND EXISTS (SELECT 1 FROM %s r WHERE %s))
+         ORDER BY k.ord$q$, t, found_row) USING p_payloads, keys;
 END $$;
+REVOKE ALL ON FUNCTION realtime.filter_changes(text, text, text, jsonb) FROM PUBLIC;
 
 -- Clients (anon, authenticated) may not publish on a published table's channel: what arrives there
 -- is the table's changes, written by the database.

@@ -74,10 +74,13 @@ actor RealtimeHub: Service {
         var position: Int64
         var channel: String
         var frame: OutboundFrame
+        /// When this is a table's change (on `table:<name>`): what the row-level security filter needs.
+        var change: TableChangeFilter.Change?
     }
 
     let store: EventStore
     let logger: Logger
+    let filter: TableChangeFilter
     /// Most messages a `since` replay sends; beyond, the client is told to fetch history.
     let replayLimit: Int
     private var channels: [String: [String: Subscription]] = [:]
@@ -91,6 +94,7 @@ actor RealtimeHub: Service {
         self.store = store
         self.logger = logger
         self.replayLimit = replayLimit
+        self.filter = TableChangeFilter(client: store.client, logger: logger)
     }
 
     // MARK: following the log
@@ -117,7 +121,10 @@ actor RealtimeHub: Service {
         while !Task.isCancelled {
             let generation = store.watcher.signal.generation
             let (messages, head) = try await Self.readMessages(on: store.client, after: cursor, limit: 1000)
-            deliver(messages)
+            // Checked before delivery, as each subscriber. A table-channel subscription made while
+            // this runs is not in the verdicts and gets none of this batch's filtered changes.
+            let verdicts = await filter.verdicts(for: messages, listeners: listeners(of: messages))
+            deliver(messages, verdicts)
             cursor = messages.count == 1000 ? messages.last!.position : max(cursor, head)
             if messages.count < 1000 {
                 await store.watcher.signal.wait(after: generation, timeout: store.watcher.pollInterval)
@@ -131,22 +138,41 @@ actor RealtimeHub: Service {
         await withCheckedContinuation { startWaiters.append($0) }
     }
 
-    private func deliver(_ messages: [Message]) {
+    /// The non-admin subscribers of the table channels among `messages`.
+    private func listeners(of messages: [Message]) -> [String: [TableChangeFilter.Listener]] {
+        var out: [String: [TableChangeFilter.Listener]] = [:]
+        for message in messages where message.change != nil && out[message.channel] == nil {
+            out[message.channel] = (channels[message.channel] ?? [:]).values
+                .filter { !$0.subscriber.identity.isAdmin }
+                .map { TableChangeFilter.Listener(socketId: $0.subscriber.socketId, identity: $0.subscriber.identity) }
+        }
+        return out
+    }
+
+    /// The frame `subscription` gets of `message`: the message's own, or what the row-level security
+    /// filter decided for a non-admin (nil: nothing).
+    private func frame(of message: Message, for subscription: Subscription, _ verdicts: TableChangeFilter.Verdicts) -> OutboundFrame? {
+        guard let filtered = verdicts[message.position], !subscription.subscriber.identity.isAdmin else { return message.frame }
+        return filtered[subscription.subscriber.socketId]
+    }
+
+    private func deliver(_ messages: [Message], _ verdicts: TableChangeFilter.Verdicts = [:]) {
         // WebSocket frames are grouped by event loop: one hop per loop per batch, one flush per socket,
         // and each message's frame is encoded once for all of them.
         var batches: [ObjectIdentifier: (loop: any EventLoop, writes: [(RawWebSocketWriter, ByteBuffer)])] = [:]
         for message in messages {
             guard let subscriptions = channels[message.channel] else { continue }
             for (socketId, subscription) in subscriptions {
+                guard let frame = frame(of: message, for: subscription, verdicts) else { continue }
                 if subscription.held != nil {
-                    channels[message.channel]?[socketId]?.held?.append((message.position, message.frame))
+                    channels[message.channel]?[socketId]?.held?.append((message.position, frame))
                     continue
                 }
                 guard message.position > subscription.after else { continue }
                 if let writer = subscription.subscriber.direct.withLock({ $0 }) {
                     let loop = writer.channel.eventLoop
-                    batches[ObjectIdentifier(loop), default: (loop, [])].writes.append((writer, message.frame.webSocketFrame))
-                } else if !subscription.subscriber.outbox.push(message.frame) {
+                    batches[ObjectIdentifier(loop), default: (loop, [])].writes.append((writer, frame.webSocketFrame))
+                } else if !subscription.subscriber.outbox.push(frame) {
                     remove(socketId)
                 }
             }
@@ -188,12 +214,17 @@ actor RealtimeHub: Service {
                 unsubscribe(socketId, channel: channel)
                 throw error
             }
-            guard let held = channels[channel]?[socketId]?.held else { return members(of: channel) }  // gone meanwhile
+            // A non-admin replaying a table channel gets what the row-level security filter lets through.
+            var verdicts: TableChangeFilter.Verdicts = [:]
+            if !subscriber.identity.isAdmin {
+                verdicts = await filter.verdicts(for: replayed, listeners: [channel: [.init(socketId: socketId, identity: subscriber.identity)]])
+            }
+            guard let subscription = channels[channel]?[socketId], let held = subscription.held else { return members(of: channel) }  // gone meanwhile
             var frames: [OutboundFrame] = []
             if replayed.count == replayLimit {
                 frames.append(OutboundFrame(SocketIOPacket.event("realtime:error", [#"{"channel":\#(JSONCoding.quoted(channel)),"code":"REALTIME_REPLAY_TRUNCATED","message":"More messages were missed than a resubscription replays; fetch the rest from /api/realtime/messages"}"#]).encoded))
             }
-            frames += replayed.map(\.frame)
+            frames += replayed.compactMap { frame(of: $0, for: subscription, verdicts) }
             frames += held.filter { $0.0 > start }.map(\.1)
             if !subscriber.send(frames) { remove(socketId) }
             channels[channel]?[socketId]?.held = nil
@@ -258,7 +289,9 @@ actor RealtimeHub: Service {
             guard let position, let channel, let event, let payload, let messageId, let senderType else { continue }
             out.append(Message(position: position, channel: channel,
                                frame: OutboundFrame(frame(event: event, payload: payload, channel: channel, messageId: messageId, position: position,
-                                            senderType: senderType, senderId: senderId, timestamp: createdAt ?? ""))))
+                                                          senderType: senderType, senderId: senderId, timestamp: createdAt ?? "")),
+                               change: TableChangeFilter.change(channel: channel, event: event, payload: payload, messageId: messageId,
+                                                                senderType: senderType, senderId: senderId, timestamp: createdAt ?? "")))
         }
         return (out, head)
     }
