@@ -31,6 +31,19 @@ struct RealtimeHubTests {
         #expect(Set(body.keys) == ["meta"] && body["meta"]?.objectValue?["senderId"] == nil)
     }
 
+    @Test func onlyTheDatabasesChangeMessagesOnTableChannelsAreFiltered() throws {
+        func change(_ channel: String, _ event: String, sender: String = "system") -> TableChangeFilter.Change? {
+            TableChangeFilter.change(channel: channel, event: event, payload: "{}", messageId: "m", senderType: sender, senderId: nil, timestamp: "t")
+        }
+        #expect(change("table:todos", "INSERT")?.table == "todos")
+        #expect(change("table:todos", "DELETE")?.event == "DELETE")
+        #expect(change("table:todos", "UPDATE") != nil)
+        #expect(change("table:todos", "marker") == nil)  // an admin's other message goes to everyone
+        #expect(change("table:todos", "INSERT", sender: "user") == nil)
+        #expect(change("tables:todos", "INSERT") == nil)
+        #expect(change("chat:1", "INSERT") == nil)
+    }
+
     @Test func outboxHandsOverEverythingQueuedAndClosesWhenFull() async throws {
         let outbox = FrameOutbox(limit: 3)
         func push(_ s: String) -> Bool { outbox.push(OutboundFrame(s)) }
