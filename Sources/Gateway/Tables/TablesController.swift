@@ -18,10 +18,10 @@ struct TablesController {
 
     func register(_ routes: RouteTable) {
         routes.add(.get, "/api/database/tables", "The tables of the public schema", access: .admin, list)
-        routes.add(.post, "/api/database/tables", "Create a table (id, created_at, updated_at added; RLS on by default)",
+        routes.add(.post, "/api/database/tables", "Create a table (id, created_at, updated_at added; RLS on by default; realtime: publish its changes to table:<name>)",
                    access: .admin, create)
         routes.add(.get, "/api/database/tables/:table/schema", "A table's columns, keys and RLS state", access: .admin, describe)
-        routes.add(.patch, "/api/database/tables/:table/schema", "Alter a table: add/drop/rename columns, defaults, foreign keys, rename",
+        routes.add(.patch, "/api/database/tables/:table/schema", "Alter a table: add/drop/rename columns, defaults, foreign keys, rename, realtime publishing",
                    access: .admin, alter)
         routes.add(.delete, "/api/database/tables/:table", "Drop a table", access: .admin, drop)
     }
