@@ -123,7 +123,8 @@ actor RealtimeHub: Service {
             let (messages, head) = try await Self.readMessages(on: store.client, after: cursor, limit: 1000)
             // Checked before delivery, as each subscriber. A table-channel subscription made while
             // this runs is not in the verdicts and gets none of this batch's filtered changes.
-            let verdicts = await filter.verdicts(for: messages, listeners: listeners(of: messages))
+            let verdicts = messages.contains(where: { $0.change != nil })
+                ? await filter.verdicts(for: messages, listeners: listeners(of: messages)) : [:]
             deliver(messages, verdicts)
             cursor = messages.count == 1000 ? messages.last!.position : max(cursor, head)
             if messages.count < 1000 {
@@ -149,11 +150,11 @@ actor RealtimeHub: Service {
         return out
     }
 
-    /// The frame `subscription` gets of `message`: the message's own, or what the row-level security
-    /// filter decided for a non-admin (nil: nothing).
-    private func frame(of message: Message, for subscription: Subscription, _ verdicts: TableChangeFilter.Verdicts) -> OutboundFrame? {
-        guard let filtered = verdicts[message.position], !subscription.subscriber.identity.isAdmin else { return message.frame }
-        return filtered[subscription.subscriber.socketId]
+    /// The frame `subscriber` gets of `message`: the message's own, or what the row-level security
+    /// filter decided for a non-admin (nil: nothing). `filtered` is the message's verdicts, if any.
+    private static func frame(of message: Message, for subscriber: RealtimeSubscriber, _ filtered: [String: OutboundFrame]?) -> OutboundFrame? {
+        guard let filtered, !subscriber.identity.isAdmin else { return message.frame }
+        return filtered[subscriber.socketId]
     }
 
     private func deliver(_ messages: [Message], _ verdicts: TableChangeFilter.Verdicts = [:]) {
@@ -162,8 +163,9 @@ actor RealtimeHub: Service {
         var batches: [ObjectIdentifier: (loop: any EventLoop, writes: [(RawWebSocketWriter, ByteBuffer)])] = [:]
         for message in messages {
             guard let subscriptions = channels[message.channel] else { continue }
+            let filtered = message.change == nil ? nil : verdicts[message.position]
             for (socketId, subscription) in subscriptions {
-                guard let frame = frame(of: message, for: subscription, verdicts) else { continue }
+                guard let frame = Self.frame(of: message, for: subscription.subscriber, filtered) else { continue }
                 if subscription.held != nil {
                     channels[message.channel]?[socketId]?.held?.append((message.position, frame))
                     continue
@@ -216,15 +218,15 @@ actor RealtimeHub: Service {
             }
             // A non-admin replaying a table channel gets what the row-level security filter lets through.
             var verdicts: TableChangeFilter.Verdicts = [:]
-            if !subscriber.identity.isAdmin {
+            if !subscriber.identity.isAdmin, replayed.contains(where: { $0.change != nil }) {
                 verdicts = await filter.verdicts(for: replayed, listeners: [channel: [.init(socketId: socketId, identity: subscriber.identity)]])
             }
-            guard let subscription = channels[channel]?[socketId], let held = subscription.held else { return members(of: channel) }  // gone meanwhile
+            guard let held = channels[channel]?[socketId]?.held else { return members(of: channel) }  // gone meanwhile
             var frames: [OutboundFrame] = []
             if replayed.count == replayLimit {
                 frames.append(OutboundFrame(SocketIOPacket.event("realtime:error", [#"{"channel":\#(JSONCoding.quoted(channel)),"code":"REALTIME_REPLAY_TRUNCATED","message":"More messages were missed than a resubscription replays; fetch the rest from /api/realtime/messages"}"#]).encoded))
             }
-            frames += replayed.compactMap { frame(of: $0, for: subscription, verdicts) }
+            frames += replayed.compactMap { Self.frame(of: $0, for: subscriber, verdicts[$0.position]) }
             frames += held.filter { $0.0 > start }.map(\.1)
             if !subscriber.send(frames) { remove(socketId) }
             channels[channel]?[socketId]?.held = nil
