@@ -11,8 +11,9 @@ struct RealtimeHubTests {
     }
 
     @Test func framesAddMetaToThePayload() throws {
-        let frame = RealtimeHub.frame(event: "chat.message", payload: #"{"n": 1, "text": "hi \"x\""}"#, channel: "chat:1",
-                                      messageId: "m-1", position: 42, senderType: "user", senderId: "u-1", timestamp: "2026-01-01T00:00:00.000Z")
+        let frame = RealtimeHub.FrameParts(event: "chat.message", channel: "chat:1", messageId: "m-1", position: 42, senderType: "user",
+                                           senderId: "u-1", timestamp: "2026-01-01T00:00:00.000Z")
+            .frame(payload: #"{"n": 1, "text": "hi \"x\""}"#)
         let decoded = try Self.decode(frame)
         #expect(decoded.count == 2 && decoded[0] == .string("chat.message"))
         let body = try #require(decoded[1].objectValue)
@@ -23,8 +24,8 @@ struct RealtimeHubTests {
     }
 
     @Test func anEmptyPayloadGetsOnlyMetaAndSystemSendersNoId() throws {
-        let frame = RealtimeHub.frame(event: "e\"v", payload: "{}", channel: "c", messageId: "m", position: 1, senderType: "system",
-                                      senderId: nil, timestamp: "t")
+        let frame = RealtimeHub.FrameParts(event: "e\"v", channel: "c", messageId: "m", position: 1, senderType: "system", senderId: nil,
+                                           timestamp: "t").frame(payload: "{}")
         let decoded = try Self.decode(frame)
         #expect(decoded[0] == .string("e\"v"))
         let body = try #require(decoded[1].objectValue)
@@ -32,16 +33,23 @@ struct RealtimeHubTests {
     }
 
     @Test func onlyTheDatabasesChangeMessagesOnTableChannelsAreFiltered() throws {
-        func change(_ channel: String, _ event: String, sender: String = "system") -> TableChangeFilter.Change? {
-            TableChangeFilter.change(channel: channel, event: event, payload: "{}", messageId: "m", senderType: sender, senderId: nil, timestamp: "t")
+        func table(_ channel: String, _ event: String, sender: String = "system") -> String? {
+            RealtimeHub.FrameParts(event: event, channel: channel, messageId: "m", position: 1, senderType: sender, senderId: nil,
+                                   timestamp: "t").changedTable
         }
-        #expect(change("table:todos", "INSERT")?.table == "todos")
-        #expect(change("table:todos", "DELETE")?.event == "DELETE")
-        #expect(change("table:todos", "UPDATE") != nil)
-        #expect(change("table:todos", "marker") == nil)  // an admin's other message goes to everyone
-        #expect(change("table:todos", "INSERT", sender: "user") == nil)
-        #expect(change("tables:todos", "INSERT") == nil)
-        #expect(change("chat:1", "INSERT") == nil)
+        #expect(table("table:todos", "INSERT") == "todos")
+        #expect(table("table:todos", "DELETE") == "todos")
+        #expect(table("table:todos", "UPDATE") != nil)
+        #expect(table("table:todos", "marker") == nil)  // an admin's other message goes to everyone
+        #expect(table("table:todos", "INSERT", sender: "user") == nil)
+        #expect(table("tables:todos", "INSERT") == nil)
+        #expect(table("chat:1", "INSERT") == nil)
+        // A message read from the log knows its table once, and keeps its payload for a cut-down frame.
+        let message = RealtimeHub.Message(RealtimeHub.FrameParts(event: "DELETE", channel: "table:todos", messageId: "m", position: 7,
+                                                                 senderType: "system", senderId: nil, timestamp: "t"),
+                                          payload: #"{"old_record":{"id":1}}"#)
+        #expect(message.changedTable == "todos" && message.position == 7 && message.channel == "table:todos")
+        #expect(message.frame.packet == message.parts.frame(payload: message.payload))
     }
 
     @Test func outboxHandsOverEverythingQueuedAndClosesWhenFull() async throws {

@@ -86,4 +86,47 @@ struct RealtimeSQLTests {
             #expect(report.tables.contains { $0.table == "realtime.channels" && $0.liveRows == 1 })
         }
     }
+    /// `realtime.filter_table_changes`: one call answers every subscriber of a table, each checked as
+    /// itself; one that cannot read the table gets nothing and does not spoil the others' answers.
+    @Test func tableChangesAreFilteredForEveryCallerInOneCall() async throws {
+        try await TestDatabase.with { client, _ in
+            try await client.query("CREATE TABLE public.notes (id int PRIMARY KEY, owner text, body text)")
+            try await client.query("CREATE TABLE public.open_notes (id int PRIMARY KEY, body text)")
+            try await client.query("ALTER TABLE public.notes ENABLE ROW LEVEL SECURITY")
+            try await client.query("CREATE POLICY own ON public.notes FOR SELECT USING (owner = auth.uid()::text)")
+            try await client.query("REVOKE SELECT ON public.notes FROM anon")
+            let a = UUID().uuidString.lowercased(), b = UUID().uuidString.lowercased()
+            try await client.query("INSERT INTO public.notes VALUES (1, \(a), 'mine'), (2, \(b), 'theirs')")
+            let payloads = """
+                [{"operation":"INSERT","record":{"id":1,"owner":"\(a)","body":"mine"},"old_record":null},
+                 {"operation":"UPDATE","record":{"id":2,"owner":"\(b)","body":"theirs"},"old_record":{"id":2}},
+                 {"operation":"DELETE","record":null,"old_record":{"id":3,"owner":"\(a)","body":"secret"}},
+                 {"operation":"INSERT","record":{"id":9,"owner":"\(a)","body":"gone"},"old_record":null},
+                 {"operation":"TRUNCATE","record":null,"old_record":null}]
+                """
+            func answers(_ table: String, _ roles: [String], _ claims: [String]) async throws -> [String] {
+                var out: [String] = []
+                let rows = try await client.query("""
+                    SELECT caller, ord, payload FROM realtime.filter_table_changes(\(table), \(roles), \(claims), \(payloads)::jsonb)
+                    """)
+                for try await (caller, ord, payload) in rows.decode((Int32, Int32, String?).self) {
+                    let key = payload.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+                        .flatMap { $0["old_record"] as? [String: Any] }.map { $0.keys.sorted().joined(separator: ",") }
+                    out.append("\(caller):\(ord)" + (key.map { "(\($0))" } ?? ""))
+                }
+                return out
+            }
+            let claims = [#"{"sub":"\#(a)","role":"authenticated"}"#, #"{"sub":"\#(b)","role":"authenticated"}"#, #"{"role":"anon"}"#,
+                          #"{"sub":"\#(a)","role":"authenticated"}"#]
+            // Each caller sees its own rows; deletes go to everyone who can read the table, cut to the key;
+            // anon may not read the table at all, and a role that is not ours is refused.
+            #expect(try await answers("notes", ["authenticated", "authenticated", "anon", "postgres"], claims)
+                    == ["1:1", "1:3(id)", "2:2", "2:3(id)"])
+            // A table without row-level security needs no check: one row says everything goes to everyone.
+            #expect(try await answers("open_notes", ["anon"], [#"{"role":"anon"}"#]) == ["0:0"])
+            #expect(try await answers("no_such_table", ["anon"], [#"{"role":"anon"}"#]).isEmpty)
+            // The role and claims end with the statement.
+            #expect(try await scalar(client, "SELECT current_user::text", as: String.self) == "postgres")
+        }
+    }
 }

@@ -69,13 +69,52 @@ actor RealtimeHub: Service {
         var held: [(Int64, OutboundFrame)]?
     }
 
+    /// What a message's frame is made of, besides its payload.
+    struct FrameParts: Sendable {
+        var event: String
+        var channel: String
+        var messageId: String
+        var position: Int64
+        var senderType: String
+        var senderId: String?
+        var timestamp: String
+
+        /// The Socket.IO EVENT packet of the message with `payload`: `["<event>", {...payload, "meta": {...}}]`.
+        func frame(payload: String) -> String {
+            var meta = #"{"channel":\#(JSONCoding.quoted(channel)),"messageId":\#(JSONCoding.quoted(messageId)),"position":\#(position),"senderType":\#(JSONCoding.quoted(senderType))"#
+            if let senderId { meta += #","senderId":\#(JSONCoding.quoted(senderId))"# }
+            meta += #","timestamp":\#(JSONCoding.quoted(timestamp))}"#
+            // `payload` is a JSON object as Postgres prints it: open it and add `meta` as its last member.
+            var body = payload
+            if let close = body.lastIndex(of: "}") { body.removeSubrange(close...) }
+            let isEmpty = body.drop(while: { $0 == "{" || $0 == " " }).isEmpty
+            body += (isEmpty ? "" : ",") + #""meta":\#(meta)}"#
+            return "2[" + JSONCoding.quoted(event) + "," + body + "]"
+        }
+
+        /// The table whose change this message is, if it is one: the database's INSERT, UPDATE or
+        /// DELETE on the table's channel (`table:<name>`). Only these are filtered by row-level security.
+        var changedTable: String? {
+            guard channel.hasPrefix("table:"), senderType == "system", ["INSERT", "UPDATE", "DELETE"].contains(event) else { return nil }
+            return String(channel.dropFirst("table:".count))
+        }
+    }
+
     /// One message as read from the log.
     struct Message: Sendable {
-        var position: Int64
-        var channel: String
+        var parts: FrameParts
+        var payload: String
         var frame: OutboundFrame
-        /// When this is a table's change (on `table:<name>`): what the row-level security filter needs.
-        var change: TableChangeFilter.Change?
+        /// The table whose change this is (see `FrameParts.changedTable`), read once.
+        var changedTable: String?
+        var position: Int64 { parts.position }
+        var channel: String { parts.channel }
+
+        init(_ parts: FrameParts, payload: String) {
+            (self.parts, self.payload) = (parts, payload)
+            frame = OutboundFrame(parts.frame(payload: payload))
+            changedTable = parts.changedTable
+        }
     }
 
     let store: EventStore
@@ -123,7 +162,7 @@ actor RealtimeHub: Service {
             let (messages, head) = try await Self.readMessages(on: store.client, after: cursor, limit: 1000)
             // Checked before delivery, as each subscriber. A table-channel subscription made while
             // this runs is not in the verdicts and gets none of this batch's filtered changes.
-            let verdicts = messages.contains(where: { $0.change != nil })
+            let verdicts = messages.contains(where: { $0.changedTable != nil })
                 ? await filter.verdicts(for: messages, listeners: listeners(of: messages)) : [:]
             deliver(messages, verdicts)
             cursor = messages.count == 1000 ? messages.last!.position : max(cursor, head)
@@ -142,7 +181,7 @@ actor RealtimeHub: Service {
     /// The non-admin subscribers of the table channels among `messages`.
     private func listeners(of messages: [Message]) -> [String: [TableChangeFilter.Listener]] {
         var out: [String: [TableChangeFilter.Listener]] = [:]
-        for message in messages where message.change != nil && out[message.channel] == nil {
+        for message in messages where message.changedTable != nil && out[message.channel] == nil {
             out[message.channel] = (channels[message.channel] ?? [:]).values
                 .filter { !$0.subscriber.identity.isAdmin }
                 .map { TableChangeFilter.Listener(socketId: $0.subscriber.socketId, identity: $0.subscriber.identity) }
@@ -163,7 +202,7 @@ actor RealtimeHub: Service {
         var batches: [ObjectIdentifier: (loop: any EventLoop, writes: [(RawWebSocketWriter, ByteBuffer)])] = [:]
         for message in messages {
             guard let subscriptions = channels[message.channel] else { continue }
-            let filtered = message.change == nil ? nil : verdicts[message.position]
+            let filtered = message.changedTable == nil ? nil : verdicts[message.position]
             for (socketId, subscription) in subscriptions {
                 guard let frame = Self.frame(of: message, for: subscription.subscriber, filtered) else { continue }
                 if subscription.held != nil {
@@ -218,7 +257,7 @@ actor RealtimeHub: Service {
             }
             // A non-admin replaying a table channel gets what the row-level security filter lets through.
             var verdicts: TableChangeFilter.Verdicts = [:]
-            if !subscriber.identity.isAdmin, replayed.contains(where: { $0.change != nil }) {
+            if !subscriber.identity.isAdmin, replayed.contains(where: { $0.changedTable != nil }) {
                 verdicts = await filter.verdicts(for: replayed, listeners: [channel: [.init(socketId: socketId, identity: subscriber.identity)]])
             }
             guard let held = channels[channel]?[socketId]?.held else { return members(of: channel) }  // gone meanwhile
@@ -289,11 +328,9 @@ actor RealtimeHub: Service {
         for try await (h, position, channel, event, payload, messageId, senderType, senderId, createdAt) in rows {
             head = h
             guard let position, let channel, let event, let payload, let messageId, let senderType else { continue }
-            out.append(Message(position: position, channel: channel,
-                               frame: OutboundFrame(frame(event: event, payload: payload, channel: channel, messageId: messageId, position: position,
-                                                          senderType: senderType, senderId: senderId, timestamp: createdAt ?? "")),
-                               change: TableChangeFilter.change(channel: channel, event: event, payload: payload, messageId: messageId,
-                                                                senderType: senderType, senderId: senderId, timestamp: createdAt ?? "")))
+            out.append(Message(FrameParts(event: event, channel: channel, messageId: messageId, position: position, senderType: senderType,
+                                          senderId: senderId, timestamp: createdAt ?? ""),
+                               payload: payload))
         }
         return (out, head)
     }
@@ -337,19 +374,5 @@ actor RealtimeHub: Service {
         func makeBindings() throws -> PostgresBindings { .of(after, Int64(limit), through, stream) }
 
         func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
-    }
-
-    /// The Socket.IO EVENT packet of a message: `["<event>", {...payload, "meta": {...}}]`.
-    static func frame(event: String, payload: String, channel: String, messageId: String, position: Int64, senderType: String,
-                      senderId: String?, timestamp: String) -> String {
-        var meta = #"{"channel":\#(JSONCoding.quoted(channel)),"messageId":\#(JSONCoding.quoted(messageId)),"position":\#(position),"senderType":\#(JSONCoding.quoted(senderType))"#
-        if let senderId { meta += #","senderId":\#(JSONCoding.quoted(senderId))"# }
-        meta += #","timestamp":\#(JSONCoding.quoted(timestamp))}"#
-        // `payload` is a JSON object as Postgres prints it: open it and add `meta` as its last member.
-        var body = payload
-        if let close = body.lastIndex(of: "}") { body.removeSubrange(close...) }
-        let isEmpty = body.drop(while: { $0 == "{" || $0 == " " }).isEmpty
-        body += (isEmpty ? "" : ",") + #""meta":\#(meta)}"#
-        return "2[" + JSONCoding.quoted(event) + "," + body + "]"
     }
 }
