@@ -46,9 +46,13 @@ struct Bench: AsyncParsableCommand {
             defer { group.cancelAll() }
 
             print("== appends: \(writers) writers x \(perWriter) single-event appends")
-            let baseline = skipBaseline ? Run(events: 1, duration: .seconds(1), latencies: [.zero])
+            let (baseline, ceilings) = skipBaseline ? (Run(events: 1, duration: .seconds(1), latencies: [.zero]), [])
                 : try await Self.baseline(database.settings, writers: writers, perWriter: perWriter, logger: logger)
             print(baseline.line("baseline (one INSERT per transaction)"))
+            for (connections, run) in ceilings {
+                print(run.line("batching alone, \(writers / 2)-row INSERTs into the same table, \(connections) connection\(connections == 1 ? "" : "s")"
+                               + (connections == 1 ? " (commits in series, as under the log lock)" : "")))
+            }
             let rss = RSSSampler()
             let store = try await Self.storeAppends(core.store, writers: writers, perWriter: perWriter, rss: rss)
             print(store.line("event store (group commit)"))
@@ -107,14 +111,18 @@ struct Bench: AsyncParsableCommand {
         }
     }
 
-    /// 64 writers, one INSERT per transaction into a table shaped like the log.
-    static func baseline(_ settings: DatabaseSettings, writers: Int, perWriter: Int, logger: Logger) async throws -> Run {
+    /// 64 writers, one INSERT per transaction into a table shaped like the log. Then, for scale, what
+    /// batching alone does with the same rows: multi-row INSERTs of a lane's share of the writers, one
+    /// transaction each, from one connection (commits in series: the most a store that holds the log
+    /// lock through commit can do with such batches) and from two (commits overlapping).
+    static func baseline(_ settings: DatabaseSettings, writers: Int, perWriter: Int,
+                         logger: Logger) async throws -> (baseline: Run, ceilings: [(connections: Int, run: Run)]) {
         var configuration = PostgresClient.Configuration(host: settings.host, port: settings.port, username: settings.username,
                                                          password: settings.password, database: settings.database, tls: .disable)
         configuration.options.maximumConnections = writers
         configuration.options.minimumConnections = writers
         let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
-        return try await withThrowingTaskGroup(of: Run?.self) { group in
+        return try await withThrowingTaskGroup(of: (baseline: Run, ceilings: [(connections: Int, run: Run)])?.self) { group in
             group.addTask { await client.run(); return nil }
             defer { group.cancelAll() }
             try await client.query("DROP TABLE IF EXISTS public.bench_plain_events")
@@ -131,8 +139,22 @@ struct Bench: AsyncParsableCommand {
                     VALUES (\("plain-\(writer)"), \(Int64(i + 1)), \(EventID.next()), 'BenchAppended', \("{\"n\":\(i)}")::jsonb, '{}'::jsonb)
                     """)
             }
+            let batch = max(1, writers / 2)
+            var ceilings: [(connections: Int, run: Run)] = []
+            for connections in [1, 2] {
+                let ops = max(1, writers * perWriter / batch / connections)
+                let timed = try await measure(writers: connections, perWriter: ops) { connection, i in
+                    let streams = (0..<batch).map { "batch-\(connections)x\(connection)x\(i)x\($0)" }
+                    let ids = (0..<batch).map { _ in EventID.next() }, data = (0..<batch).map { "{\"n\":\($0)}" }
+                    try await client.query("""
+                        INSERT INTO public.bench_plain_events (stream_id, stream_version, event_id, type, data, metadata)
+                        SELECT u.s, 1, u.id, 'BenchAppended', u.d::jsonb, '{}'::jsonb FROM unnest(\(streams), \(ids), \(data)) AS u(s, id, d)
+                        """)
+                }
+                ceilings.append((connections, Run(events: timed.events * batch, duration: timed.duration, latencies: timed.latencies)))
+            }
             try await client.query("DROP TABLE public.bench_plain_events")
-            return run
+            return (run, ceilings)
         }!
     }
 
