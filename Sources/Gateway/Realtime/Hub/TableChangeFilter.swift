@@ -27,8 +27,9 @@ struct TableChangeFilter: Sendable {
     /// The verdicts for `messages`, whose table channels have `listeners` (by channel name).
     func verdicts(for messages: [RealtimeHub.Message], listeners: [String: [Listener]]) async -> Verdicts {
         var byTable: [String: [RealtimeHub.Message]] = [:]
-        for message in messages where message.changedTable != nil && listeners[message.channel] != nil {
-            byTable[message.changedTable!, default: []].append(message)
+        for message in messages {
+            guard let table = message.changedTable, listeners[message.channel] != nil else { continue }
+            byTable[table, default: []].append(message)
         }
         var verdicts: Verdicts = [:]
         for (table, batch) in byTable.sorted(by: { $0.key < $1.key }) {
