@@ -105,15 +105,13 @@ actor RealtimeHub: Service {
         var parts: FrameParts
         var payload: String
         var frame: OutboundFrame
-        /// The table whose change this is (see `FrameParts.changedTable`), read once.
-        var changedTable: String?
         var position: Int64 { parts.position }
         var channel: String { parts.channel }
+        var changedTable: String? { parts.changedTable }
 
         init(_ parts: FrameParts, payload: String) {
             (self.parts, self.payload) = (parts, payload)
             frame = OutboundFrame(parts.frame(payload: payload))
-            changedTable = parts.changedTable
         }
     }
 
@@ -202,7 +200,7 @@ actor RealtimeHub: Service {
         var batches: [ObjectIdentifier: (loop: any EventLoop, writes: [(RawWebSocketWriter, ByteBuffer)])] = [:]
         for message in messages {
             guard let subscriptions = channels[message.channel] else { continue }
-            let filtered = message.changedTable == nil ? nil : verdicts[message.position]
+            let filtered = verdicts[message.position]  // only table changes have verdicts
             for (socketId, subscription) in subscriptions {
                 guard let frame = Self.frame(of: message, for: subscription.subscriber, filtered) else { continue }
                 if subscription.held != nil {

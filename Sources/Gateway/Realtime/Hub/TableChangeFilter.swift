@@ -43,11 +43,10 @@ struct TableChangeFilter: Sendable {
             do {
                 answers = try await filter(batch, table: table, as: groups.map { $0[0].identity })
             } catch {
-                // Unknown: deny rather than leak.
+                // Unknown: deny rather than leak (no answers, so nobody is listed below).
                 logger.warning("realtime: the row-level security check of a table channel failed; nothing sent to its non-admin subscribers",
                                metadata: ["table": "\(table)", "error": "\(String(reflecting: error))"])
-                for message in batch { verdicts[message.position] = [:] }
-                continue
+                answers = []
             }
             if answers.first?.caller == 0 { continue }  // no row-level security: everything goes to everyone
             for message in batch { verdicts[message.position] = [:] }
