@@ -49,13 +49,16 @@ struct Bench: AsyncParsableCommand {
             let (baseline, ceilings) = skipBaseline ? (Run(events: 1, duration: .seconds(1), latencies: [.zero]), [])
                 : try await Self.baseline(database.settings, writers: writers, perWriter: perWriter, logger: logger)
             print(baseline.line("baseline (one INSERT per transaction)"))
+            if !skipBaseline { print(baseline.cpuLine) }
             for (connections, run) in ceilings {
                 print(run.line("batching alone, \(writers / 2)-row INSERTs into the same table, \(connections) connection\(connections == 1 ? "" : "s")"
                                + (connections == 1 ? " (commits in series, as under the log lock)" : "")))
+                print(run.cpuLine)
             }
             let rss = RSSSampler()
             let store = try await Self.storeAppends(core.store, writers: writers, perWriter: perWriter, rss: rss)
             print(store.line("event store (group commit)"))
+            print(store.cpuLine)
             let stats = core.store.appendStatistics
             print(String(format: "  %d batches, %.1f commands per batch, %.0f%% of versions from the cache, writer busy %.2f s of %.2f s",
                          stats.batches, Double(stats.commands) / Double(max(stats.batches, 1)),
@@ -100,6 +103,8 @@ struct Bench: AsyncParsableCommand {
         var events: Int
         var duration: Duration
         var latencies: [Duration]
+        /// CPU the run took: the whole machine's and this process's.
+        var cpu = CPUTime()
         var eventsPerSecond: Double { Double(events) / duration.seconds }
         var p99: Duration {
             let sorted = latencies.sorted()
@@ -108,6 +113,15 @@ struct Bench: AsyncParsableCommand {
         func line(_ label: String) -> String {
             String(format: "%@: %.0f events/s, p50 %.2f ms, p99 %.2f ms", label, eventsPerSecond,
                    latencies.sorted()[latencies.count / 2].seconds * 1000, p99.seconds * 1000)
+        }
+        /// What the run cost in CPU per event, and the rate that cost allows when every core is busy.
+        var cpuLine: String {
+            let perEvent = cpu.machine / Double(events) * 1e6
+            return String(format: "  CPU: %.0f µs per event (this process %.0f µs, the rest, PostgreSQL above all, %.0f µs); "
+                          + "the machine was %.0f%% busy; with all %d cores busy this cost allows at most %.0f events/s",
+                          perEvent, cpu.process / Double(events) * 1e6, (cpu.machine - cpu.process) / Double(events) * 1e6,
+                          100 * cpu.machine / duration.seconds / Double(CPUTime.cores), CPUTime.cores,
+                          Double(CPUTime.cores) / (cpu.machine / Double(events)))
         }
     }
 
@@ -151,7 +165,8 @@ struct Bench: AsyncParsableCommand {
                         SELECT u.s, 1, u.id, 'BenchAppended', u.d::jsonb, '{}'::jsonb FROM unnest(\(streams), \(ids), \(data)) AS u(s, id, d)
                         """)
                 }
-                ceilings.append((connections, Run(events: timed.events * batch, duration: timed.duration, latencies: timed.latencies)))
+                ceilings.append((connections, Run(events: timed.events * batch, duration: timed.duration, latencies: timed.latencies,
+                                                  cpu: timed.cpu)))
             }
             try await client.query("DROP TABLE public.bench_plain_events")
             return (run, ceilings)
@@ -172,6 +187,7 @@ struct Bench: AsyncParsableCommand {
     }
 
     static func measure(writers: Int, perWriter: Int, _ body: @Sendable @escaping (Int, Int) async throws -> Void) async throws -> Run {
+        let cpuBefore = CPUTime.now()
         let started = ContinuousClock.now
         let latencies = try await withThrowingTaskGroup(of: [Duration].self) { group in
             for writer in 0..<writers {
@@ -190,7 +206,8 @@ struct Bench: AsyncParsableCommand {
             for try await own in group { all += own }
             return all
         }
-        return Run(events: writers * perWriter, duration: ContinuousClock.now - started, latencies: latencies)
+        return Run(events: writers * perWriter, duration: ContinuousClock.now - started, latencies: latencies,
+                   cpu: CPUTime.now().since(cpuBefore))
     }
 
     /// Tops the log up to `target` events in 10,000-event appends of 100 streams.
@@ -274,6 +291,29 @@ final class RSSSampler: @unchecked Sendable {
               let kb = Double(line.split(separator: " ").dropFirst().first ?? "") else { return 0 }
         return kb / 1024
     }
+}
+
+/// CPU seconds used so far: by the whole machine (every core, from /proc/stat) and by this process.
+struct CPUTime {
+    var machine = 0.0
+    var process = 0.0
+
+    static let cores = ProcessInfo.processInfo.activeProcessorCount
+
+    static func now() -> CPUTime {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        let process = Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+        // First line: "cpu user nice system idle iowait irq softirq steal ...", in clock ticks.
+        guard let stat = try? String(contentsOfFile: "/proc/stat", encoding: .utf8),
+              let first = stat.split(separator: "\n").first else { return CPUTime(machine: 0, process: process) }
+        let ticks = first.split(separator: " ").dropFirst().compactMap { Double($0) }
+        guard ticks.count >= 8 else { return CPUTime(machine: 0, process: process) }
+        let busy = ticks[0] + ticks[1] + ticks[2] + ticks[5] + ticks[6] + ticks[7]
+        return CPUTime(machine: busy / Double(sysconf(Int32(_SC_CLK_TCK))), process: process)
+    }
+
+    func since(_ earlier: CPUTime) -> CPUTime { CPUTime(machine: machine - earlier.machine, process: process - earlier.process) }
 }
 
 extension Duration {
