@@ -183,8 +183,9 @@ struct EventStoreAppendTests {
                     "SELECT system.write_event(gen_random_uuid(), \(stream), 'External', '{}'::jsonb)", as: Int64.self)
             }
             let before = store.appendStatistics.knownVersions
-            // kept-1 was not touched since: its cached version is used. moved-1 was: it is looked up,
-            // so an append that accepts any version still gets the next version, not a duplicate.
+            // kept-1 was not touched since: its cached version is used. moved-1 was: its cached version is
+            // refused by the log and the batch is written again with it looked up, so an append that
+            // accepts any version still gets the next version, not a duplicate.
             let kept = try await store.append([Self.event()], to: "kept-1")
             #expect(kept.nextExpectedVersion == 2)
             #expect(store.appendStatistics.knownVersions == before + 1)
@@ -216,21 +217,39 @@ struct EventStoreAppendTests {
         return try await result.value
     }
 
-    /// `append_any` works out versions before taking the log lock; a stream appended to while the
-    /// batch waits for the lock must be counted again under it, not written with a stale version.
-    @Test func aStreamAppendedToWhileABatchWaitsForTheLockIsCountedAgain() async throws {
+    /// `append_known` looks up, under the log lock, the versions the caller does not know: a stream
+    /// appended to while the batch waits for the lock is counted with that append.
+    @Test func anUnknownVersionIsLookedUpUnderTheLock() async throws {
         try await withEventStore { store, db in
-            let first = try await store.append([Self.event()], to: "race-1", expected: .noStream)
-            // The batch believes race-1 is at version 1 (true as of the head it reads before the lock).
+            _ = try await store.append([Self.event()], to: "race-1", expected: .noStream)
             let result = try await Self.race("""
-                SELECT (s.versions[1], s.known, s.start_head)::text FROM system.append_any(
+                SELECT (s.versions[1], s.known, s.start_head)::text FROM system.append_known(
                     ARRAY['race-1'], ARRAY[1], ARRAY[1], ARRAY[gen_random_uuid()], ARRAY['Raced'],
-                    ARRAY['{}'::jsonb], ARRAY['{}'::jsonb], ARRAY[1::int8], ARRAY[\(first.positions[0])::int8]) s
-                """, waitingIn: "append_any", against: "race-1", store: store, db: db)
+                    ARRAY['{}'::jsonb], ARRAY['{}'::jsonb], ARRAY[-1::int8]) s
+                """, waitingIn: "append_known", against: "race-1", store: store, db: db)
             // Version 2 was taken by the other session: the batch's stream stood at 2, looked up, not known.
             #expect(result == "(2,0,2)")
             #expect(try await store.readStream("race-1").map(\.streamVersion) == [1, 2, 3])
             #expect(try await store.readStream("race-1").map(\.type) == ["ThingHappened", "External", "Raced"])
+        }
+    }
+
+    /// A version given as known that went stale while the batch waited for the lock is refused by the
+    /// log's unique (stream, version) index: nothing of the batch is written, nothing is overwritten.
+    @Test func aStaleKnownVersionIsRefusedByTheLog() async throws {
+        try await withEventStore { store, db in
+            _ = try await store.append([Self.event()], to: "race-3", expected: .noStream)
+            _ = try await store.append([Self.event()], to: "other-3", expected: .noStream)
+            await #expect(throws: PSQLError.self) {
+                _ = try await Self.race("""
+                    SELECT (s.versions[1], s.known, s.start_head)::text FROM system.append_known(
+                        ARRAY['other-3', 'race-3'], ARRAY[1, 2], ARRAY[1, 1], ARRAY[gen_random_uuid(), gen_random_uuid()],
+                        ARRAY['Raced', 'Raced'], ARRAY['{}'::jsonb, '{}'::jsonb], ARRAY['{}'::jsonb, '{}'::jsonb], ARRAY[1::int8, 1::int8]) s
+                    """, waitingIn: "append_known", against: "race-3", store: store, db: db)
+            }
+            #expect(try await store.readStream("race-3").map(\.type) == ["ThingHappened", "External"])
+            #expect(try await store.readStream("other-3").map(\.type) == ["ThingHappened"])
+            #expect(try await store.headPosition() == 3)
         }
     }
 

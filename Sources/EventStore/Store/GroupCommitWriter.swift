@@ -5,13 +5,31 @@ import PostgresNIO
 import Synchronization
 
 /// Stream versions this writer has seen, each with the log head it was exact at.
-/// `system.append_batch` and `system.append_any` use one unless its stream was appended to after that head.
+/// `system.append_batch` uses one unless its stream was appended to after that head; `system.append_known`
+/// uses it as is, and the log's unique index refuses it if it is stale.
 struct VersionCache {
     struct Entry {
         var version: Int64
         var asOf: Int64
     }
     var entries: [String: Entry] = [:]
+    /// Streams of the batches in flight (a count per stream): their cached versions are about to be
+    /// stale, so the next batch has them looked up under the log lock instead.
+    var inFlight: [String: Int] = [:]
+
+    /// The known version of each stream (nil: look it up), and the streams marked as in flight.
+    mutating func claim(_ streams: [String]) -> [Entry?] {
+        let known = streams.map { inFlight[$0] == nil ? entries[$0] : nil }
+        for stream in streams { inFlight[stream, default: 0] += 1 }
+        return known
+    }
+
+    /// The batch of `streams` is over (committed or not).
+    mutating func release(_ streams: [String]) {
+        for stream in streams {
+            if let n = inFlight[stream], n > 1 { inFlight[stream] = n - 1 } else { inFlight[stream] = nil }
+        }
+    }
 
     /// Records what a committed batch (whose head was `head`) left its streams at; an older
     /// batch answered late does not overwrite what a newer one recorded.
@@ -169,7 +187,8 @@ final class GroupCommitWriter: Sendable {
         waiter?.resume()
     }
 
-    private func write(_ batch: [Waiting], careful: Bool = false) async {
+    /// `lookUpVersions`: every stream's version is looked up under the log lock, none taken from the cache.
+    private func write(_ batch: [Waiting], careful: Bool = false, lookUpVersions: Bool = false) async {
         // Sorted by stream (stable, so each stream keeps its order): `system.append_batch`
         // carries each stream's version forward in one pass.
         // Compared as bytes: any consistent order will do, and String's comparison is much slower.
@@ -178,7 +197,7 @@ final class GroupCommitWriter: Sendable {
                 ? a.offset < b.offset : a.element.command.streamId.utf8.lexicographicallyPrecedes(b.element.command.streamId.utf8)
         }.map(\.element)
         do {
-            let results = try await commit(batch.map(\.command), careful: careful)
+            let results = try await commit(batch.map(\.command), careful: careful, lookUpVersions: lookUpVersions)
             for (waiting, result) in zip(batch, results) {
                 switch result {
                 case .success(let r):
@@ -190,6 +209,14 @@ final class GroupCommitWriter: Sendable {
         } catch {
             if careful {
                 batch[0].continuation.resume(throwing: error)
+                return
+            }
+            if !lookUpVersions, Self.isStaleVersion(error) {
+                // A cached version was stale (another process appended to its stream): nothing was
+                // written; again, with every version looked up.
+                logger.debug("batch of \(batch.count) had a stale stream version, retrying with versions looked up")
+                versionCache.withLock { cache in for waiting in batch { cache.entries[waiting.command.streamId] = nil } }
+                await write(batch, lookUpVersions: true)
                 return
             }
             // A duplicate id, bad JSON or a refusing projection: go command by command through the
@@ -213,19 +240,27 @@ final class GroupCommitWriter: Sendable {
         }
     }
 
+    /// Whether a batch failed on the log's unique (stream, version) index: a version taken as known was stale.
+    private static func isStaleVersion(_ error: any Error) -> Bool {
+        guard let error = error as? PSQLError, let info = error.serverInfo else { return false }
+        return info[.sqlState] == "23505" && info[.constraintName] == "events_stream_id_stream_version_key"
+    }
+
     /// Writes commands in one transaction; a thrown error means nothing of it committed.
-    /// The fast path is `system.append_batch`; `careful` (one command) is `system.append_events`,
-    /// which recognises a retried append by its event ids.
-    private func commit(_ commands: [AppendCommand], careful: Bool) async throws -> [Result<AppendResult, EventStoreError>] {
+    /// The fast path is `system.append_known`, else `system.append_batch`; `careful` (one command) is
+    /// `system.append_events`, which recognises a retried append by its event ids.
+    private func commit(_ commands: [AppendCommand], careful: Bool, lookUpVersions: Bool) async throws
+        -> [Result<AppendResult, EventStoreError>] {
         let needsProjection = commands.contains { command in
             command.events.contains { event in inlineTypes.contains { $0?.contains(event.type) ?? true } }
         }
-        var streams: [String] = [], known: [Int64] = [], knownAsOf: [Int64] = []
+        let streams = commands.map(\.streamId)
+        var known: [Int64] = [], knownAsOf: [Int64] = []
         var ids: [UUID] = [], types: [String] = [], data: [String] = [], metadata: [String] = []
-        let cached = careful ? [:] : versionCache.withLock { $0.entries }
-        for command in commands {
-            streams.append(command.streamId)
-            let entry = cached[command.streamId]
+        let cached = careful ? [] : versionCache.withLock { $0.claim(streams) }
+        defer { if !careful { versionCache.withLock { $0.release(streams) } } }
+        for (i, command) in commands.enumerated() {
+            let entry = careful || lookUpVersions ? nil : cached[i]
             known.append(entry?.version ?? -1)
             knownAsOf.append(entry?.asOf ?? -1)
             for event in command.events {
@@ -235,9 +270,9 @@ final class GroupCommitWriter: Sendable {
                 metadata.append(event.metadata.json)
             }
         }
-        // Every command accepts any version: `system.append_any` does under the lock only what
-        // depends on the log's head; otherwise `append_batch` checks each command's expectation, and
-        // `append_events` (careful, one command) recognises a retried append.
+        // Every command accepts any version: `system.append_known` takes the versions the cache knows;
+        // otherwise `append_batch` checks each command's expectation, and `append_events` (careful, one
+        // command) recognises a retried append.
         let call: Call
         if careful {
             call = .query("""
@@ -245,8 +280,8 @@ final class GroupCommitWriter: Sendable {
                     \(streams[0]), \(commands[0].expected.sqlValue), \(ids), \(types), \(data)::jsonb[], \(metadata)::jsonb[])
                 """)
         } else if commands.allSatisfy({ $0.expected.sqlValue == nil }) {
-            call = .any(AppendAny(commands: commands, streams: streams, ids: ids, types: types, data: data, metadata: metadata,
-                                  known: known, knownAsOf: knownAsOf))
+            call = .any(AppendKnown(commands: commands, streams: streams, ids: ids, types: types, data: data, metadata: metadata,
+                                    known: known))
         } else {
             let expected = commands.map { $0.expected.sqlValue ?? -3 }, counts = commands.map { Int32($0.events.count) }
             call = .query("""
@@ -258,7 +293,7 @@ final class GroupCommitWriter: Sendable {
             switch call {
             case .any(let statement):
                 for try await row in try await connection.execute(statement, logger: logger) { return Self.outcomes(row, statement, commands) }
-                throw EventStoreError(.invalidEvent, "system.append_any returned no row")
+                throw EventStoreError(.invalidEvent, "system.append_known returned no row")
             case .query(let query):
                 return try await Self.outcomes(connection.query(query, logger: logger), commands)
             }
@@ -325,15 +360,15 @@ final class GroupCommitWriter: Sendable {
     /// the batch (-1 when unknown) and how many commands' versions came from the cache.
     typealias Outcome = (results: [Result<AppendResult, EventStoreError>], recordedAt: Date, head: Int64, known: Int)
 
-    /// How a batch is written: the prepared `append_any`, or a query answering one row per command.
+    /// How a batch is written: the prepared `append_known`, or a query answering one row per command.
     private enum Call: Sendable {
-        case any(AppendAny)
+        case any(AppendKnown)
         case query(PostgresQuery)
     }
 
-    /// The outcome of `system.append_any`: events are numbered in array order from the head before the
+    /// The outcome of `system.append_known`: events are numbered in array order from the head before the
     /// batch, and each stream's versions follow its version before the batch.
-    private static func outcomes(_ row: AppendAny.Row, _ call: AppendAny, _ commands: [AppendCommand]) -> Outcome {
+    private static func outcomes(_ row: AppendKnown.Row, _ call: AppendKnown, _ commands: [AppendCommand]) -> Outcome {
         let (startHead, versions, known, recordedAt) = row
         var results: [Result<AppendResult, EventStoreError>] = []
         results.reserveCapacity(commands.count)
@@ -379,16 +414,16 @@ final class GroupCommitWriter: Sendable {
     }
 }
 
-/// `system.append_any` (every command accepts any version), prepared once per connection. Each event
+/// `system.append_known` (every command accepts any version), prepared once per connection. Each event
 /// carries its command and its ordinal among the batch's events of its stream; commands come sorted by
-/// stream, as for `append_batch`.
-struct AppendAny: PostgresPreparedStatement {
+/// stream, as for `append_batch`, each with its stream's version if the cache knows it (else -1).
+struct AppendKnown: PostgresPreparedStatement {
     static let sql = """
         SELECT start_head, versions, known, recorded_at
-          FROM system.append_any($1, $2, $3, $4, $5, $6::jsonb[], $7::jsonb[], $8, $9)
+          FROM system.append_known($1, $2, $3, $4, $5, $6::jsonb[], $7::jsonb[], $8)
         """
     static var bindingDataTypes: [PostgresDataType] {
-        [.textArray, .int4Array, .int4Array, .uuidArray, .textArray, .textArray, .textArray, .int8Array, .int8Array]
+        [.textArray, .int4Array, .int4Array, .uuidArray, .textArray, .textArray, .textArray, .int8Array]
     }
     typealias Row = (Int64, [Int64], Int32, Date)
 
@@ -402,12 +437,10 @@ struct AppendAny: PostgresPreparedStatement {
     var data: [String]
     var metadata: [String]
     var known: [Int64]
-    var knownAsOf: [Int64]
 
     init(commands: [AppendCommand], streams: [String], ids: [UUID], types: [String], data: [String], metadata: [String],
-         known: [Int64], knownAsOf: [Int64]) {
-        (self.streams, self.ids, self.types, self.data, self.metadata, self.known, self.knownAsOf) =
-            (streams, ids, types, data, metadata, known, knownAsOf)
+         known: [Int64]) {
+        (self.streams, self.ids, self.types, self.data, self.metadata, self.known) = (streams, ids, types, data, metadata, known)
         eventCommand.reserveCapacity(ids.count)
         eventWithin.reserveCapacity(ids.count)
         var within: Int32 = 0
@@ -424,7 +457,7 @@ struct AppendAny: PostgresPreparedStatement {
 
     func makeBindings() throws -> PostgresBindings {
         .of(PackedArray(streams), PackedArray(eventCommand), PackedArray(eventWithin), PackedArray(ids), PackedArray(types),
-            PackedArray(data), PackedArray(metadata), PackedArray(known), PackedArray(knownAsOf))
+            PackedArray(data), PackedArray(metadata), PackedArray(known))
     }
 
     func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
