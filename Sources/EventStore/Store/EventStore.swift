@@ -60,11 +60,13 @@ public final class EventStore: Service, Sendable {
         return try await writer.submit(AppendCommand(streamId: streamId, expected: expected, events: events))
     }
 
-    /// Group-commit figures since start: batches written, commands in them, seconds spent writing, and
-    /// commands whose stream version came from the writer's cache.
-    public var appendStatistics: (batches: Int, commands: Int, busySeconds: Double, knownVersions: Int) {
+    /// Group-commit figures since start: batches written, commands in them, seconds spent writing,
+    /// commands whose stream version came from the writer's cache, and batches written again because a
+    /// cached version was stale.
+    public var appendStatistics: (batches: Int, commands: Int, busySeconds: Double, knownVersions: Int, staleRetries: Int) {
         (writer.batches.load(ordering: .relaxed), writer.commands.load(ordering: .relaxed),
-         Double(writer.busy.load(ordering: .relaxed)) / 1e9, writer.knownVersions.load(ordering: .relaxed))
+         Double(writer.busy.load(ordering: .relaxed)) / 1e9, writer.knownVersions.load(ordering: .relaxed),
+         writer.staleRetries.load(ordering: .relaxed))
     }
 
     /// The highest committed position (0 for an empty log).

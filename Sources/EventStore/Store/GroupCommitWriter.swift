@@ -13,23 +13,6 @@ struct VersionCache {
         var asOf: Int64
     }
     var entries: [String: Entry] = [:]
-    /// Streams of the batches in flight (a count per stream): their cached versions are about to be
-    /// stale, so the next batch has them looked up under the log lock instead.
-    var inFlight: [String: Int] = [:]
-
-    /// The known version of each stream (nil: look it up), and the streams marked as in flight.
-    mutating func claim(_ streams: [String]) -> [Entry?] {
-        let known = streams.map { inFlight[$0] == nil ? entries[$0] : nil }
-        for stream in streams { inFlight[stream, default: 0] += 1 }
-        return known
-    }
-
-    /// The batch of `streams` is over (committed or not).
-    mutating func release(_ streams: [String]) {
-        for stream in streams {
-            if let n = inFlight[stream], n > 1 { inFlight[stream] = n - 1 } else { inFlight[stream] = nil }
-        }
-    }
 
     /// Records what a committed batch (whose head was `head`) left its streams at; an older
     /// batch answered late does not overwrite what a newer one recorded.
@@ -50,12 +33,12 @@ struct AppendCommand: Sendable {
 /// when no inline projection is involved). A batch that fails is retried command by
 /// command, so one bad command never fails its neighbours.
 final class GroupCommitWriter: Sendable {
-    private struct Waiting: Sendable {
+    fileprivate struct Waiting: Sendable {
         var command: AppendCommand
         var continuation: CheckedContinuation<AppendResult, any Error>
     }
 
-    private struct State {
+    fileprivate struct State {
         var queue: [Waiting] = []
         var isShutdown = false
         /// Commands submitted and not yet answered (waiting or in a batch).
@@ -64,6 +47,43 @@ final class GroupCommitWriter: Sendable {
         var recentPeak = 0
         var batchesInFlight = 0
         var laneWaiter: CheckedContinuation<Void, Never>?
+        /// Streams of the batches in flight, with their commands' count. A stream is in one batch in
+        /// flight at most: a second could take the log lock first, and make the first one's cached
+        /// version stale.
+        var busyStreams: [String: Int] = [:]
+
+        /// Takes up to `limit` waiting commands, in order, passing over those whose stream is in a batch
+        /// in flight (they keep their order and wait for the next batch). At shutdown nothing waits.
+        mutating func takeBatch(limit: Int) -> [Waiting] {
+            var batch: [Waiting]
+            if busyStreams.isEmpty || isShutdown {
+                batch = Array(queue.prefix(limit))
+                queue.removeFirst(batch.count)
+            } else {
+                batch = []
+                var kept: [Waiting] = []
+                kept.reserveCapacity(queue.count)
+                for waiting in queue {
+                    if batch.count < limit && busyStreams[waiting.command.streamId] == nil {
+                        batch.append(waiting)
+                    } else {
+                        kept.append(waiting)
+                    }
+                }
+                queue = kept
+            }
+            for waiting in batch { busyStreams[waiting.command.streamId, default: 0] += 1 }
+            return batch
+        }
+
+        /// A batch is over: its streams are free, its callers answered.
+        mutating func finish(_ batch: [Waiting]) {
+            for waiting in batch {
+                let stream = waiting.command.streamId
+                if let n = busyStreams[stream], n > 1 { busyStreams[stream] = n - 1 } else { busyStreams[stream] = nil }
+            }
+            inPlay -= batch.count
+        }
     }
 
     private let client: PostgresClient
@@ -83,6 +103,8 @@ final class GroupCommitWriter: Sendable {
     let busy = Atomic<Int>(0)  // nanoseconds spent writing batches
     /// Commands whose stream version came from the cache, not a lookup under the log lock.
     let knownVersions = Atomic<Int>(0)
+    /// Batches written again because a cached version turned out stale.
+    let staleRetries = Atomic<Int>(0)
     private let maxLinger: Duration = .milliseconds(1)
     /// Batches in flight at once.
     private let lanes = 2
@@ -137,10 +159,7 @@ final class GroupCommitWriter: Sendable {
             let batch = state.withLock { state -> [Waiting] in
                 // Share the writers between the lanes, so both are busy.
                 let share = (state.recentPeak + lanes - 1) / lanes
-                let n = min(state.queue.count, maxBatchCommands, max(1, share))
-                let batch = Array(state.queue.prefix(n))
-                state.queue.removeFirst(n)
-                return batch
+                return state.takeBatch(limit: min(maxBatchCommands, max(1, share)))
             }
             if batch.isEmpty {
                 releaseLane()
@@ -154,8 +173,10 @@ final class GroupCommitWriter: Sendable {
                 await self.write(batch)
                 let spent = (ContinuousClock.now - started).components
                 self.busy.add(Int(spent.seconds) * 1_000_000_000 + Int(spent.attoseconds / 1_000_000_000), ordering: .relaxed)
-                self.state.withLock { $0.inPlay -= batch.count }
+                self.state.withLock { $0.finish(batch) }
                 self.releaseLane()
+                // Commands passed over for this batch's streams may be waiting for it.
+                self.wake.yield()
             }
         }
     }
@@ -216,6 +237,7 @@ final class GroupCommitWriter: Sendable {
                 // written; again, with every version looked up.
                 logger.debug("batch of \(batch.count) had a stale stream version, retrying with versions looked up")
                 versionCache.withLock { cache in for waiting in batch { cache.entries[waiting.command.streamId] = nil } }
+                staleRetries.add(1, ordering: .relaxed)
                 await write(batch, lookUpVersions: true)
                 return
             }
@@ -257,10 +279,9 @@ final class GroupCommitWriter: Sendable {
         let streams = commands.map(\.streamId)
         var known: [Int64] = [], knownAsOf: [Int64] = []
         var ids: [UUID] = [], types: [String] = [], data: [String] = [], metadata: [String] = []
-        let cached = careful ? [] : versionCache.withLock { $0.claim(streams) }
-        defer { if !careful { versionCache.withLock { $0.release(streams) } } }
-        for (i, command) in commands.enumerated() {
-            let entry = careful || lookUpVersions ? nil : cached[i]
+        let cached = careful || lookUpVersions ? [:] : versionCache.withLock { $0.entries }
+        for command in commands {
+            let entry = cached[command.streamId]
             known.append(entry?.version ?? -1)
             knownAsOf.append(entry?.asOf ?? -1)
             for event in command.events {
