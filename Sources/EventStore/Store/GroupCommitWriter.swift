@@ -55,34 +55,29 @@ final class GroupCommitWriter: Sendable {
         /// Takes up to `limit` waiting commands, in order, passing over those whose stream is in a batch
         /// in flight (they keep their order and wait for the next batch). At shutdown nothing waits.
         mutating func takeBatch(limit: Int) -> [Waiting] {
-            var batch: [Waiting]
-            if busyStreams.isEmpty || isShutdown {
-                batch = Array(queue.prefix(limit))
-                queue.removeFirst(batch.count)
-            } else {
-                batch = []
-                var kept: [Waiting] = []
-                kept.reserveCapacity(queue.count)
-                for waiting in queue {
-                    if batch.count < limit && busyStreams[waiting.command.streamId] == nil {
-                        batch.append(waiting)
-                    } else {
-                        kept.append(waiting)
-                    }
+            var batch: [Waiting] = [], kept: [Waiting] = []
+            kept.reserveCapacity(queue.count)
+            for waiting in queue {
+                if batch.count < limit && (isShutdown || busyStreams[waiting.command.streamId] == nil) {
+                    batch.append(waiting)
+                } else {
+                    kept.append(waiting)
                 }
-                queue = kept
             }
+            queue = kept
             for waiting in batch { busyStreams[waiting.command.streamId, default: 0] += 1 }
             return batch
         }
 
-        /// A batch is over: its streams are free, its callers answered.
-        mutating func finish(_ batch: [Waiting]) {
+        /// A batch is over: its streams are free, its callers answered. True when commands still wait
+        /// (some may have been passed over for this batch's streams).
+        mutating func finish(_ batch: [Waiting]) -> Bool {
             for waiting in batch {
                 let stream = waiting.command.streamId
                 if let n = busyStreams[stream], n > 1 { busyStreams[stream] = n - 1 } else { busyStreams[stream] = nil }
             }
             inPlay -= batch.count
+            return !queue.isEmpty
         }
     }
 
@@ -173,10 +168,10 @@ final class GroupCommitWriter: Sendable {
                 await self.write(batch)
                 let spent = (ContinuousClock.now - started).components
                 self.busy.add(Int(spent.seconds) * 1_000_000_000 + Int(spent.attoseconds / 1_000_000_000), ordering: .relaxed)
-                self.state.withLock { $0.finish(batch) }
+                let othersWait = self.state.withLock { $0.finish(batch) }
                 self.releaseLane()
                 // Commands passed over for this batch's streams may be waiting for it.
-                self.wake.yield()
+                if othersWait { self.wake.yield() }
             }
         }
     }
