@@ -35,8 +35,9 @@ run_once() {
     data=$(mktemp -d /tmp/insforge-ab.XXXXXX)
     line=$(DATABASE_URL="postgres://postgres@127.0.0.1:${PG_TEST_PORT}/ab" DATA_DIR="$data" \
         "$snapshots/$name/insforge-bench" --log-size 1000 --skip-baseline --appends-per-writer "${APPENDS:-2000}" 2>&1 \
-        | grep -m1 '^event store (group commit)')
+        | awk '/^event store \(group commit\)/ && !n++') || true
     rm -rf "$data"
+    [ -n "$line" ] || { say "$name printed no append figure (run it alone to see why)"; exit 1; }
     printf '  %-12s %s\n' "$name" "${line#event store (group commit): }" >&2
     sed -E 's/.*: ([0-9]+) events\/s.*/\1/' <<<"$line"
 }
