@@ -47,10 +47,10 @@ final class GroupCommitWriter: Sendable {
         var recentPeak = 0
         var batchesInFlight = 0
         var laneWaiter: CheckedContinuation<Void, Never>?
-        /// Streams of the batches in flight, with their commands' count. A stream is in one batch in
-        /// flight at most: a second could take the log lock first, and make the first one's cached
-        /// version stale.
-        var busyStreams: [String: Int] = [:]
+        /// Streams of the batches in flight. A stream is in one batch in flight at most: a second could
+        /// take the log lock first, and make the first one's cached version stale. (At shutdown the rule
+        /// is off, and a stream freed early by one of two batches changes nothing.)
+        var busyStreams: Set<String> = []
 
         /// Takes up to `limit` waiting commands, in order, passing over those whose stream is in a batch
         /// in flight (they keep their order and wait for the next batch). At shutdown nothing waits.
@@ -58,24 +58,21 @@ final class GroupCommitWriter: Sendable {
             var batch: [Waiting] = [], kept: [Waiting] = []
             kept.reserveCapacity(queue.count)
             for waiting in queue {
-                if batch.count < limit && (isShutdown || busyStreams[waiting.command.streamId] == nil) {
+                if batch.count < limit && (isShutdown || !busyStreams.contains(waiting.command.streamId)) {
                     batch.append(waiting)
                 } else {
                     kept.append(waiting)
                 }
             }
             queue = kept
-            for waiting in batch { busyStreams[waiting.command.streamId, default: 0] += 1 }
+            for waiting in batch { busyStreams.insert(waiting.command.streamId) }
             return batch
         }
 
         /// A batch is over: its streams are free, its callers answered. True when commands still wait
         /// (some may have been passed over for this batch's streams).
         mutating func finish(_ batch: [Waiting]) -> Bool {
-            for waiting in batch {
-                let stream = waiting.command.streamId
-                if let n = busyStreams[stream], n > 1 { busyStreams[stream] = n - 1 } else { busyStreams[stream] = nil }
-            }
+            for waiting in batch { busyStreams.remove(waiting.command.streamId) }
             inPlay -= batch.count
             return !queue.isEmpty
         }
