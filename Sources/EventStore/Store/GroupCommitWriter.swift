@@ -47,10 +47,21 @@ final class GroupCommitWriter: Sendable {
         var recentPeak = 0
         var batchesInFlight = 0
         var laneWaiter: CheckedContinuation<Void, Never>?
+        /// The pump, lingering until `lingerTarget` commands wait (or its deadline passes).
+        var lingerer: CheckedContinuation<Void, Never>?
+        var lingerTarget = 0
+        /// Counts lingers, so a deadline that fires late cannot end a later linger.
+        var lingerRound = 0
         /// Streams of the batches in flight. A stream is in one batch in flight at most: a second could
         /// take the log lock first, and make the first one's cached version stale. (At shutdown the rule
         /// is off, and a stream freed early by one of two batches changes nothing.)
         var busyStreams: Set<String> = []
+
+        /// Ends the linger, if one is on: the caller resumes what this returns, outside the lock.
+        mutating func endLinger() -> CheckedContinuation<Void, Never>? {
+            defer { lingerer = nil }
+            return lingerer
+        }
 
         /// Takes up to `limit` waiting commands, in order, passing over those whose stream is in a batch
         /// in flight (they keep their order and wait for the next batch). At shutdown nothing waits.
@@ -113,13 +124,15 @@ final class GroupCommitWriter: Sendable {
 
     func submit(_ command: AppendCommand) async throws -> AppendResult {
         try await withCheckedThrowingContinuation { continuation in
-            let accepted = state.withLock { state -> Bool in
-                guard !state.isShutdown else { return false }
+            let (accepted, lingerer) = state.withLock { state -> (Bool, CheckedContinuation<Void, Never>?) in
+                guard !state.isShutdown else { return (false, nil) }
                 state.queue.append(Waiting(command: command, continuation: continuation))
                 state.inPlay += 1
-                return true
+                // The pump may be lingering for a full batch: this command may complete it.
+                return (true, state.queue.count >= state.lingerTarget ? state.endLinger() : nil)
             }
             if accepted {
+                lingerer?.resume()
                 wake.yield()
             } else {
                 continuation.resume(throwing: EventStoreError(.shutdown, "the event store is shutting down"))
@@ -129,7 +142,10 @@ final class GroupCommitWriter: Sendable {
 
     /// Stops taking appends; what is queued is still written.
     func shutdown() {
-        state.withLock { $0.isShutdown = true }
+        state.withLock { state in
+            state.isShutdown = true
+            return state.endLinger()
+        }?.resume()
         wake.finish()
     }
 
@@ -244,13 +260,22 @@ final class GroupCommitWriter: Sendable {
     /// wait than a lane's share of the writers around, wait (at most `maxLinger`) for the rest: one
     /// full batch costs much less than several small ones. Under light load nothing waits.
     private func linger() async {
-        let target = state.withLock { state -> Int in
-            state.recentPeak = max(state.inPlay, state.recentPeak - state.recentPeak / 16)
-            return min(maxBatchCommands, (state.recentPeak + lanes - 1) / lanes)
-        }
-        let deadline = ContinuousClock.now + maxLinger
-        while state.withLock({ $0.queue.count }) < target && ContinuousClock.now < deadline {
-            try? await Task.sleep(for: .microseconds(100))
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let round = state.withLock { state -> Int? in
+                state.recentPeak = max(state.inPlay, state.recentPeak - state.recentPeak / 16)
+                let target = min(maxBatchCommands, (state.recentPeak + lanes - 1) / lanes)
+                if state.queue.count >= target || state.isShutdown { return nil }
+                state.lingerTarget = target
+                state.lingerer = continuation
+                state.lingerRound += 1
+                return state.lingerRound
+            }
+            guard let round else { return continuation.resume() }
+            // Submissions end the linger as soon as the batch is full; this ends it at the deadline.
+            Task { [maxLinger] in
+                try? await Task.sleep(for: maxLinger)
+                self.state.withLock { state in state.lingerRound == round ? state.endLinger() : nil }?.resume()
+            }
         }
     }
 
