@@ -74,10 +74,11 @@ public final class PendingEventSequencer: Sendable {
             let (covered, stopped) = state.withLock { ($0.requested, $0.stopped || Task.isCancelled) }
             do {
                 try await drain()
-            } catch where !Task.isCancelled {
-                logger.warning("moving queued record events into the log failed; retrying", metadata: ["error": "\(error)"])
             } catch {
-                // Torn down by cancellation rather than shut down: the events stay queued for the next start.
+                // Cancelled rather than shut down: nothing to report, and the next turn finds `stopped`.
+                if !Task.isCancelled {
+                    logger.warning("moving queued record events into the log failed; retrying", metadata: ["error": "\(error)"])
+                }
             }
             // On the way out nobody is left waiting: a later flush finds `stopped` and returns at once.
             let done = state.withLock { state -> [CheckedContinuation<Void, Never>] in
