@@ -421,3 +421,45 @@ struct RecordsHeaderParserTests {
         #expect(texts == ["a\"b", "12.5", "true", nil, nil])
     }
 }
+
+/// Hostile input is refused with PGRST100 before it can recurse deeply or grow a huge statement
+/// (security review: `select=a(a(a(...` 10,000 deep crashed the server with a stack overflow).
+@Suite("RecordsQueryParser: limits")
+struct RecordsParserLimitTests {
+    static func nested(_ open: String, _ inner: String, _ depth: Int) -> String {
+        String(repeating: open, count: depth) + inner + String(repeating: ")", count: depth)
+    }
+
+    @Test func embeddingDepthIsBounded() {
+        let limit = RecordsQueryParser.Limits.maxDepth
+        #expect(failure { () throws(PostgRESTError) in try RecordsQueryParser.parseSelect(Self.nested("a(", "id", limit)) } == nil)
+        for depth in [limit + 1, 5_000, 10_000, 100_000] {
+            let error = failure { () throws(PostgRESTError) in try RecordsQueryParser.parseSelect(Self.nested("a(", "id", depth)) }
+            #expect(error?.code == "PGRST100" && error?.status == 400, "depth \(depth)")
+            #expect(error?.details?.contains("nesting") == true)
+        }
+        // Spread embeddings count too.
+        #expect(failure { () throws(PostgRESTError) in try RecordsQueryParser.parseSelect(Self.nested("...a(", "id", 10_000)) }?.code == "PGRST100")
+    }
+
+    @Test func logicDepthIsBounded() {
+        let limit = RecordsQueryParser.Limits.maxDepth
+        #expect(failure { () throws(PostgRESTError) in try RecordsQueryParser.parseLogicTree("(" + Self.nested("or(", "a.eq.1", limit - 1) + ")", operator: .or) } == nil)
+        for depth in [limit, 10_000, 100_000] {
+            let deep = "(" + Self.nested("or(", "a.eq.1", depth) + ")"
+            #expect(failure { () throws(PostgRESTError) in try RecordsQueryParser.parseLogicTree(deep, operator: .or) }?.code == "PGRST100", "depth \(depth)")
+            let negated = "(" + Self.nested("not.and(", "a.eq.1", depth) + ")"
+            #expect(failure { () throws(PostgRESTError) in try RecordsQueryParser.parseLogicTree(negated, operator: .and) }?.code == "PGRST100")
+        }
+    }
+
+    @Test func valuesAndItemCountsAreBounded() {
+        let long = String(repeating: "a", count: RecordsQueryParser.Limits.maxValueBytes + 1)
+        #expect(failure { () throws(PostgRESTError) in try RecordsQueryParser.parse([("select", long)]) }?.code == "PGRST100")
+        #expect(failure { () throws(PostgRESTError) in try RecordsQueryParser.parse([("name", "eq." + long)]) }?.code == "PGRST100")
+        #expect(failure { () throws(PostgRESTError) in try RecordsQueryParser.parse([(long, "eq.1")]) }?.code == "PGRST100")
+        let many = (0...RecordsQueryParser.Limits.maxItems).map { (name: "c\($0)", value: "eq.1") }
+        #expect(failure { () throws(PostgRESTError) in try RecordsQueryParser.parse(many) }?.code == "PGRST100")
+        #expect(failure { () throws(PostgRESTError) in try RecordsQueryParser.parse(Array(many.dropLast())) } == nil)
+    }
+}

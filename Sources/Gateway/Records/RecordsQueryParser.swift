@@ -4,6 +4,17 @@
 /// A hand-rolled recursive-descent parser over UTF-8 bytes: no regular expressions, one pass per
 /// parameter. It knows nothing of the catalog; names are checked later by `RecordsSQLBuilder`.
 public enum RecordsQueryParser {
+    /// Bounds on what one request may ask for, so that parsing, building and planning stay small
+    /// whatever is sent: deeper or longer input is a 400 PGRST100, never a deep recursion.
+    public enum Limits {
+        /// Nesting of embedded resources (`a(b(c(...)))`) and of `and`/`or` groups, each counted alone.
+        public static let maxDepth = 16
+        /// Bytes in one parameter's value (`select=`, a filter, `or=`, `order=` ...).
+        public static let maxValueBytes = 16 << 10
+        /// Query items in one request.
+        public static let maxItems = 256
+    }
+
     /// Query names that are never filters.
     enum ReservedName {
         case select, columns, onConflict, schema
@@ -37,8 +48,17 @@ public enum RecordsQueryParser {
         var onConflict: [String]?
         var columns: [String]?
         var arguments: [RecordsQuery.Argument] = []
+        guard query.count <= Limits.maxItems else {
+            throw PostgRESTError(status: 400, code: PostgRESTError.Code.queryParameter,
+                                 message: "Too many query parameters", details: "At most \(Limits.maxItems) are accepted; \(query.count) were sent")
+        }
         for index in query.indices {
             let (name, value) = query[index]
+            guard name.utf8.count <= Limits.maxValueBytes, value.utf8.count <= Limits.maxValueBytes else {
+                throw PostgRESTError(status: 400, code: PostgRESTError.Code.queryParameter,
+                                     message: "Query parameter \"\(name.prefix(64))\" is too long",
+                                     details: "A parameter's name and value may each have at most \(Limits.maxValueBytes) bytes")
+            }
             switch ReservedName(name) {
             case .select:
                 select = value.isEmpty ? [.allColumns] : try parseSelect(value)
@@ -320,6 +340,8 @@ public enum RecordsQueryParser {
         var position = 0
         /// What is being parsed, for error messages ("filter", "order", ...).
         let what: StaticString
+        /// How many embeddings or logic groups enclose the current position.
+        var depth = 0
 
         init(bytes: UnsafeBufferPointer<UInt8>, what: StaticString) {
             self.bytes = bytes
@@ -341,6 +363,14 @@ public enum RecordsQueryParser {
         var describeNext: String {
             guard let byte = peek else { return "end of input" }
             return "\"" + String(decoding: [byte], as: UTF8.self) + "\""
+        }
+
+        /// Enters one more level of nesting; past `Limits.maxDepth` the input is refused.
+        mutating func descend() throws(PostgRESTError) {
+            depth += 1
+            guard depth <= Limits.maxDepth else {
+                throw failure("nesting deeper than \(Limits.maxDepth) levels is not allowed")
+            }
         }
 
         mutating func consume(_ byte: UInt8) -> Bool {
@@ -598,6 +628,8 @@ public enum RecordsQueryParser {
         /// `( items )` after an embedding's name.
         mutating func embeddedItems(name: String) throws(PostgRESTError) -> [RecordsQuery.SelectItem] {
             guard consume(UInt8(ascii: "(")) else { throw failure("unexpected \(describeNext) expecting \"(\"") }
+            try descend()
+            defer { depth -= 1 }
             skipSpaces()
             if peek == UInt8(ascii: ")") {
                 if Self.aggregateNames.contains(name) { throw .aggregatesNotAllowed }
@@ -795,6 +827,8 @@ public enum RecordsQueryParser {
         mutating func logicGroup() throws(PostgRESTError) -> [RecordsQuery.Condition] {
             skipSpaces()
             guard consume(UInt8(ascii: "(")) else { throw failure("unexpected \(describeNext) expecting \"(\"") }
+            try descend()
+            defer { depth -= 1 }
             var children: [RecordsQuery.Condition] = []
             repeat {
                 skipSpaces()
