@@ -133,8 +133,27 @@ struct AuthRulesTests {
         #expect(list.allows("myapp://callback"))
         #expect(!list.allows("https://user:pw@app.example.com/auth/x"))
         #expect(!list.allows("javascript:alert(1)"))
-        let open = RedirectAllowList(patterns: [])
-        #expect(open.allows("http://localhost:3000/cb") && !open.allows("javascript:alert(1)") && !open.allows("/relative"))
+        #expect(list.allows("/relative/path") && !list.allows("//evil.com/x") && !list.allows("https://evil.com/"))
+        // Nothing configured: this server, localhost and app schemes, but no other web origin (no open redirect).
+        let open = RedirectAllowList(patterns: [], ownOrigin: "https://api.example.net")
+        #expect(open.allows("http://localhost:3000/cb") && open.allows("http://127.0.0.1:5173/") && open.allows("http://[::1]:8080/x"))
+        #expect(open.allows("/relative") && !open.allows("//evil.com") && !open.allows("/\\evil.com"))
+        #expect(open.allows("https://api.example.net/auth/done") && open.allows("HTTPS://API.EXAMPLE.NET:443/x"))
+        #expect(!open.allows("https://api.example.net.evil.com/") && !open.allows("http://api.example.net/x"))
+        #expect(open.allows("myapp://auth/callback") && open.allows("com.example.app:/oauth2redirect"))
+        #expect(!open.allows("https://evil.com/cb") && !open.allows("http://example.org"))
+        #expect(!open.allows("javascript:alert(1)") && !open.allows("data:text/html,x") && !open.allows("file:///etc/passwd"))
+        #expect(!open.allows("https://evil.com\n/x"))
+    }
+
+    @Test func tokenBucketsSpendTheirBurstThenRefillAtTheRate() {
+        var bucket = TokenBucket(rate: .init(perSecond: 2, burst: 3), now: 100)
+        func takes(_ count: Int, at now: Double) -> [Bool] { (0..<count).map { _ in bucket.take(now: now) } }
+        #expect(takes(5, at: 100) == [true, true, true, false, false])
+        #expect(takes(1, at: 100.4) == [false])  // 0.8 of a token
+        #expect(takes(2, at: 100.5) == [true, false])
+        #expect(takes(4, at: 1_000) == [true, true, true, false])  // never above the burst
+        #expect(takes(1, at: 999) == [false])  // a clock going backwards adds nothing
     }
 
     @Test func passwordPolicy() {

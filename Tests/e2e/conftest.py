@@ -205,6 +205,12 @@ class Server:
     def get(self, path, **kw):
         return self.request("GET", path, **kw)
 
+    def anon_key(self):
+        """This server's anon key (admin route)."""
+        r = self.get("/api/metadata/anon-key")
+        assert r.status_code == 200, r.text
+        return r.json()["anonKey"]
+
     def post(self, path, **kw):
         return self.request("POST", path, **kw)
 
@@ -357,6 +363,11 @@ def deployment_factory(tmp_path_factory):
 @pytest.fixture(scope="module")
 def deployment(deployment_factory):
     return deployment_factory()
+
+
+@pytest.fixture(scope="module")
+def anon_key(server):
+    return server.anon_key()
 
 
 @pytest.fixture(scope="module")

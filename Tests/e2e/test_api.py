@@ -21,13 +21,6 @@ def parse_ts(s):
     return dt.datetime.strptime(s, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.timezone.utc)
 
 
-@pytest.fixture(scope="module")
-def anon_key(server):
-    r = server.get("/api/metadata/anon-key")
-    assert r.status_code == 200, r.text
-    return r.json()["anonKey"]
-
-
 # --------------------------------------------------------------------------- health, docs, metrics
 
 
@@ -77,10 +70,13 @@ def test_openapi_document(server):
     assert "get" in doc["paths"]["/api/events/streams/{streamId}"]
 
 
-def test_metrics(server):
+def test_metrics(server, anon_key):
     server.append_ok("metric-1", [ev("MetricTouched")])
     server.get("/api/health", key=None)
-    r = server.get("/metrics", key=None)
+    # Metrics name routes, tables and counts: admins only.
+    assert server.get("/metrics", key=None).status_code == 401
+    assert server.get("/metrics", key=anon_key).status_code == 403
+    r = server.get("/metrics")
     assert r.status_code == 200
     assert r.headers["Content-Type"].startswith("text/plain")
     text = r.text

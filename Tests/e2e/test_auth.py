@@ -227,7 +227,7 @@ def test_sign_up_answers_200(server, client_type):
 
 def test_sign_up_web_default(server):
     email = new_email()
-    r = sign_up(server, email=email, name="Ada Lovelace", redirectTo="https://app.example.com/welcome")
+    r = sign_up(server, email=email, name="Ada Lovelace", redirectTo="http://localhost:3000/welcome")
     assert r.status_code in SIGNED_UP, r.text
     assert r.headers["Content-Type"].startswith("application/json")
     body = r.json()

@@ -287,7 +287,17 @@ def test_allowed_redirect_urls(server):
         assert start(server, "google", redirect_uri=APP, challenge=challenge).status_code == 200
     finally:
         put_auth_config(server, {"allowedRedirectUrls": []})
-    assert start(server, "google", redirect_uri=outside, challenge=challenge).status_code == 200
+    # Nothing configured: no open redirect. Other web origins are refused with a message naming the setting;
+    # localhost, this server, relative paths and native-app schemes (the Swift SDK's, PKCE-protected) pass.
+    r = start(server, "google", redirect_uri=outside, challenge=challenge)
+    assert_error(r, 400, "INVALID_INPUT")
+    assert "allowedRedirectUrls" in r.json().get("nextActions", ""), r.json()
+    for allowed in (APP, "http://localhost:3000/cb", server.base + "/done", "/signed-in", "myapp://auth/callback",
+                    "com.example.app:/oauth2redirect"):
+        r = start(server, "google", redirect_uri=allowed, challenge=challenge)
+        assert r.status_code == 200, (allowed, r.text)
+    for refused in ("//evil.example.test/x", "javascript:alert(1)", "data:text/html,hi", "https://user:pw@localhost/x"):
+        assert_error(start(server, "google", redirect_uri=refused, challenge=challenge), 400)
 
 
 def test_public_config_lists_all_providers(server, provider):

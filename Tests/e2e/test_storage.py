@@ -159,13 +159,6 @@ def bob(server):
     return sign_up(server)
 
 
-@pytest.fixture(scope="module")
-def anon_key(server):
-    r = server.get("/api/metadata/anon-key")
-    assert r.status_code == 200, r.text
-    return r.json()["anonKey"]
-
-
 def new_bucket(server, public=False):
     name = "b" + secrets.token_hex(4)
     r = server.post("/api/storage/buckets", json={"bucketName": name, "isPublic": public})

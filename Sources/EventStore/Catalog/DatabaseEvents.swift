@@ -46,6 +46,23 @@ public struct TableRealtimeChanged: DomainEvent {
     public init(table: String, enabled: Bool, channel: String) { self.table = table; self.enabled = enabled; self.channel = channel }
 }
 
+/// A table was exposed to the request roles `anon` and `authenticated` (their row operations granted),
+/// or taken from them. Tables the tables API makes are exposed when made; others only by this event.
+public struct TableExposureChanged: DomainEvent {
+    public static let type = "TableExposureChanged"
+    public var table: String
+    public var exposed: Bool
+    public init(table: String, exposed: Bool) { self.table = table; self.exposed = exposed }
+}
+
+/// A table's row-level security was switched on or off by an admin.
+public struct TableRowSecurityChanged: DomainEvent {
+    public static let type = "TableRowSecurityChanged"
+    public var table: String
+    public var enabled: Bool
+    public init(table: String, enabled: Bool) { self.table = table; self.enabled = enabled }
+}
+
 /// An admin ran raw SQL (the statements' text; parameter values are not kept).
 public struct RawSQLExecuted: DomainEvent {
     public static let type = "RawSQLExecuted"

@@ -28,6 +28,18 @@ public enum StreamID {
         return nil
     }
 
+    /// Categories the server writes itself: auth, keys, storage, realtime, schema and record changes,
+    /// and the platform features. The API's append route refuses them, so that no caller, admins
+    /// included, can forge what the server's own history says.
+    public static let serverCategories: Set<String> = [
+        "apikey", "authcode", "authconfig", "bucket", "channel", "oauthcode", "oauthprovider", "realtime", "schema",
+        "session", "sql", "table", "user", "object", "delivery", "function", "secret", "schedule", "email", "ai", "logs",
+        "seal", "system", "metadata",
+    ]
+
+    /// Whether `streamId` belongs to a category the server writes itself.
+    public static func isServerStream(_ streamId: String) -> Bool { serverCategories.contains(category(of: streamId)) }
+
     /// `nil` when valid, else why not: PascalCase `[A-Z][A-Za-z0-9]*`, at most 100 characters.
     public static func typeProblem(with type: String) -> String? {
         guard !type.isEmpty, type.utf8.count <= 100 else { return "event type must have 1 to 100 characters" }

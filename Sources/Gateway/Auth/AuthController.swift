@@ -34,7 +34,7 @@ struct AuthController {
             throw APIError(.forbidden, "AUTH_SIGNUP_DISABLED", "Sign-up is disabled for this project")
         }
         if let name = body.name, name.count > 200 { throw APIError.invalidInput("name must be at most 200 characters") }
-        _ = try EmailFlows.checkedRedirect(body.redirectTo, settings)
+        _ = try auth.checkedRedirect(body.redirectTo, settings)
         let user = try await auth.accounts.signUp(email: email, password: body.password, name: body.name, settings: settings,
                                                   verified: !settings.requireEmailVerification, metadata: context.eventMetadata)
         if settings.requireEmailVerification {

@@ -21,6 +21,19 @@ public struct AuthService: Sendable {
     let logger: Logger
 
     /// Refresh-token cookie for web clients.
+    /// Where the auth flows may send a browser under `settings` (this server's own origin always).
+    func redirectAllowList(_ settings: AuthSettings) -> RedirectAllowList {
+        RedirectAllowList(patterns: settings.allowedRedirectUrls, ownOrigin: publicBaseURL)
+    }
+
+    /// `url` when it may be redirected to (400 naming `allowedRedirectUrls` when not); nil stays nil.
+    func checkedRedirect(_ url: String?, _ settings: AuthSettings) throws -> String? {
+        guard let url else { return nil }
+        let allowed = redirectAllowList(settings)
+        guard allowed.allows(url) else { throw allowed.refusal("redirectTo", url) }
+        return url
+    }
+
     static let refreshCookie = "insforge_refresh_token"
 
     /// The stored settings.

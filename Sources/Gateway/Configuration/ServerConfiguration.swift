@@ -28,6 +28,10 @@ public struct ServerConfiguration: Sendable {
     public var logLevel: String
     /// `DB_POOL_SIZE`: connections requests share (the server's long-lived ones come on top).
     public var databasePoolSize: Int
+    /// `CALLER_POOL_SIZE`: connections for records requests of `anon` and `authenticated` (default `DB_POOL_SIZE`).
+    public var callerPoolSize: Int
+    /// `CALLER_STATEMENT_TIMEOUT_MS`: how long such a request's statement may run (default 8 s).
+    public var callerStatementTimeout: Duration
     /// How long a reader waits for NOTIFY before it polls the log anyway.
     public var eventPollInterval: Duration
     /// Socket.IO heartbeat: the server pings every interval; a client silent for the timeout after
@@ -35,6 +39,9 @@ public struct ServerConfiguration: Sendable {
     public var realtimePingInterval: Duration
     public var realtimePingTimeout: Duration
     public var realtimeMaxPayload: Int
+    /// `REALTIME_PUBLISH_RATE` (messages a second per socket, default 100) and `REALTIME_PUBLISH_BURST`
+    /// (default 200): a socket past its budget gets `REALTIME_RATE_LIMITED` instead of a publish.
+    public var realtimePublishRate: TokenBucket.Rate
     /// Webhook retries (`REALTIME_WEBHOOK_RETRY_SCHEDULE`, default `0,5s,5m,30m,2h,5h,10h`, +-10% jitter).
     var webhookSchedule: RetrySchedule
     /// `REALTIME_WEBHOOK_TIMEOUT_MS` (default 10 s).
@@ -205,10 +212,14 @@ public struct ServerConfiguration: Sendable {
             apiBaseURL: value("API_BASE_URL"),
             logLevel: value("LOG_LEVEL") ?? "info",
             databasePoolSize: try int("DB_POOL_SIZE", default: defaultPoolSize, range: 2...500),
+            callerPoolSize: try int("CALLER_POOL_SIZE", default: try int("DB_POOL_SIZE", default: defaultPoolSize, range: 2...500), range: 1...500),
+            callerStatementTimeout: .milliseconds(try int("CALLER_STATEMENT_TIMEOUT_MS", default: 8_000, range: 100...3_600_000)),
             eventPollInterval: .milliseconds(try int("EVENT_POLL_INTERVAL_MS", default: 1000, range: 10...60_000)),
             realtimePingInterval: .milliseconds(try int("REALTIME_PING_INTERVAL_MS", default: 25_000, range: 500...600_000)),
             realtimePingTimeout: .milliseconds(try int("REALTIME_PING_TIMEOUT_MS", default: 20_000, range: 500...600_000)),
             realtimeMaxPayload: try int("REALTIME_MAX_PAYLOAD", default: 1_000_000, range: 1_024...100_000_000),
+            realtimePublishRate: .init(perSecond: Double(try int("REALTIME_PUBLISH_RATE", default: 100, range: 1...1_000_000)),
+                                       burst: Double(try int("REALTIME_PUBLISH_BURST", default: 200, range: 1...1_000_000))),
             webhookSchedule: webhookSchedule,
             webhookTimeout: .milliseconds(try int("REALTIME_WEBHOOK_TIMEOUT_MS", default: 10_000, range: 100...120_000)),
             webhookAllowPrivate: webhookAllowPrivate,

@@ -23,8 +23,13 @@ public struct AppRequestContext: RequestContext {
     /// Throws unless the caller holds the admin role.
     public func requireAdmin() throws {
         if credential.isAdmin { return }
-        if credential == .none { throw APIError.missingCredentials }
+        if credential == .none { throw APIError.missingAdminCredentials }
         throw APIError.forbidden
+    }
+
+    /// Throws 401 unless some credential was sent (the anon key at least).
+    public func requireCredential() throws {
+        if credential == .none { throw APIError.missingCredentials }
     }
 
     /// The signed-in user (an access token with role `authenticated`); 401 without a credential,

@@ -8,7 +8,11 @@ import Projections
 /// The PostgreSQL this process uses: the configured server, or the embedded cluster
 /// (started here and stopped by `close()` when this process started it).
 public final class Database: Sendable {
+    /// The server's pool: auth, the event log, admin requests, system work.
     public let client: PostgresClient
+    /// The pool records requests of `anon` and `authenticated` callers run on, with a statement timeout:
+    /// slow or many anonymous reads cannot take the connections sign-in and the log need.
+    public let callers: PostgresClient
     public let settings: DatabaseSettings
     let embedded: EmbeddedPostgres?
     let logger: Logger
@@ -18,18 +22,21 @@ public final class Database: Sendable {
         switch configuration.database {
         case .external(let settings):
             return Database(client: makeClient(settings, poolSize: configuration.databasePoolSize, logger: logger),
+                            callers: makeCallersClient(settings, configuration, logger: logger),
                             settings: settings, embedded: nil, logger: logger)
         case .embedded(let port):
             let cluster = EmbeddedPostgres(dataFolder: DataFolder(configuration.dataDirectory), preferredPort: port, logger: logger)
             let running = try cluster.start()
             try await createDatabaseIfMissing(running.settings, logger: logger)
             return Database(client: makeClient(running.settings, poolSize: configuration.databasePoolSize, logger: logger),
+                            callers: makeCallersClient(running.settings, configuration, logger: logger),
                             settings: running.settings, embedded: running.startedHere ? cluster : nil, logger: logger)
         }
     }
 
-    init(client: PostgresClient, settings: DatabaseSettings, embedded: EmbeddedPostgres?, logger: Logger) {
+    init(client: PostgresClient, callers: PostgresClient, settings: DatabaseSettings, embedded: EmbeddedPostgres?, logger: Logger) {
         self.client = client
+        self.callers = callers
         self.settings = settings
         self.embedded = embedded
         self.logger = logger
@@ -46,13 +53,27 @@ public final class Database: Sendable {
     /// pool, a small pool was all held and the server never answered.
     static var heldConnections: Int { ProjectionCatalog.async.count + 2 }
 
-    static func makeClient(_ settings: DatabaseSettings, poolSize: Int, logger: Logger) -> PostgresClient {
+    /// `CALLER_POOL_SIZE` connections whose statements end after `CALLER_STATEMENT_TIMEOUT_MS`.
+    static func makeCallersClient(_ settings: DatabaseSettings, _ configuration: ServerConfiguration, logger: Logger) -> PostgresClient {
+        var options = clientConfiguration(settings)
+        options.options.maximumConnections = configuration.callerPoolSize
+        options.options.minimumConnections = 1
+        options.options.additionalStartupParameters = [("statement_timeout", "\(configuration.callerStatementTimeout / .milliseconds(1))")]
+        return PostgresClient(configuration: options, backgroundLogger: logger)
+    }
+
+    static func clientConfiguration(_ settings: DatabaseSettings) -> PostgresClient.Configuration {
         var configuration = PostgresClient.Configuration(
             host: settings.host, port: settings.port, username: settings.username, password: settings.password,
             database: settings.database, tls: settings.requireTLS ? .require(.makeClientConfiguration()) : .disable)
+        configuration.options.connectTimeout = .seconds(10)
+        return configuration
+    }
+
+    static func makeClient(_ settings: DatabaseSettings, poolSize: Int, logger: Logger) -> PostgresClient {
+        var configuration = clientConfiguration(settings)
         configuration.options.maximumConnections = poolSize + heldConnections
         configuration.options.minimumConnections = 2
-        configuration.options.connectTimeout = .seconds(10)
         return PostgresClient(configuration: configuration, backgroundLogger: logger)
     }
 

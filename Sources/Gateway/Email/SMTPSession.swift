@@ -553,7 +553,8 @@ struct SMTPMessageFormatter: Sendable {
         if let fromName, Self.containsLineBreak(fromName) {
             throw SMTPError(code: .invalidMessage, reason: "the sender name contains a line break (header injection)")
         }
-        let domain = from[from.index(after: from.lastIndex(of: "@")!)...]
+        guard let at = from.lastIndex(of: "@") else { throw SMTPError(code: .invalidMessage, reason: "the sender address has no domain") }
+        let domain = from[from.index(after: at)...]
 
         var headers: [String] = []
         if let fromName, !fromName.isEmpty {

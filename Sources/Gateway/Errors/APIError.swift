@@ -29,10 +29,14 @@ public struct APIError: Error, Sendable, CustomStringConvertible {
     public static func invalidInput(_ message: String) -> APIError { .init(.badRequest, "INVALID_INPUT", message) }
     /// 404 `NOT_FOUND`.
     public static func notFound(_ message: String) -> APIError { .init(.notFound, "NOT_FOUND", message) }
-    /// 401 `AUTH_INVALID_CREDENTIALS`: no credential on a protected route.
+    /// 401 `AUTH_INVALID_CREDENTIALS`: no credential on a route any caller may use (InsForge's message).
     public static let missingCredentials = APIError(
-        .unauthorized, "AUTH_INVALID_CREDENTIALS", "Authorization is required",
-        nextActions: "Send Authorization: Bearer <admin API key or access token>")
+        .unauthorized, "AUTH_INVALID_CREDENTIALS", "No token provided",
+        nextActions: "Send Authorization: Bearer <anon key, access token or admin API key>")
+    /// 401 `AUTH_INVALID_CREDENTIALS`: no credential on an admin route (InsForge's message).
+    public static let missingAdminCredentials = APIError(
+        .unauthorized, "AUTH_INVALID_CREDENTIALS", "No admin token provided",
+        nextActions: "Send Authorization: Bearer <admin API key or admin access token>")
     /// 401 `AUTH_INVALID_API_KEY`: a malformed or unknown key.
     public static let invalidAPIKey = APIError(.unauthorized, "AUTH_INVALID_API_KEY", "The API key is invalid")
     /// 401 `AUTH_UNAUTHORIZED`: an invalid or expired token.

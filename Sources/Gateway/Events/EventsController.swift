@@ -42,6 +42,10 @@ struct EventsController {
                    access: .admin) { request, context in
             try context.requireAdmin()
             let streamId = try Self.streamId(context)
+            guard !StreamID.isServerStream(streamId) else {
+                throw APIError(.forbidden, "FORBIDDEN", "Streams of category \(StreamID.category(of: streamId)) are written by the server only",
+                               nextActions: "Append to a category of your own (for example app-\(streamId.drop { $0 != "-" }.dropFirst()))")
+            }
             var request = request
             let body = try await request.collectBody(upTo: context.maxUploadSize)
             let append = try AppendRequest.parse(Data(buffer: body), streamId: streamId,

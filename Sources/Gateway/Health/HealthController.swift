@@ -14,7 +14,7 @@ struct HealthController {
                 {"status":"ok","version":\(JSONCoding.quoted(version)),"service":"insforge","timestamp":"\(JSONCoding.timestamp(Date()))"}
                 """)
         }
-        routes.add(.get, "/metrics", "Prometheus metrics", access: .public) { _, _ in
+        routes.add(.get, "/metrics", "Prometheus metrics (admin)", access: .admin) { _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                      body: .init(byteBuffer: ByteBuffer(bytes: registry.emitToBuffer())))
         }

@@ -37,9 +37,17 @@ public final class RouteTable: @unchecked Sendable {
     /// Every registered route, in registration order.
     public var all: [Entry] { entries.withLock { $0 } }
 
-    /// Adds a route and its documentation.
+    /// Adds a route and its documentation. The declared access is enforced before the handler runs:
+    /// admin routes refuse every other caller, authenticated ones a request without a credential.
     func add(_ method: HTTPRequest.Method, _ path: String, _ summary: String, access: Access, _ handler: @escaping Handler) {
         entries.withLock { $0.append(Entry(method: method, path: path, summary: summary, access: access)) }
-        router.on(RouterPath(path), method: method) { request, context in try await handler(request, context) }
+        router.on(RouterPath(path), method: method) { request, context in
+            switch access {
+            case .public: break
+            case .admin: try context.requireAdmin()
+            case .authenticated: try context.requireCredential()
+            }
+            return try await handler(request, context)
+        }
     }
 }

@@ -71,7 +71,7 @@ public func buildApplication(core: ServerCore, registry: PrometheusCollectorRegi
         credentials: credentials,
         engineConfiguration: .init(pingInterval: configuration.realtimePingInterval, pingTimeout: configuration.realtimePingTimeout,
                                    maxPayload: configuration.realtimeMaxPayload),
-        messaging: RealtimeMessaging(hub: hub, channels: channels, logger: logger))
+        messaging: RealtimeMessaging(hub: hub, channels: channels, publishRate: configuration.realtimePublishRate, logger: logger))
 
     let routes = RouteTable(router: router)
     HealthController(version: serverVersion, registry: registry).register(routes)
@@ -85,7 +85,8 @@ public func buildApplication(core: ServerCore, registry: PrometheusCollectorRegi
     let schemaCache = SchemaCache(client: core.database.client)
     TablesController(client: core.database.client, schema: schemaCache, channels: channels, logger: logger).register(routes)
     RawSQLController(client: core.database.client, schema: schemaCache, sequencer: core.store.sequencer, logger: logger).register(routes)
-    RecordsController(client: core.database.client, schema: schemaCache, sequencer: core.store.sequencer, logger: logger).register(routes)
+    RecordsController(client: core.database.client, callers: core.database.callers, schema: schemaCache, sequencer: core.store.sequencer,
+                      logger: logger).register(routes)
     realtime.register(routes)
     RealtimeController(channels: channels).register(routes)
     DeliveriesController(client: core.database.client).register(routes)
@@ -109,7 +110,7 @@ public func buildApplication(core: ServerCore, registry: PrometheusCollectorRegi
             }
         },
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "insforge"),
-        services: [core.database.client, core.store] + core.runners.map { $0 as any Service }
+        services: [core.database.client, core.database.callers, core.store] + core.runners.map { $0 as any Service }
             + [KeyRingFollower(store: core.store, keys: core.keys, logger: logger),
                UserCacheFollower(store: core.store, cache: auth.directory.cache, logger: logger),
                SchemaCacheFollower(store: core.store, cache: schemaCache, logger: logger), hub, webhooks, sweeper],

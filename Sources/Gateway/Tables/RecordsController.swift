@@ -13,7 +13,10 @@ import PostgresNIO
 /// caller: `role` and `request.jwt.claims` set locally, so the table's row-level security decides
 /// what is visible; writes append their `Records*` events in the same transaction (triggers).
 struct RecordsController {
+    /// The server's pool, for admins.
     let client: PostgresClient
+    /// The pool with a statement timeout, for every other caller.
+    let callers: PostgresClient
     let schema: SchemaCache
     /// Nudged after writes: it moves the events the write's triggers queued into the log.
     let sequencer: PendingEventSequencer
@@ -21,12 +24,12 @@ struct RecordsController {
 
     func register(_ routes: RouteTable) {
         for method in [HTTPRequest.Method.get, .head, .post, .patch, .put, .delete] {
-            routes.add(method, "/api/database/records/:table", "Records of a table (PostgREST query language)", access: .public) {
+            routes.add(method, "/api/database/records/:table", "Records of a table (PostgREST query language)", access: .authenticated) {
                 try await handle($0, $1, target: .table($1.parameters.get("table") ?? ""))
             }
         }
         for method in [HTTPRequest.Method.get, .post] {
-            routes.add(method, "/api/database/rpc/:fn", "Call a database function", access: .public) {
+            routes.add(method, "/api/database/rpc/:fn", "Call a database function", access: .authenticated) {
                 try await handle($0, $1, target: .rpc($1.parameters.get("fn") ?? ""))
             }
         }
@@ -73,7 +76,8 @@ struct RecordsController {
         let (role, claims) = Self.identity(context.credential)
         let result: (pageTotal: Int64, total: Int64?, body: String?)
         do {
-            result = try await Self.run(generated, role: role, claims: claims, requestId: context.requestId, on: client, logger: logger)
+            result = try await Self.run(generated, role: role, claims: claims, requestId: context.requestId,
+                                        on: role == "project_admin" ? client : callers, logger: logger)
         } catch let error as PSQLError where error.code == .server {
             if error.serverInfo?[.sqlState] == "PT406" {
                 return Self.response(PostgRESTError(status: 406, code: "PGRST116", message: "JSON object requested, multiple (or no) rows returned",
@@ -208,11 +212,14 @@ struct RecordsController {
         case "42501": role == "anon" ? 401 : 403
         case "42P01", "42883": 404
         case "25006": 405
-        case "53400", "57014": 500
+        case "57014": 504  // the caller's statement timeout (CALLER_STATEMENT_TIMEOUT_MS)
+        case "53400": 500
         case _ where state.hasPrefix("08") || state.hasPrefix("53") || state.hasPrefix("57") || state.hasPrefix("58") || state.hasPrefix("XX"): 500
         default: 400
         }
+        // PostgreSQL's details can quote rows the caller may not see (a unique or foreign key violation
+        // names the other row's values, whatever row-level security hides): admins only.
         return PostgRESTError(status: status, code: state, message: error.serverInfo?[.message] ?? "Database error",
-                              details: error.serverInfo?[.detail], hint: error.serverInfo?[.hint])
+                              details: role == "project_admin" ? error.serverInfo?[.detail] : nil, hint: error.serverInfo?[.hint])
     }
 }

@@ -21,7 +21,7 @@ struct TablesController {
         routes.add(.post, "/api/database/tables", "Create a table (id, created_at, updated_at added; RLS on by default; realtime: publish its changes to table:<name>)",
                    access: .admin, create)
         routes.add(.get, "/api/database/tables/:table/schema", "A table's columns, keys and RLS state", access: .admin, describe)
-        routes.add(.patch, "/api/database/tables/:table/schema", "Alter a table: add/drop/rename columns, defaults, foreign keys, rename, realtime publishing",
+        routes.add(.patch, "/api/database/tables/:table/schema", "Alter a table: add/drop/rename columns, defaults, foreign keys, rename, realtime publishing, exposure to anon/authenticated, RLS",
                    access: .admin, alter)
         routes.add(.delete, "/api/database/tables/:table", "Drop a table", access: .admin, drop)
     }
@@ -113,11 +113,11 @@ struct TablesController {
                 if seen.contains("updated_at") == false {
                     statements.append("CREATE TRIGGER insforge_touch_updated_at BEFORE UPDATE ON \(q) FOR EACH ROW EXECUTE FUNCTION system.touch_updated_at()")
                 }
-                if rls {
-                    statements.append("ALTER TABLE \(q) ENABLE ROW LEVEL SECURITY")
-                    statements.append("CREATE POLICY project_admin_all ON \(q) TO project_admin USING (true) WITH CHECK (true)")
-                }
-                statements.append("GRANT ALL ON \(q) TO anon, authenticated, project_admin")
+                // New tables get row-level security from the event trigger (schema/017_table_exposure.sql);
+                // system.secure_table adds the admin's policy where the trigger could not be installed.
+                statements.append(rls ? "SELECT system.secure_table('\(q)'::regclass)" : "ALTER TABLE \(q) DISABLE ROW LEVEL SECURITY")
+                statements.append("GRANT ALL ON \(q) TO project_admin")
+                statements.append("SELECT system.set_table_exposed('\(q)'::regclass, true)")
                 for statement in statements { try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger) }
                 try await connection.query("SELECT system.track_table(\(q)::regclass)", logger: logger)
                 let event = TableCreated(table: table, columns: body.columns, foreignKeys: body.foreignKeys, rlsEnabled: rls,
@@ -174,6 +174,10 @@ struct TablesController {
         var dropForeignKeys: [String]?
         var renameTable: Rename?
         var realtime: Bool?
+        /// Grant (or take away) `anon` and `authenticated` their row operations on the table.
+        var exposed: Bool?
+        /// Switch row-level security on or off.
+        var rlsEnabled: Bool?
     }
 
     @Sendable func alter(_ request: Request, context: AppRequestContext) async throws -> Response {
@@ -227,7 +231,9 @@ struct TablesController {
                     statements.append("ALTER TABLE \(q) RENAME TO \(TableDDL.quote(rename.newTableName))")
                     finalName = rename.newTableName
                 }
-                guard !statements.isEmpty || body.realtime != nil else { throw APIError.invalidInput("nothing to change") }
+                guard !statements.isEmpty || body.realtime != nil || body.exposed != nil || body.rlsEnabled != nil else {
+                    throw APIError.invalidInput("nothing to change")
+                }
                 if !statements.isEmpty {
                     for statement in statements { try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger) }
                     let event = TableAltered(table: table, newTable: finalName == table ? nil : finalName, sql: statements.joined(separator: ";\n"))
@@ -235,6 +241,18 @@ struct TablesController {
                 }
                 if let realtime = body.realtime, realtime != current.realtime {
                     try await publish(finalName, realtime, metadata: metadata, on: connection)
+                }
+                let renamed = "public.\(TableDDL.quote(finalName))"
+                if let enabled = body.rlsEnabled, enabled != current.rlsEnabled {
+                    let sql = enabled ? "SELECT system.secure_table('\(renamed)'::regclass)" : "ALTER TABLE \(renamed) DISABLE ROW LEVEL SECURITY"
+                    try await connection.query(PostgresQuery(unsafeSQL: sql), logger: logger)
+                    try await Self.appendEvent(TableRowSecurityChanged(table: finalName, enabled: enabled), stream: "schema-\(finalName)",
+                                               metadata: metadata, on: connection, logger: logger)
+                }
+                if let exposed = body.exposed, exposed != current.exposed {
+                    try await connection.query("SELECT system.set_table_exposed(\(renamed)::regclass, \(exposed))", logger: logger)
+                    try await Self.appendEvent(TableExposureChanged(table: finalName, exposed: exposed), stream: "schema-\(finalName)",
+                                               metadata: metadata, on: connection, logger: logger)
                 }
             }
         }
@@ -320,14 +338,17 @@ struct TableDescription: Encodable {
     var rlsEnabled: Bool
     /// Whether the table's changes go to the realtime channel `table:<name>`.
     var realtime: Bool
+    /// Whether `anon` and `authenticated` may use the table (schema/017_table_exposure.sql).
+    var exposed: Bool
 
     static func load(_ table: String, client: PostgresClient) async throws -> TableDescription? {
-        var state: (rls: Bool, realtime: Bool)?
-        for try await (rls, realtime) in try await client.query("""
-            SELECT c.relrowsecurity, EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid = c.oid AND g.tgname = 'insforge_to_realtime_inserted')
+        var state: (rls: Bool, realtime: Bool, exposed: Bool)?
+        for try await (rls, realtime, exposed) in try await client.query("""
+            SELECT c.relrowsecurity, EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid = c.oid AND g.tgname = 'insforge_to_realtime_inserted'),
+                   system.table_exposed(c.oid)
             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
             WHERE n.nspname = 'public' AND c.relname = \(table)
-            """).decode((Bool, Bool).self) { state = (rls, realtime) }
+            """).decode((Bool, Bool, Bool).self) { state = (rls, realtime, exposed) }
         guard let state else { return nil }
         var columns: [Column] = []
         for try await (name, type, nullable, unique, primary, defaultValue, refTable, refColumn, onDelete) in try await client.query("""
@@ -350,6 +371,6 @@ struct TableDescription: Encodable {
             columns.append(Column(columnName: name, type: type, isNullable: nullable, isUnique: unique, isPrimaryKey: primary,
                                   defaultValue: defaultValue, foreignKey: fk))
         }
-        return TableDescription(tableName: table, columns: columns, rlsEnabled: state.rls, realtime: state.realtime)
+        return TableDescription(tableName: table, columns: columns, rlsEnabled: state.rls, realtime: state.realtime, exposed: state.exposed)
     }
 }

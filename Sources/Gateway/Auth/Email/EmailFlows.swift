@@ -29,7 +29,7 @@ struct EmailFlows {
         var link: String?
         if let token = issued.linkToken {
             var url = "\(auth.publicBaseURL)/api/auth/email/verify-link?token=\(token)"
-            if let redirectTo = try Self.checkedRedirect(redirectTo, settings) {
+            if let redirectTo = try checkedRedirect(redirectTo, settings) {
                 url += "&redirectTo=\(OAuthClient.formEncode(redirectTo))"
             }
             link = url
@@ -47,12 +47,8 @@ struct EmailFlows {
     }
 
     /// `url` when it may be redirected to (400 when it is not allowed); nil stays nil.
-    static func checkedRedirect(_ url: String?, _ settings: AuthSettings) throws -> String? {
-        guard let url else { return nil }
-        guard RedirectAllowList(patterns: settings.allowedRedirectUrls).allows(url) else {
-            throw APIError.invalidInput("redirectTo is not an allowed redirect URL")
-        }
-        return url
+    func checkedRedirect(_ url: String?, _ settings: AuthSettings) throws -> String? {
+        try auth.checkedRedirect(url, settings)
     }
 
     struct EmailBody: Decodable {
@@ -80,7 +76,7 @@ struct EmailFlows {
         let body = try await request.decodeJSON(EmailBody.self, context: context)
         let email = try AccountCommands.normalizedEmail(body.email)
         let settings = try await auth.settings()
-        _ = try Self.checkedRedirect(body.redirectTo, settings)
+        _ = try checkedRedirect(body.redirectTo, settings)
         try auth.limitSends(to: email, context)
         if let user = try await auth.directory.user(email: email), !user.emailVerified {
             try await sendVerification(to: user, settings: settings, redirectTo: body.redirectTo, context: context,
@@ -120,7 +116,7 @@ struct EmailFlows {
         guard let token = request.queryString("token") else { throw APIError.invalidInput("token is required") }
         let settings = try await auth.settings()
         let redirectTo = request.queryString("redirectTo")
-            .flatMap { RedirectAllowList(patterns: settings.allowedRedirectUrls).allows($0) ? $0 : nil }
+            .flatMap { auth.redirectAllowList(settings).allows($0) ? $0 : nil }
         do {
             let user = try await completeVerification(try await auth.codes.check(link: token, purpose: .verifyEmail), context: context)
             if let redirectTo { return .redirect(to: Self.appending(redirectTo, [("insforge_status", "success"), ("insforge_type", "verify_email")]), type: .found) }
@@ -138,7 +134,7 @@ struct EmailFlows {
         let body = try await request.decodeJSON(EmailBody.self, context: context)
         let email = try AccountCommands.normalizedEmail(body.email)
         let settings = try await auth.settings()
-        let redirect = try Self.checkedRedirect(body.redirectTo, settings)
+        let redirect = try checkedRedirect(body.redirectTo, settings)
         if settings.resetPasswordMethod == "link", redirect == nil {
             throw APIError.invalidInput("redirectTo is required when resetPasswordMethod is link")
         }
@@ -164,7 +160,7 @@ struct EmailFlows {
     func resetLink(_ request: Request, context: AppRequestContext) async throws -> Response {
         try auth.limitByIP(context, auth.limits.codeChecksPerIP)
         let settings = try await auth.settings()
-        guard let redirectTo = try Self.checkedRedirect(request.queryString("redirectTo"), settings) else {
+        guard let redirectTo = try checkedRedirect(request.queryString("redirectTo"), settings) else {
             throw APIError.invalidInput("redirectTo is required")
         }
         guard let token = request.queryString("token") else { throw APIError.invalidInput("token is required") }

@@ -172,7 +172,8 @@ struct OAuthController {
         if let scopes = body.scopes, scopes.count > 50 || scopes.contains(where: { $0.isEmpty || $0.contains(" ") }) {
             throw APIError.invalidInput("scopes must be up to 50 non-empty words")
         }
-        if let redirect = body.redirectUri, !RedirectAllowList(patterns: []).allows(redirect) {
+        if let redirect = body.redirectUri, RedirectAllowList.origin(of: redirect).map({ $0.hasPrefix("http://") || $0.hasPrefix("https://") }) != true
+            || body.redirectUri?.contains(where: \.isNewline) == true {
             throw APIError.invalidInput("redirectUri must be an absolute http(s) URL")
         }
         let event = OAuthProviderConfigured(provider: provider, clientId: clientId, secretCiphertext: ciphertext,

@@ -111,9 +111,8 @@ public struct OAuthFlow: Sendable {
                            nextActions: "Set \(provider.uppercased())_CLIENT_ID and \(provider.uppercased())_CLIENT_SECRET, or POST /api/auth/oauth/configs")
         }
         let settings = try await auth.settings()
-        guard RedirectAllowList(patterns: settings.allowedRedirectUrls).allows(redirectURI) else {
-            throw APIError.invalidInput("redirect_uri is not an allowed redirect URL")
-        }
+        let allowed = auth.redirectAllowList(settings)
+        guard allowed.allows(redirectURI) else { throw allowed.refusal("redirect_uri", redirectURI) }
         let verifier = PKCE.verifier()
         let state = try states.seal(State(p: provider, r: redirectURI, c: codeChallenge, v: verifier), lifetime: Self.stateLifetime)
         var items: [(String, String)] = [

@@ -70,8 +70,8 @@ public struct AuthSettings: Codable, Sendable, Equatable {
         if !["code", "link"].contains(verifyEmailMethod) { return "verifyEmailMethod must be code or link" }
         if !["code", "link"].contains(resetPasswordMethod) { return "resetPasswordMethod must be code or link" }
         if allowedRedirectUrls.count > 100 { return "allowedRedirectUrls may list at most 100 patterns" }
-        for pattern in allowedRedirectUrls where RedirectAllowList.problem(with: pattern) != nil {
-            return "allowedRedirectUrls: \(RedirectAllowList.problem(with: pattern)!)"
+        for pattern in allowedRedirectUrls {
+            if let problem = RedirectAllowList.problem(with: pattern) { return "allowedRedirectUrls: \(problem)" }
         }
         return nil
     }
@@ -80,8 +80,13 @@ public struct AuthSettings: Codable, Sendable, Equatable {
 /// Which redirect URLs are allowed: exact URLs or glob patterns from the auth settings.
 public struct RedirectAllowList: Sendable {
     let patterns: [String]
+    /// The server's own origin (`scheme://host[:port]`), always allowed.
+    let ownOrigin: String?
 
-    public init(patterns: [String]) { self.patterns = patterns }
+    public init(patterns: [String], ownOrigin: String? = nil) {
+        self.patterns = patterns
+        self.ownOrigin = ownOrigin.flatMap(Self.origin(of:))
+    }
 
     /// Why `pattern` is not a usable pattern, or nil.
     public static func problem(with pattern: String) -> String? {
@@ -92,15 +97,48 @@ public struct RedirectAllowList: Sendable {
         return nil
     }
 
-    /// Whether `url` may be redirected to: an absolute URL without credentials, matching a pattern
-    /// (or, with no patterns configured, any http(s) URL).
+    /// Schemes that run or read something in the browser: never a redirect target.
+    static let refusedSchemes: Set<String> = ["javascript", "data", "vbscript", "file", "blob", "about", "filesystem"]
+    /// Hosts that are this machine: allowed while no pattern is configured (development).
+    static let loopbackHosts: Set<String> = ["localhost", "127.0.0.1", "[::1]", "::1"]
+
+    /// Whether `url` may be redirected to. Always: a relative path on this server (`/...`, not `//...`)
+    /// and the server's own origin. With patterns: what matches one. Without: also `localhost` origins
+    /// and native-app custom schemes (`myapp://callback`, protected by PKCE), but no other http(s) origin,
+    /// so that an unconfigured project is not an open redirect.
     public func allows(_ url: String) -> Bool {
+        guard url.utf8.count <= 2048, !url.contains(where: { $0.isNewline || $0 == "\\" }) else { return false }
+        if url.hasPrefix("/") { return !url.hasPrefix("//") }
         guard let components = URLComponents(string: url), let scheme = components.scheme?.lowercased(),
-              components.host?.isEmpty == false, components.user == nil, components.password == nil
+              components.user == nil, components.password == nil, !Self.refusedSchemes.contains(scheme)
         else { return false }
-        if patterns.isEmpty { return scheme == "http" || scheme == "https" }
+        let web = scheme == "http" || scheme == "https"
+        if web {
+            guard components.host?.isEmpty == false else { return false }
+            if let ownOrigin, Self.origin(of: url) == ownOrigin { return true }
+        }
+        if patterns.isEmpty {
+            if !web { return true }
+            return Self.loopbackHosts.contains(components.host?.lowercased() ?? "")
+        }
         let target = Self.withoutQuery(url)
         return patterns.contains { Self.glob($0, matches: target) || Self.glob($0, matches: url) }
+    }
+
+    /// Why `url` is refused, for a 400 naming `what` (`redirect_uri`, `redirectTo`) and the setting.
+    public func refusal(_ what: String, _ url: String) -> APIError {
+        APIError(.badRequest, "INVALID_INPUT", "\(what) is not an allowed redirect URL",
+                 nextActions: patterns.isEmpty
+                    ? "Until allowedRedirectUrls is set only relative paths, this server, localhost and app schemes are allowed: add the app's URL to allowedRedirectUrls with PUT /api/auth/config"
+                    : "Add a pattern matching it to allowedRedirectUrls with PUT /api/auth/config")
+    }
+
+    /// `scheme://host[:port]`, lowercased, default ports dropped; nil for what has no host.
+    static func origin(of url: String) -> String? {
+        guard let components = URLComponents(string: url), let scheme = components.scheme?.lowercased(),
+              let host = components.host?.lowercased(), !host.isEmpty else { return nil }
+        let port = components.port.flatMap { ($0 == 80 && scheme == "http") || ($0 == 443 && scheme == "https") ? nil : $0 }
+        return "\(scheme)://\(host)" + (port.map { ":\($0)" } ?? "")
     }
 
     static func withoutQuery(_ url: String) -> String {

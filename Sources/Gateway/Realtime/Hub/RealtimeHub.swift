@@ -19,6 +19,8 @@ final class RealtimeSubscriber: Sendable {
     /// The log position the client said it has seen (`{offset}` in its CONNECT payload): its
     /// subscriptions replay from there unless they say otherwise.
     let connectOffset: Int64?
+    /// What this socket may still publish (`realtime:publish`), refilled over time.
+    private let publishBudget: Mutex<TokenBucket?> = Mutex(nil)
 
     init(socketId: String, credential: Credential, connectOffset: Int64? = nil, outbox: FrameOutbox = FrameOutbox()) {
         self.socketId = socketId
@@ -30,6 +32,15 @@ final class RealtimeSubscriber: Sendable {
 }
 
 extension RealtimeSubscriber {
+    /// Takes one publish from this socket's budget (a bucket of `rate`, full at the first publish).
+    func mayPublish(rate: TokenBucket.Rate, now: Double) -> Bool {
+        publishBudget.withLock { bucket in
+            var current = bucket ?? TokenBucket(rate: rate, now: now)
+            defer { bucket = current }
+            return current.take(now: now)
+        }
+    }
+
     /// Sends frames to this socket alone, in order (replays, presence, errors).
     func send(_ frames: [OutboundFrame]) -> Bool {
         guard let writer = direct.withLock({ $0 }) else {

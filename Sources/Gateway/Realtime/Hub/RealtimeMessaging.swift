@@ -8,6 +8,8 @@ import PostgresNIO
 struct RealtimeMessaging: Sendable {
     let hub: RealtimeHub
     let channels: RealtimeChannels
+    /// Each socket's publishing budget.
+    let publishRate: TokenBucket.Rate
     let logger: Logger
 
     /// What goes back to the client: the ACK's argument (when it asked for one) and events to emit.
@@ -72,6 +74,10 @@ struct RealtimeMessaging: Sendable {
         guard let channel else { return failure(nil, "REALTIME_INVALID_PAYLOAD", "channel is required") }
         guard let channelId = await hub.subscription(subscriber.socketId, channel: channel) else {
             return failure(channel, "REALTIME_NOT_SUBSCRIBED", "Subscribe to \(channel) before publishing to it", always: true)
+        }
+        guard subscriber.mayPublish(rate: publishRate, now: Double(DispatchTime.now().uptimeNanoseconds) / 1e9) else {
+            return failure(channel, "REALTIME_RATE_LIMITED",
+                           "Too many messages: at most \(Int(publishRate.perSecond)) a second per socket", always: true)
         }
         guard let event = body["event"]?.stringValue else { return failure(channel, "REALTIME_INVALID_PAYLOAD", "event is required", always: true) }
         if let problem = RealtimeChannels.eventNameProblem(event) { return failure(channel, "REALTIME_INVALID_PAYLOAD", problem, always: true) }

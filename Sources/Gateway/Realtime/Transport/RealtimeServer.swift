@@ -152,11 +152,11 @@ struct RealtimeServer: Sendable {
 
     // MARK: credentials
 
-    /// `{token}` (a JWT or the anon key) or `{apiKey}`; no credential at all is anonymous.
+    /// `{token}` (a JWT or the anon key) or `{apiKey}`; a socket without one is refused, as HTTP routes are.
     static func authenticate(_ auth: JSONValue?, _ credentials: CredentialsMiddleware) async -> Result<Credential, RealtimeRefusal> {
         let fields = auth?.objectValue ?? [:]
         guard let token = fields["token"]?.stringValue ?? fields["apiKey"]?.stringValue, !token.isEmpty else {
-            return .success(.none)
+            return .failure(RealtimeRefusal(message: "No token provided"))
         }
         do {
             guard let credential = try await credentials.credential(for: token) else { return .failure(RealtimeRefusal(message: "Invalid token")) }

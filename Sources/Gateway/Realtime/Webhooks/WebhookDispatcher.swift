@@ -61,16 +61,18 @@ actor WebhookDispatcher: Service {
 
     let store: EventStore
     let channels: RealtimeChannels
-    let http: HTTPClient
+    /// The client for destinations that are not pinned (private ones allowed): never follows redirects.
+    /// Made on first use and shut down when `run` ends, like the pinned ones.
+    private var http: HTTPClient?
     let options: Options
     let logger: Logger
     private(set) var isOwner = false
-    private var hostChecks: [String: (problem: String?, at: ContinuousClock.Instant)] = [:]
+    /// Each host's verdict, kept a minute, with the client that connects to the vetted address.
+    private var hostChecks: [String: (verdict: DestinationPolicy.Verdict, client: HTTPClient?, at: ContinuousClock.Instant)] = [:]
 
-    init(store: EventStore, channels: RealtimeChannels, http: HTTPClient = .shared, options: Options, logger: Logger) {
+    init(store: EventStore, channels: RealtimeChannels, options: Options, logger: Logger) {
         self.store = store
         self.channels = channels
-        self.http = http
         self.options = options
         var logger = logger
         logger[metadataKey: "component"] = "webhooks"
@@ -91,6 +93,12 @@ actor WebhookDispatcher: Service {
             }
         }
         isOwner = false
+        var clients = hostChecks.values.compactMap(\.client)
+        if let http { clients.append(http) }
+        hostChecks = [:]
+        http = nil
+        var seen = Set<ObjectIdentifier>()
+        for client in clients where seen.insert(ObjectIdentifier(client)).inserted { try? await client.shutdown() }
     }
 
     private func own(on connection: PostgresConnection) async throws {
@@ -223,9 +231,10 @@ actor WebhookDispatcher: Service {
             byURL[delivery.url, default: []].append(delivery)
         }
         var problems: [String: String?] = [:]
-        for url in order { problems[url] = destinationProblem(url) }
-        let http = self.http, timeout = self.options.timeout, parallel = options.parallelURLs
-        let frozenSecrets = secrets, frozenProblems = problems, frozenByURL = byURL
+        var clients: [String: HTTPClient] = [:]
+        for url in order { (problems[url], clients[url]) = await destination(url) }
+        let timeout = self.options.timeout, parallel = options.parallelURLs
+        let frozenSecrets = secrets, frozenProblems = problems, frozenByURL = byURL, frozenClients = clients
         return await withTaskGroup(of: [Outcome].self) { group in
             var next = 0
             func start() {
@@ -235,7 +244,8 @@ actor WebhookDispatcher: Service {
                     var outcomes: [Outcome] = []
                     for delivery in frozenByURL[url] ?? [] {
                         let secret = delivery.channelId.flatMap { frozenSecrets[$0] }
-                        let outcome = await Self.attempt(delivery, secret: secret, blocked: frozenProblems[url] ?? nil, http: http, timeout: timeout)
+                        let outcome = await Self.attempt(delivery, secret: secret, blocked: frozenProblems[url] ?? nil,
+                                                         http: frozenClients[url] ?? nil, timeout: timeout)
                         outcomes.append(outcome)
                         if !outcome.delivered { break }
                     }
@@ -252,15 +262,44 @@ actor WebhookDispatcher: Service {
         }
     }
 
-    private func destinationProblem(_ url: String) -> String? {
-        guard let host = URL(string: url)?.host else { return "the URL has no host" }
-        if let cached = hostChecks[host], ContinuousClock.now - cached.at < .seconds(60) { return cached.problem }
-        let problem = options.destinations.problem(host: host)
-        hostChecks[host] = (problem, .now)
-        return problem
+    /// Whether `url` may be called, and the client to call it with: one that connects to the address
+    /// that was vetted (no second DNS answer can swap it for a private one) and follows no redirect.
+    private func destination(_ url: String) async -> (problem: String?, client: HTTPClient?) {
+        guard let host = URL(string: url)?.host, !host.isEmpty else { return ("the URL has no host", nil) }
+        if let cached = hostChecks[host], ContinuousClock.now - cached.at < .seconds(60) {
+            if case .refused(let problem) = cached.verdict { return (problem, nil) }
+            return (nil, cached.client)
+        }
+        let verdict = options.destinations.vet(host: host)
+        let previous = hostChecks[host]
+        var client: HTTPClient?
+        if case .allowed(let address) = verdict {
+            if let address {
+                if previous?.verdict == verdict, let kept = previous?.client {
+                    client = kept
+                } else {
+                    client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: Self.clientConfiguration(pinning: (host, address)))
+                }
+            } else {
+                if http == nil { http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: Self.clientConfiguration(pinning: nil)) }
+                client = http
+            }
+        }
+        if let old = previous?.client, old !== client, old !== http { try? await old.shutdown() }
+        hostChecks[host] = (verdict, client, .now)
+        if case .refused(let problem) = verdict { return (problem, nil) }
+        return (nil, client)
     }
 
-    static func attempt(_ delivery: Due, secret: String?, blocked: String?, http: HTTPClient, timeout: Duration) async -> Outcome {
+    /// No redirects (a public receiver must not bounce a delivery to an internal address); with
+    /// `pinning`, the host name connects to the vetted address (TLS still checks the name).
+    static func clientConfiguration(pinning: (host: String, address: String)?) -> HTTPClient.Configuration {
+        var configuration = HTTPClient.Configuration(redirectConfiguration: .disallow)
+        if let pinning { configuration.dnsOverride = [pinning.host: pinning.address] }
+        return configuration
+    }
+
+    static func attempt(_ delivery: Due, secret: String?, blocked: String?, http: HTTPClient?, timeout: Duration) async -> Outcome {
         let started = Date()
         let clock = ContinuousClock.now
         var outcome = Outcome(id: delivery.id, attempt: delivery.attempts + 1, startedAt: started, milliseconds: 0)
@@ -270,6 +309,10 @@ actor WebhookDispatcher: Service {
         }
         guard let secret else {
             outcome.error = "the channel (and its signing secret) no longer exists"
+            return outcome
+        }
+        guard let http else {
+            outcome.error = "no client for the destination"
             return outcome
         }
         let id = delivery.id.uuidString.lowercased()

@@ -89,6 +89,8 @@ struct LocalStorageProvider: StorageProvider {
                 offset += written
             }
         }
+        // On disk before it has a name: an acknowledged upload survives a power cut.
+        if fsync(fd) != 0 { throw LocalFileError(code: errno, operation: "fsync", path: path) }
         // Through /proc (no privilege needed); a folder pruned since the open is made again.
         func link() -> Int32 { linkat(AT_FDCWD, "/proc/self/fd/\(fd)", AT_FDCWD, path, AT_SYMLINK_FOLLOW) == 0 ? 0 : errno }
         var code = link()
@@ -98,7 +100,16 @@ struct LocalStorageProvider: StorageProvider {
         }
         if code == ENOENT && linkat(fd, "", AT_FDCWD, path, 0x1000 /* AT_EMPTY_PATH */) == 0 { code = 0 }
         if code != 0 { throw LocalFileError(code: code, operation: "link", path: path) }
+        try syncFolder(folder)
         return true
+    }
+
+    /// fsyncs a folder, so that a name made in it (a link, a rename) is on disk too.
+    static func syncFolder(_ folder: String) throws {
+        let fd = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw LocalFileError(code: errno, operation: "open", path: folder) }
+        defer { close(fd) }
+        if fsync(fd) != 0 { throw LocalFileError(code: errno, operation: "fsync", path: folder) }
     }
 
     /// `O_TMPFILE` (a macro Swift does not import): `__O_TMPFILE | O_DIRECTORY`.
@@ -224,8 +235,12 @@ final class LocalBlobWriter: BlobWriter {
             if try await NIOThreadPool.singleton.runIfActive({ try LocalStorageProvider.writeWhole(bytes, to: path) }) { return }
         }
         try await flush()
-        try await openedHandle().close(makeChangesVisible: true)
+        let opened = try await openedHandle()
+        try await opened.synchronize()
+        try await opened.close(makeChangesVisible: true)
         handle = nil
+        let folder = LocalStorageProvider.folder(of: path)
+        try await NIOThreadPool.singleton.runIfActive { try LocalStorageProvider.syncFolder(folder) }
     }
 
     func abort() async {

@@ -43,11 +43,12 @@ struct S3StorageProvider: StorageProvider {
     func objectKey(_ path: String) -> String { settings.prefix.isEmpty ? path : settings.prefix + "/" + path }
 
     /// The path-style URL of an S3 key, with an optional (already encoded) query.
-    func url(key: String?, query: String = "") -> URL {
+    func url(key: String?, query: String = "") throws(StorageProviderError) -> URL {
         var text = endpoint + "/" + AWSSigner.uriEncode(settings.bucket, encodeSlash: true)
         if let key { text += "/" + AWSSigner.uriEncode(key, encodeSlash: false) } else { text += "/" }
         if !query.isEmpty { text += "?" + query }
-        return URL(string: text)!
+        guard let url = URL(string: text) else { throw StorageProviderError(message: "the S3 endpoint and key make no valid URL") }
+        return url
     }
 
     static func query(_ pairs: [(String, String)]) -> String {
@@ -218,7 +219,8 @@ struct S3StorageProvider: StorageProvider {
             let expires = Date().addingTimeInterval(TimeInterval(expiresIn))
             return cloudFront.signedURL(cloudFront.settings.url + "/" + AWSSigner.uriEncode(key, encodeSlash: false), expires: expires)
         }
-        return signer.presignedURL(method: "GET", url: url(key: key), expires: expiresIn, date: Date()).absoluteString
+        guard let target = try? url(key: key) else { return nil }
+        return signer.presignedURL(method: "GET", url: target, expires: expiresIn, date: Date()).absoluteString
     }
 
     func presignedPost(_ blob: BlobLocation, contentType: String, maxSize: Int64, expiresIn: Int) -> PresignedPost? {
@@ -262,10 +264,10 @@ final class S3BlobWriter: BlobWriter {
     }
 
     /// Starts the single streamed PUT (unsigned payload, known length).
-    private func startStreamedPut(length: Int64) -> (body: StreamedBody, request: Task<Void, any Error>) {
+    private func startStreamedPut(length: Int64) throws -> (body: StreamedBody, request: Task<Void, any Error>) {
         let body = StreamedBody()
         let provider = self.provider
-        let url = provider.url(key: key)
+        let url = try provider.url(key: key)
         let headers = [("Content-Type", contentType)]
         let request = Task {
             var request = provider.signedRequest(.PUT, url, headers: headers, payloadHash: AWSSigner.unsignedPayload)
@@ -286,7 +288,7 @@ final class S3BlobWriter: BlobWriter {
 
     func write(_ chunk: ByteBuffer) async throws {
         if let size, size > S3StorageProvider.partSize {
-            let streamed = self.streamed ?? startStreamedPut(length: size)
+            let streamed = try self.streamed ?? startStreamedPut(length: size)
             self.streamed = streamed
             try await streamed.body.send(chunk)
             return
@@ -312,7 +314,7 @@ final class S3BlobWriter: BlobWriter {
         buffer = ByteBuffer()
         let number = parts.count + 1
         let provider = self.provider
-        let url = provider.url(key: key, query: S3StorageProvider.query([("partNumber", String(number)), ("uploadId", id)]))
+        let url = try provider.url(key: key, query: S3StorageProvider.query([("partNumber", String(number)), ("uploadId", id)]))
         inFlight = Task {
             let (response, _) = try await provider.expectOK(.PUT, url, body: part, what: "upload part")
             guard let etag = response.headers.first(name: "ETag") else { throw StorageProviderError(message: "S3 gave no part ETag") }

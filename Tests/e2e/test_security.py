@@ -1,0 +1,218 @@
+"""The security review's findings (issue: no request may crash the server, reach data it should not, or starve
+everyone else), each tried as an attacker would against the real server: hostile query grammar, tables made outside
+the tables API, missing credentials, leaky database errors and forged history."""
+
+import secrets
+import time
+
+import pytest
+
+from conftest import assert_error
+
+RECORDS = "/api/database/records"
+RAWSQL = "/api/database/advance/rawsql/unrestricted"
+PASSWORD = "Correct-horse-42"
+
+
+@pytest.fixture(scope="module")
+def user_token(server):
+    email = f"sec-{secrets.token_hex(4)}@example.com"
+    r = server.post("/api/auth/users", key=None, params={"client_type": "mobile"},
+                    json={"email": email, "password": PASSWORD})
+    assert r.status_code in (200, 201), r.text
+    return r.json()["accessToken"]
+
+
+def raw_sql(server, query):
+    r = server.post(RAWSQL, json={"query": query, "allowMultipleStatements": True})
+    assert r.status_code == 200, (query, r.status_code, r.text)
+    return r.json()
+
+
+def wait_for_table(server, table, timeout=15):
+    deadline = time.monotonic() + timeout
+    while True:
+        r = server.get(f"{RECORDS}/{table}", params={"limit": "0"})
+        if r.status_code == 200:
+            return
+        assert time.monotonic() < deadline, (r.status_code, r.text)
+        time.sleep(0.1)
+
+
+def api_table(server, columns=({"columnName": "title", "type": "string", "isNullable": True},), **extra):
+    name = f"t_{secrets.token_hex(4)}"
+    r = server.post("/api/database/tables", json={"tableName": name, "columns": list(columns), **extra})
+    assert r.status_code == 201, r.text
+    wait_for_table(server, name)
+    return name
+
+
+# --------------------------------------------------------------------------- bounded work
+
+
+@pytest.mark.parametrize("build", [
+    lambda n: {"select": "a(" * n + "id" + ")" * n},
+    lambda n: {"select": "...a(" * n + "id" + ")" * n},
+    lambda n: {"or": "(" + "or(" * n + "id.eq.1" + ")" * n + ")"},
+    lambda n: {"and": "(" + "not.and(" * n + "id.eq.1" + ")" * n + ")"},
+], ids=["select", "spread", "or", "not-and"])
+def test_deep_nesting_is_a_400_not_a_crash(server, anon_key, build):
+    """`select=a(a(a(...` 10,000 deep used to overflow the stack and kill the process, with no credential needed."""
+    table = api_table(server)
+    for depth in (17, 5_000, 10_000):
+        r = server.get(f"{RECORDS}/{table}", key=anon_key, params=build(depth))
+        assert r.status_code == 400, (depth, r.status_code, r.text[:300])
+        if not r.content and len(r.url) > 64_000:
+            # Past the HTTP parser's bound on a request head: refused before any route runs.
+            assert r.headers.get("Connection") == "close", r.headers
+        else:
+            assert r.json()["code"] == "PGRST100", r.text[:300]
+    assert server.alive()
+    assert server.get("/api/health", key=None).status_code == 200
+
+
+def test_overlong_parameters_and_too_many_of_them_are_refused(server, anon_key):
+    table = api_table(server)
+    r = server.get(f"{RECORDS}/{table}", key=anon_key, params={"title": "in.(" + ",".join(["x"] * 10_000) + ")"})
+    assert r.status_code == 400 and r.json()["code"] == "PGRST100", r.text[:300]
+    r = server.get(f"{RECORDS}/{table}", key=anon_key, params=[(f"c{i}", "eq.1") for i in range(300)])
+    assert r.status_code == 400 and r.json()["code"] == "PGRST100", r.text[:300]
+    assert server.get(f"{RECORDS}/{table}", key=anon_key, params={"title": "eq.x"}).status_code == 200
+
+
+# --------------------------------------------------------------------------- credentials and exposure
+
+
+def test_records_and_rpc_need_a_credential(server, anon_key):
+    table = api_table(server)
+    raw_sql(server, "CREATE OR REPLACE FUNCTION public.sec_add(a int, b int) RETURNS int LANGUAGE sql AS 'select a+b'")
+    for method, path, kw in (("GET", f"{RECORDS}/{table}", {}), ("POST", f"{RECORDS}/{table}", {"json": {"title": "x"}}),
+                             ("PATCH", f"{RECORDS}/{table}?title=eq.x", {"json": {"title": "y"}}),
+                             ("DELETE", f"{RECORDS}/{table}?title=eq.x", {}),
+                             ("POST", "/api/database/rpc/sec_add", {"json": {"a": 1, "b": 2}}),
+                             ("GET", "/api/database/rpc/sec_add?a=1&b=2", {})):
+        r = server.request(method, path, key=None, **kw)
+        assert_error(r, 401, "AUTH_INVALID_CREDENTIALS")
+        assert r.json()["message"] == "No token provided", r.json()
+    deadline = time.monotonic() + 15
+    while True:
+        r = server.post("/api/database/rpc/sec_add", key=anon_key, json={"a": 1, "b": 2})
+        if r.status_code == 200 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert r.status_code == 200 and r.json() == 3, r.text
+    assert server.get(f"{RECORDS}/{table}", key=anon_key).status_code == 200
+
+
+def test_a_table_made_with_raw_sql_is_closed_until_an_admin_exposes_it(server, anon_key, user_token, deployment):
+    """The review's second finding: CREATE TABLE through raw SQL, then read and delete its rows with no credential."""
+    name = f"raw_{secrets.token_hex(4)}"
+    raw_sql(server, f"CREATE TABLE public.{name} (id int PRIMARY KEY, secret text); "
+                    f"INSERT INTO public.{name} VALUES (1, 'a'), (2, 'b')")
+    wait_for_table(server, name)
+    for key in (None, anon_key, user_token):
+        assert server.get(f"{RECORDS}/{name}", key=key).status_code in (401, 403)
+        assert server.request("DELETE", f"{RECORDS}/{name}?id=gt.0", key=key).status_code in (401, 403)
+        r = server.request("POST", f"{RECORDS}/{name}", key=key, json={"id": 3, "secret": "c"})
+        assert r.status_code in (401, 403), r.text
+    assert deployment.db.sql(f"SELECT count(*) FROM public.{name}") == "2"  # nothing was deleted
+    # The admin still sees every row (the event trigger gave project_admin its policy).
+    rows = server.get(f"{RECORDS}/{name}", params={"order": "id"}).json()
+    assert [r["id"] for r in rows] == [1, 2], rows
+    schema = server.get(f"/api/database/tables/{name}/schema").json()
+    assert schema["exposed"] is False and schema["rlsEnabled"] is True, schema
+    # Exposed, row-level security still on and no policy: the request roles may ask but see nothing.
+    r = server.request("PATCH", f"/api/database/tables/{name}/schema", json={"exposed": True})
+    assert r.status_code == 200, r.text
+    assert server.get(f"{RECORDS}/{name}", key=anon_key).json() == []
+    # With RLS off, anon reads and writes.
+    r = server.request("PATCH", f"/api/database/tables/{name}/schema", json={"rlsEnabled": False})
+    assert r.status_code == 200, r.text
+    assert [r["id"] for r in server.get(f"{RECORDS}/{name}", key=anon_key, params={"order": "id"}).json()] == [1, 2]
+    schema = server.get(f"/api/database/tables/{name}/schema").json()
+    assert schema["exposed"] is True and schema["rlsEnabled"] is False, schema
+    # Taken back: closed again.
+    assert server.request("PATCH", f"/api/database/tables/{name}/schema", json={"exposed": False}).status_code == 200
+    assert server.get(f"{RECORDS}/{name}", key=anon_key).status_code in (401, 403)
+    types = [e["type"] for e in server.all_events(stream=f"schema-{name}")]
+    assert types == ["TableExposureChanged", "TableRowSecurityChanged", "TableExposureChanged"], types
+
+
+def test_tables_api_tables_are_exposed_with_row_operations_only(server, anon_key, deployment):
+    table = api_table(server, rlsEnabled=False)
+    schema = server.get(f"/api/database/tables/{table}/schema").json()
+    assert schema["exposed"] is True and schema["rlsEnabled"] is False, schema
+    r = server.post(f"{RECORDS}/{table}", key=anon_key, json={"title": "hello"})
+    assert r.status_code == 201, r.text
+    privileges = deployment.db.sql(f"SELECT string_agg(privilege_type, ',' ORDER BY privilege_type) FROM "
+                               f"information_schema.role_table_grants WHERE table_name = '{table}' AND grantee = 'anon'")
+    assert privileges == "DELETE,INSERT,SELECT,UPDATE", privileges
+
+
+def test_database_error_details_are_for_admins_only(server, user_token):
+    """A unique violation's details quote the other row's values, which row-level security may hide."""
+    table = api_table(server, columns=[{"columnName": "code", "type": "string", "isNullable": False, "isUnique": True}],
+                      rlsEnabled=False)
+    assert server.post(f"{RECORDS}/{table}", json={"code": "hidden-value-42"}).status_code == 201
+    r = server.post(f"{RECORDS}/{table}", key=user_token, json={"code": "hidden-value-42"})
+    assert r.status_code == 409, r.text
+    assert r.json()["details"] is None and "hidden-value-42" not in r.text, r.text
+    r = server.post(f"{RECORDS}/{table}", json={"code": "hidden-value-42"})
+    assert r.status_code == 409 and "hidden-value-42" in (r.json()["details"] or ""), r.text
+
+
+# --------------------------------------------------------------------------- forged history
+
+
+@pytest.mark.parametrize("stream", ["user-00000000-0000-0000-0000-000000000001", "session-x", "apikey-admin", "bucket-b",
+                                    "schema-t", "table-t", "channel-c", "function-f", "secret-s"])
+def test_the_server_s_own_streams_cannot_be_appended_to(server, stream):
+    before = server.head()
+    r = server.append(stream, [{"type": "UserSignedUp", "data": {"email": "forged@example.com"}}])
+    assert_error(r, 403, "FORBIDDEN")
+    assert server.head() == before
+    assert server.append("app-" + stream.split("-", 1)[1], [{"type": "Thing", "data": {}}]).status_code == 201
+
+
+# --------------------------------------------------------------------------- starvation
+
+
+@pytest.fixture(scope="module")
+def small_pool(deployment_factory):
+    """Two connections for callers' records requests, whose statements end after 3 s."""
+    return deployment_factory().server(name="small-pool", CALLER_POOL_SIZE="2", CALLER_STATEMENT_TIMEOUT_MS="3000")
+
+
+def test_slow_anonymous_reads_neither_run_forever_nor_delay_sign_in(small_pool):
+    import concurrent.futures
+
+    server = small_pool
+    anon = server.get("/api/metadata/anon-key").json()["anonKey"]
+    email = f"pool-{secrets.token_hex(4)}@example.com"
+    assert server.post("/api/auth/users", key=None, params={"client_type": "mobile"},
+                       json={"email": email, "password": PASSWORD}).status_code in (200, 201)
+    raw_sql(server, "CREATE FUNCTION public.slow(seconds float) RETURNS int LANGUAGE sql AS "
+                    "'SELECT 1 FROM pg_sleep(seconds)'")
+    deadline = time.monotonic() + 15
+    while server.get("/api/database/rpc/slow", key=anon, params={"seconds": "0"}).status_code != 200:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    # A statement past the caller timeout is cancelled: 504, not a connection held for ever.
+    started = time.monotonic()
+    r = server.get("/api/database/rpc/slow", key=anon, params={"seconds": "30"}, timeout=20)
+    assert r.status_code == 504 and r.json()["code"] == "57014", r.text
+    assert time.monotonic() - started < 10
+    # Pool size + 1 slow anonymous reads at once; sign-in still answers within a second.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
+        slow = [pool.submit(server.request, "GET", "/api/database/rpc/slow", key=anon, params={"seconds": "2.5"}, timeout=20)
+                for _ in range(3)]
+        time.sleep(0.5)
+        timings = []
+        for _ in range(3):
+            started = time.monotonic()
+            r = server.post("/api/auth/sessions", key=None, params={"client_type": "mobile"},
+                            json={"email": email, "password": PASSWORD})
+            timings.append(time.monotonic() - started)
+            assert r.status_code == 200, r.text
+        assert max(timings) < 1.0, timings
+        assert all(f.result().status_code == 200 for f in slow), [f.result().text for f in slow]
