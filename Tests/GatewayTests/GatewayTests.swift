@@ -56,9 +56,14 @@ struct GatewayTests {
                 #expect(body["status"] as? String == "ok")
                 #expect(body["service"] as? String == "insforge")
                 #expect(response.headers[HTTPField.Name("X-Request-Id")!] == "abc-123")
-                #expect(response.headers[.accessControlAllowOrigin] == "http://app.test")
-                #expect(response.headers[.accessControlAllowCredentials] == "true")
+                // Another site gets CORS without credentials; localhost (no redirect allow-list yet) gets both.
+                #expect(response.headers[.accessControlAllowOrigin] == "*")
+                #expect(response.headers[.accessControlAllowCredentials] == nil)
                 #expect(response.headers[.accessControlExposeHeaders]?.contains("Content-Range") == true)
+            }
+            try await client.execute(uri: "/api/health", method: .get, headers: [.origin: "http://localhost:3000"]) { response in
+                #expect(response.headers[.accessControlAllowOrigin] == "http://localhost:3000")
+                #expect(response.headers[.accessControlAllowCredentials] == "true")
             }
             try await client.execute(uri: "/api/nothing-here", method: .get) { response in
                 try Self.expectError(response, .notFound, "NOT_FOUND")

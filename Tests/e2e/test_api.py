@@ -551,19 +551,44 @@ def test_unknown_route_is_404_json(server, method, path):
 
 
 def test_cors_simple_request(server):
-    for r in [server.get("/api/health", key=None, headers={"Origin": ORIGIN}),
-              server.get("/api/events", headers={"Origin": ORIGIN}),
-              server.get("/api/events", key=None, headers={"Origin": ORIGIN})]:  # an error answer too
-        assert r.headers.get("Access-Control-Allow-Origin") == ORIGIN, (r.status_code, r.headers)
-        assert r.headers.get("Access-Control-Allow-Credentials") == "true"
+    """A page on another origin gets CORS for bearer-token calls, never credentials: it cannot ride a signed-in
+    user's cookie. localhost origins (no allowedRedirectUrls set) may send credentials."""
+    for origin, credentialed in ((ORIGIN, False), ("http://localhost:5173", True), ("http://127.0.0.1:3000", True)):
+        for r in [server.get("/api/health", key=None, headers={"Origin": origin}),
+                  server.get("/api/events", headers={"Origin": origin}),
+                  server.get("/api/events", key=None, headers={"Origin": origin})]:  # an error answer too
+            assert r.headers.get("Access-Control-Allow-Origin") == (origin if credentialed else "*"), (r.status_code, r.headers)
+            assert r.headers.get("Access-Control-Allow-Credentials") == ("true" if credentialed else None), r.headers
+
+
+def test_cors_credentials_follow_the_redirect_allow_list(server):
+    r = server.request("PUT", "/api/auth/config", json={"allowedRedirectUrls": [ORIGIN + "/auth/*"]})
+    assert r.status_code == 200, r.text
+    try:
+        deadline = time.monotonic() + 15  # the allowed origins are read again every few seconds
+        while True:
+            r = server.get("/api/health", key=None, headers={"Origin": ORIGIN})
+            if r.headers.get("Access-Control-Allow-Credentials") == "true" or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert r.headers.get("Access-Control-Allow-Origin") == ORIGIN, r.headers
+        other = server.get("/api/health", key=None, headers={"Origin": "http://localhost:5173"})
+        assert other.headers.get("Access-Control-Allow-Origin") == "*", other.headers
+    finally:
+        assert server.request("PUT", "/api/auth/config", json={"allowedRedirectUrls": []}).status_code == 200
+        deadline = time.monotonic() + 15
+        while server.get("/api/health", key=None, headers={"Origin": "http://localhost:5173"}).headers.get(
+                "Access-Control-Allow-Credentials") != "true":
+            assert time.monotonic() < deadline, "localhost origins did not get credentials back"
+            time.sleep(0.5)
 
 
 def test_cors_preflight(server):
     r = server.request("OPTIONS", "/api/events/streams/cors-1", key=None, headers={
-        "Origin": ORIGIN, "Access-Control-Request-Method": "POST",
+        "Origin": "http://localhost:8080", "Access-Control-Request-Method": "POST",
         "Access-Control-Request-Headers": "authorization, content-type"})
     assert 200 <= r.status_code < 300, (r.status_code, r.text)
-    assert r.headers.get("Access-Control-Allow-Origin") == ORIGIN
+    assert r.headers.get("Access-Control-Allow-Origin") == "http://localhost:8080"
     assert r.headers.get("Access-Control-Allow-Credentials") == "true"
     methods = [m.strip().upper() for m in r.headers.get("Access-Control-Allow-Methods", "").split(",")]
     assert "POST" in methods

@@ -485,7 +485,12 @@ def test_logout_with_body(server):
 def test_logout_with_cookie(server):
     up = sign_up(server)
     cookie, csrf = assert_session_cookie(up), up.json()["csrfToken"]
-    r = call(server, "POST", "/api/auth/logout", cookie=cookie)
+    # Without the session's CSRF token (a cross-site form, say) nothing ends and the cookie stays.
+    for headers in ({}, {"X-CSRF-Token": "forged"}):
+        r = call(server, "POST", "/api/auth/logout", cookie=cookie, headers=headers)
+        assert_error(r, 403, "FORBIDDEN")
+        assert "set-cookie" not in {k.lower() for k in r.headers}, r.headers
+    r = call(server, "POST", "/api/auth/logout", cookie=cookie, headers={"X-CSRF-Token": csrf})
     assert r.status_code == 200, r.text
     assert r.json()["success"] is True
     assert_cleared_cookie(r)
@@ -955,7 +960,8 @@ def test_auth_events_are_logged_without_secrets(server, admin_token):
     assert web2.status_code == 200, web2.text
     web2_cookie = assert_session_cookie(web2)
     assert call(server, "POST", "/api/auth/logout", json={"refreshToken": mob.json()["refreshToken"]}).status_code == 200
-    assert call(server, "POST", "/api/auth/logout", cookie=web2_cookie).status_code == 200
+    assert call(server, "POST", "/api/auth/logout", cookie=web2_cookie,
+                headers={"X-CSRF-Token": web2.json()["csrfToken"]}).status_code == 200
 
     # (ids in event data are compared case-insensitively: the API writes UUIDs in lower case, events may not)
     signed_up = [e for e in server.all_events(category="user")

@@ -384,6 +384,27 @@ def test_verification_code_dies_after_five_wrong_guesses(server, mailbox):
     assert r.status_code == 200, (r.status_code, r.text)
 
 
+def test_fifty_parallel_wrong_guesses_count_five_attempts(server, mailbox, deployment):
+    """Guesses sent together are counted one after another: exactly five are judged and recorded, the rest are
+    refused unheard, and the right code sent among them does not get through."""
+    import concurrent.futures
+
+    email, user, code = unverified_user(server, mailbox)
+    guesses = wrong_codes(code, 49) + [code]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=50) as pool:
+        answers = list(pool.map(lambda g: verify(server, email, g), guesses))
+    statuses = sorted(r.status_code for r in answers)
+    rejected = deployment.db.sql("SELECT count(*) FROM system.events e JOIN auth.codes c ON e.stream_id = 'authcode-' || c.id "
+                                 f"WHERE lower(c.email) = lower('{email}') AND e.type = 'AuthCodeRejected'")
+    if 200 in statuses:
+        # The right code was judged among the first five: then at most four wrong ones were counted before it.
+        assert statuses.count(200) == 1 and int(rejected) <= 4, (statuses, rejected)
+    else:
+        assert rejected == "5", rejected
+        assert admin_user(server, user["id"])["emailVerified"] is False
+        assert_error(verify(server, email, code), 400, "INVALID_INPUT")
+
+
 def test_newer_verification_code_replaces_the_older(server, mailbox):
     email, _, first = unverified_user(server, mailbox)
     for _ in range(5):  # (a new code equal to the old one, one chance in a million, proves nothing)

@@ -622,36 +622,45 @@ def test_provider_tokens_not_in_event_log(server, provider):
 # --------------------------------------------------------------------------- accounts
 
 
-def test_link_to_existing_account_with_verified_email(server, provider):
-    email = f"linkme-{uuid.uuid4().hex[:10]}@example.test"
-    try:  # an account whose address is not verified yet
-        put_auth_config(server, {"requireEmailVerification": True})
-        existing = sign_up_password(server, email)
-    finally:
-        put_auth_config(server, {"requireEmailVerification": False})
-    assert existing["identities"] == [{"provider": "email"}]
-    assert existing["emailVerified"] is False, existing
-    provider.set_user("google", email=email, email_verified=True, name="Linked Person")
-    _, u = sign_in(server, "google")
-    assert u["id"] == existing["id"]
-    assert identities(u) == ["email", "google"], u
-    assert u["emailVerified"] is True, u
-    # the password still works, and Google keeps landing on the same account
+def test_a_provider_does_not_link_to_an_account_that_never_proved_its_address(server, provider):
+    """Pre-account takeover: someone signs up with the victim's address and a password of theirs (no verification
+    required, so the account shows as verified), then the victim signs in with Google. Linking would let the first
+    party into the victim's account with their password; the sign-in is refused with a clear reason instead."""
+    email = f"victim-{uuid.uuid4().hex[:10]}@example.test"
+    squatter = sign_up_password(server, email)
+    assert squatter["emailVerified"] is True, squatter  # shown verified, proven by nobody
+    provider.set_user("google", email=email, email_verified=True, name="The Real Owner")
+    assert Flow(server, "google").error() == "account_email_not_verified"
+    users = admin_user_by_email(server, email)
+    assert [u["id"] for u in users] == [squatter["id"]] and identities(users[0]) == ["email"], users
+    # The squatter's password still opens only the squatter's (identity-less) account.
     r = call(server, "POST", "/api/auth/sessions", params={"client_type": "mobile"},
              json={"email": email, "password": PASSWORD})
-    assert r.status_code == 200, r.text
-    assert r.json()["user"]["id"] == existing["id"]
+    assert r.status_code == 200 and identities(r.json()["user"]) == ["email"], r.text
+
+
+def test_link_to_an_account_a_provider_proved(server, provider):
+    """An account made by a provider that verified the address has proven it: another verified provider links."""
+    email = f"linkme-{uuid.uuid4().hex[:10]}@example.test"
+    provider.set_user("github", email=email, email_verified=True)
+    _, first = sign_in(server, "github")
+    provider.set_user("google", email=email, email_verified=True, name="Linked Person")
+    _, u = sign_in(server, "google")
+    assert u["id"] == first["id"]
+    assert identities(u) == ["github", "google"], u
+    assert u["emailVerified"] is True, u
     _, u2 = sign_in(server, "google")
-    assert u2["id"] == existing["id"] and identities(u2) == ["email", "google"]
+    assert u2["id"] == first["id"] and identities(u2) == ["github", "google"]
 
 
 def test_link_email_case_insensitive(server, provider):
     local = f"CaseUser-{uuid.uuid4().hex[:8]}"
-    existing = sign_up_password(server, f"{local}@example.test".lower())
+    provider.set_user("github", email=f"{local}@example.test".lower(), email_verified=True)
+    _, existing = sign_in(server, "github")
     provider.set_user("facebook", email=f"{local}@Example.TEST")
     _, u = sign_in(server, "facebook")
     assert u["id"] == existing["id"], u
-    assert identities(u) == ["email", "facebook"]
+    assert identities(u) == ["facebook", "github"]
 
 
 def test_microsoft_existing_email_not_linked(server, provider):

@@ -6,6 +6,7 @@ import secrets
 import time
 
 import pytest
+import requests
 
 from conftest import assert_error
 
@@ -216,3 +217,65 @@ def test_slow_anonymous_reads_neither_run_forever_nor_delay_sign_in(small_pool):
             assert r.status_code == 200, r.text
         assert max(timings) < 1.0, timings
         assert all(f.result().status_code == 200 for f in slow), [f.result().text for f in slow]
+
+
+# --------------------------------------------------------------------------- slowloris
+
+
+@pytest.fixture(scope="module")
+def short_idle(deployment_factory):
+    """A server that closes connections idle (or stuck in a request head) for 5 s."""
+    return deployment_factory().server(name="short-idle", HTTP_IDLE_TIMEOUT_SECONDS="5")
+
+
+def test_slowloris_neither_slows_others_nor_holds_connections(short_idle):
+    """2,000 connections that send half a request head and then nothing: a normal client still gets /api/health
+    with p99 <= 50 ms, and the server closes the stalled ones once they have been idle for the timeout."""
+    import resource
+    import socket
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 4_500:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 8_192), hard))
+    server = short_idle
+    stalled = []
+    try:
+        for _ in range(2_000):
+            s = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+            s.sendall(b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+            stalled.append(s)
+        session = requests.Session()
+        timings = []
+        for _ in range(300):
+            started = time.perf_counter()
+            r = session.get(server.url("/api/health"), timeout=5)
+            timings.append(time.perf_counter() - started)
+            assert r.status_code == 200
+        timings.sort()
+        p99 = timings[int(len(timings) * 0.99) - 1]
+        print(f"slowloris: 2000 stalled connections, /api/health p50 {timings[len(timings) // 2] * 1000:.1f} ms, "
+              f"p99 {p99 * 1000:.1f} ms")
+        assert p99 <= 0.050, timings[-10:]
+        # The stalled ones are closed by the server after the timeout (end of stream, or a reset).
+        import selectors
+
+        selector = selectors.DefaultSelector()
+        for s in stalled:
+            s.setblocking(False)
+            selector.register(s, selectors.EVENT_READ)
+        open_ones = set(stalled)
+        deadline = time.monotonic() + 20
+        while open_ones and time.monotonic() < deadline:
+            for key, _ in selector.select(timeout=1):
+                try:
+                    data = key.fileobj.recv(4096)
+                except (ConnectionResetError, BlockingIOError) as e:
+                    data = b"" if isinstance(e, ConnectionResetError) else None
+                if data == b"":
+                    selector.unregister(key.fileobj)
+                    open_ones.discard(key.fileobj)
+        assert not open_ones, f"{len(open_ones)} stalled connections still open"
+    finally:
+        for s in stalled:
+            s.close()
+    assert server.get("/api/health", key=None).status_code == 200

@@ -126,7 +126,9 @@ struct AuthController {
 
     @Sendable func logout(_ request: Request, context: AppRequestContext) async throws -> Response {
         let body = try await request.decodeJSON(RefreshBody.self, context: context)
-        if let presented = try auth.presentedRefreshToken(request, body: body, requireCSRF: false) {
+        // A cookie is sent by the browser to any site's request: without the session's CSRF token, a
+        // cross-site page could end the session (forced logout), so the cookie needs it as refresh does.
+        if let presented = try auth.presentedRefreshToken(request, body: body, requireCSRF: true) {
             try await auth.sessions.end(presented.token, metadata: context.eventMetadata)
         }
         var response = try Response.json(encoding: Logout(success: true, message: "Logged out successfully"))

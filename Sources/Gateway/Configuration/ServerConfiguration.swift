@@ -28,6 +28,12 @@ public struct ServerConfiguration: Sendable {
     public var logLevel: String
     /// `DB_POOL_SIZE`: connections requests share (the server's long-lived ones come on top).
     public var databasePoolSize: Int
+    /// `CORS_ORIGINS`: comma-separated origins (globs allowed) that may send credentials; nil: this server's
+    /// own origin plus the origins of the auth settings' `allowedRedirectUrls` (localhost while that is empty).
+    public var corsOrigins: [String]?
+    /// `HTTP_IDLE_TIMEOUT_SECONDS` (default 30): a connection that sends nothing for this long, also one whose
+    /// request head never completes (slowloris), is closed.
+    public var httpIdleTimeout: Duration
     /// `CALLER_POOL_SIZE`: connections for records requests of `anon` and `authenticated` (default `DB_POOL_SIZE`).
     public var callerPoolSize: Int
     /// `CALLER_STATEMENT_TIMEOUT_MS`: how long such a request's statement may run (default 8 s).
@@ -212,6 +218,8 @@ public struct ServerConfiguration: Sendable {
             apiBaseURL: value("API_BASE_URL"),
             logLevel: value("LOG_LEVEL") ?? "info",
             databasePoolSize: try int("DB_POOL_SIZE", default: defaultPoolSize, range: 2...500),
+            corsOrigins: value("CORS_ORIGINS").map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } },
+            httpIdleTimeout: .seconds(try int("HTTP_IDLE_TIMEOUT_SECONDS", default: 30, range: 1...3_600)),
             callerPoolSize: try int("CALLER_POOL_SIZE", default: try int("DB_POOL_SIZE", default: defaultPoolSize, range: 2...500), range: 1...500),
             callerStatementTimeout: .milliseconds(try int("CALLER_STATEMENT_TIMEOUT_MS", default: 8_000, range: 100...3_600_000)),
             eventPollInterval: .milliseconds(try int("EVENT_POLL_INTERVAL_MS", default: 1000, range: 10...60_000)),

@@ -3,8 +3,10 @@ import EventStore
 import Foundation
 import HTTPTypes
 import Hummingbird
+import HummingbirdCore
 import HummingbirdWebSocket
 import Logging
+import NIOCore
 import Prometheus
 import Projections
 import ServiceLifecycle
@@ -60,7 +62,9 @@ public func buildApplication(core: ServerCore, registry: PrometheusCollectorRegi
         allowMethods: [.get, .post, .put, .patch, .delete, .head, .options],
         exposeHeaders: ["Content-Range", "Preference-Applied", "X-Request-Id", "Retry-After", "RateLimit-Limit",
                         "RateLimit-Remaining", "RateLimit-Reset", "ETag", "Content-Disposition", "Content-Length",
-                        "Accept-Ranges", "Last-Modified"]))
+                        "Accept-Ranges", "Last-Modified"],
+        origins: CredentialedOrigins(configured: configuration.corsOrigins, ownOrigin: auth.publicBaseURL,
+                                     redirectPatterns: { try await auth.settings().allowedRedirectUrls })))
     router.add(middleware: MetricsMiddleware())
     router.add(middleware: ErrorMiddleware())
     let credentials = CredentialsMiddleware(keys: core.keys, tokens: accessTokens)
@@ -103,11 +107,18 @@ public func buildApplication(core: ServerCore, registry: PrometheusCollectorRegi
 
     var app = Application(
         router: router,
-        server: .http1WebSocketUpgrade(configuration: .init(ws: .init(maxFrameSize: configuration.realtimeMaxPayload, autoPing: .disabled))) { request, channel, _ in
-            guard let handshake = realtime.webSocketHandshake(request) else { return .dontUpgrade }
-            return .upgrade([:]) { inbound, outbound, _ in
-                try await realtime.runWebSocket(handshake, channel: channel, inbound: inbound, outbound: outbound)
-            }
+        server: HTTPServerBuilder { responder in
+            let idle = TimeAmount.nanoseconds(Int64(configuration.httpIdleTimeout / .nanoseconds(1)))
+            return DeadlineHTTPChannel(inner: HTTP1WebSocketUpgradeChannel(
+                responder: responder,
+                configuration: .init(http1: .init(idleTimeout: idle),
+                                     ws: .init(maxFrameSize: configuration.realtimeMaxPayload, autoPing: .disabled))
+            ) { request, channel, _ in
+                guard let handshake = realtime.webSocketHandshake(request) else { return .dontUpgrade }
+                return .upgrade([:]) { inbound, outbound, _ in
+                    try await realtime.runWebSocket(handshake, channel: channel, inbound: inbound, outbound: outbound)
+                }
+            }, headLimit: idle)
         },
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "insforge"),
         services: [core.database.client, core.database.callers, core.store] + core.runners.map { $0 as any Service }

@@ -21,6 +21,21 @@ public struct AccountCommands: Sendable {
 
     static func stream(_ user: UUID) -> String { "user-\(user.uuidString.lowercased())" }
 
+    /// Whether the account's owner has proven the address, by the account's own history: a code or a
+    /// link (`EmailVerified`), a password reset by e-mail, or an account created by a provider that
+    /// verified the address. A password sign-up on a project that does not require verification is
+    /// shown as verified but proves nothing, so it does not count.
+    func addressProven(_ user: UUID) async throws -> Bool {
+        let rows = try await store.client.query("""
+            SELECT EXISTS (SELECT 1 FROM system.events WHERE stream_id = \(Self.stream(user)) AND (
+                type = 'EmailVerified'
+                OR (type = 'PasswordChanged' AND data->>'reason' = 'reset')
+                OR (type = 'UserSignedUp' AND jsonb_typeof(data->'identity') = 'object' AND (data->>'emailVerified')::boolean)))
+            """)
+        for try await proven in rows.decode(Bool.self) { return proven }
+        return false
+    }
+
     /// Appends events to a user's stream and forgets the cached user, so this node reads its own write.
     func append(_ events: [EventData], to user: UUID, expected: ExpectedVersion = .any) async throws {
         defer { directory.cache.invalidate(user) }

@@ -56,21 +56,34 @@ public struct AuthCodes: Sendable {
     }
 
     /// Checks the latest live code for `email` and `purpose`; a wrong guess counts an attempt.
+    ///
+    /// Attempts are counted on the code's stream at an exact version: of guesses made at once, each
+    /// wrong one is recorded after the one before it or checked again against the new count, and a
+    /// right one is only good at the version it saw (`consume`). So no more than `max_attempts`
+    /// guesses are ever judged, however many arrive together.
     public func check(code: String, email: String, purpose: AuthCodePurpose, metadata: EventMetadata) async throws -> Match {
-        let rows = try await client.query("""
-            SELECT id, user_id, email, code_hash, attempts, max_attempts FROM auth.codes
-            WHERE lower(email) = lower(\(email)) AND purpose = \(purpose.rawValue) AND consumed_at IS NULL
-              AND expires_at > now() AND code_hash IS NOT NULL
-            ORDER BY created_at DESC LIMIT 1
-            """)
-        for try await (id, user, stored, hash, attempts, max) in rows.decode((UUID, UUID, String, String, Int, Int).self) {
-            guard attempts < max else { throw Self.refusal }
+        for _ in 0..<(maxAttempts * 4 + 8) {
+            let rows = try await client.query("""
+                SELECT id, user_id, email, code_hash, attempts, max_attempts FROM auth.codes
+                WHERE lower(email) = lower(\(email)) AND purpose = \(purpose.rawValue) AND consumed_at IS NULL
+                  AND expires_at > now() AND code_hash IS NOT NULL
+                ORDER BY created_at DESC LIMIT 1
+                """)
+            var found: (UUID, UUID, String, String, Int, Int)?
+            for try await row in rows.decode((UUID, UUID, String, String, Int, Int).self) { found = row }
+            guard let (id, user, stored, hash, attempts, max) = found, attempts < max else { throw Self.refusal }
             let presented = mac("code \(id.uuidString.lowercased()) \(code)")
-            guard Self.constantTimeEqual(presented, hash) else {
-                try await store.append([try EventData(AuthCodeRejected(codeId: id), metadata: metadata)], to: Self.stream(id))
-                throw Self.refusal
+            let version = Int64(1 + attempts)
+            if Self.constantTimeEqual(presented, hash) {
+                return Match(codeId: id, userId: user, email: stored, version: version)
             }
-            return Match(codeId: id, userId: user, email: stored, version: Int64(1 + attempts))
+            do {
+                try await store.append([try EventData(AuthCodeRejected(codeId: id), metadata: metadata)], to: Self.stream(id),
+                                       expected: .exact(version))
+                throw Self.refusal
+            } catch let error as EventStoreError where error.code == .wrongExpectedVersion {
+                continue  // another guess was counted meanwhile: judge this one against the new count
+            }
         }
         throw Self.refusal
     }

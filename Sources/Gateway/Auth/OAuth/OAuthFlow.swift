@@ -166,7 +166,8 @@ public struct OAuthFlow: Sendable {
     }
 
     /// The account for a provider identity: already linked; else linked now to the account with the
-    /// same verified address; else a new account (unless sign-up is disabled).
+    /// same address when both the provider and the account have verified it; else a new account
+    /// (unless sign-up is disabled).
     func account(for profile: ProviderProfile, provider: String, metadata: EventMetadata) async throws -> UserRecord {
         if let user = try await auth.directory.user(provider: provider, providerUserId: profile.id) { return user }
         let email = profile.email.map { $0.trimmingCharacters(in: .whitespaces) }
@@ -175,6 +176,13 @@ public struct OAuthFlow: Sendable {
             guard profile.emailVerified else {
                 throw OAuthFailure("email_not_verified",
                                    "An account with this e-mail exists, and \(provider) does not confirm the address is verified")
+            }
+            // The account must have proven the address too (a code or a link, or a provider that verified
+            // it). Else whoever signed up with it, perhaps not its owner, would share the owner's sign-in
+            // (pre-account takeover): the owner is told to prove the address first.
+            guard try await auth.accounts.addressProven(existing.id) else {
+                throw OAuthFailure("account_email_not_verified",
+                                   "An account with this e-mail exists but has not verified it; verify the address (or reset the password) first, then sign in with \(provider)")
             }
             try await auth.accounts.append([try EventData(IdentityLinked(userId: existing.id, identity: identity), metadata: metadata)],
                                            to: existing.id, expected: .streamExists)
