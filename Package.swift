@@ -33,6 +33,8 @@ let package = Package(
         // liblz4's frame API (system library), for compressed log exports.
         .systemLibrary(name: "CLZ4", path: "Sources/CLZ4", pkgConfig: "liblz4",
                        providers: [.apt(["liblz4-dev"])]),
+        // PostgreSQL's parser (libpg_query, static library), for the raw-SQL route.
+        .systemLibrary(name: "CPGQuery", path: "Sources/CPGQuery", providers: [.apt(["libpg-query-dev"])]),
         .target(
             name: "EventStore",
             dependencies: [
@@ -61,7 +63,7 @@ let package = Package(
         .target(
             name: "Gateway",
             dependencies: [
-                "Actors", "Projections", "EventStore", "CLZ4",
+                "Actors", "Projections", "EventStore", "CLZ4", "CPGQuery",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),

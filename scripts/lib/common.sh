@@ -1,7 +1,7 @@
 # Shared by scripts/*.sh: install what is missing, start a throwaway PostgreSQL.
 # Sourced, not run.
 
-SYSTEM_PACKAGES=(libpq-dev libssl-dev libcurl4-openssl-dev liblz4-dev postgresql postgresql-contrib curl)
+SYSTEM_PACKAGES=(libpq-dev libssl-dev libcurl4-openssl-dev liblz4-dev libpg-query-dev postgresql postgresql-contrib curl)
 
 say() { printf '==> %s\n' "$*" >&2; }
 

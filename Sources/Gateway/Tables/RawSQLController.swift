@@ -37,42 +37,49 @@ struct RawSQLController {
         struct Field: Encodable { var name: String }
     }
 
-    /// Statements refused outright, by their first keyword, with the reason.
+    /// Statements refused outright, by their kind, with the reason.
     static let forbiddenKeywords: [String: String] = {
         var reasons = Dictionary(uniqueKeysWithValues: ["BEGIN", "START", "COMMIT", "END", "ROLLBACK", "ABORT", "SAVEPOINT", "RELEASE",
                                                         "PREPARE", "COPY", "LISTEN", "UNLISTEN", "LOAD", "CHECKPOINT", "VACUUM", "DISCARD"]
             .map { ($0, "each request is one transaction") })
         reasons["DEALLOCATE"] = "the server's own prepared statements share these connections"
+        reasons["EXECUTE"] = "prepared statements do not outlive a request"
         return reasons
     }()
     static let protectedSchemas: Set<String> = ["system", "auth", "pg_catalog", "information_schema"]
     /// Settings a statement may change (for this transaction); the rest could redirect names
     /// (`search_path`) or identities (`role`), so they are refused.
-    static let settableParameters: Set<String> = ["TIMEZONE", "STATEMENT_TIMEOUT", "LOCK_TIMEOUT", "DATESTYLE", "INTERVALSTYLE",
-                                                  "APPLICATION_NAME", "WORK_MEM", "EXTRA_FLOAT_DIGITS"]
+    static let settableParameters: Set<String> = ["timezone", "statement_timeout", "lock_timeout", "datestyle", "intervalstyle",
+                                                  "application_name", "work_mem", "extra_float_digits"]
+    /// Roles, databases, server settings and cluster-wide objects: managed outside the API.
+    static let clusterKeywords: Set<String> = ["CREATE ROLE", "ALTER ROLE", "DROP ROLE", "CREATE DATABASE", "ALTER DATABASE",
+                                               "DROP DATABASE", "ALTER SYSTEM", "CREATE TABLESPACE", "DROP TABLESPACE", "ALTER TABLESPACE",
+                                               "REASSIGN", "DROP OWNED", "CREATE EVENT TRIGGER", "ALTER EVENT TRIGGER",
+                                               "CREATE SUBSCRIPTION", "CREATE PUBLICATION", "CREATE FOREIGN DATA WRAPPER",
+                                               "CREATE SERVER", "CREATE USER MAPPING", "IMPORT FOREIGN SCHEMA"]
 
-    /// Why the statements may not run, or nil.
+    /// Why the statements may not run, or nil. They come from PostgreSQL's parser, so the checks look at
+    /// what each statement is, not at how it is spelled.
     static func problem(with statements: [SQLStatements.Statement], unrestricted: Bool, multiple: Bool) -> String? {
         if statements.isEmpty { return "query is empty" }
         if statements.count > 1, !multiple { return "query holds \(statements.count) statements; send one, or set allowMultipleStatements" }
         for statement in statements {
             if let reason = forbiddenKeywords[statement.keyword] { return "\(statement.keyword) is not allowed here (\(reason))" }
-            let upper = statement.text.uppercased()
-            if ["SET", "RESET"].contains(statement.keyword),
-               upper.contains("ROLE") || upper.contains("SESSION") || upper.contains("AUTHORIZATION") {
-                return "changing the role or session authorization is not allowed"
+            if ["SET", "RESET"].contains(statement.keyword) {
+                if ["role", "session_authorization"].contains(statement.setting ?? "") {
+                    return "changing the role or session authorization is not allowed"
+                }
+                guard let setting = statement.setting, settableParameters.contains(setting) else {
+                    return "only these settings may be changed: \(settableParameters.sorted().joined(separator: ", "))"
+                }
             }
-            if ["SET", "RESET"].contains(statement.keyword), statement.words.isDisjoint(with: settableParameters) {
-                return "only these settings may be changed: \(settableParameters.sorted().joined(separator: ", ").lowercased())"
+            if statement.functions.contains(where: { $0 == "set_config" || $0 == "pg_catalog.set_config" }) {
+                return "set_config is not allowed here"
             }
-            if statement.words.contains("SET_CONFIG") { return "set_config is not allowed here" }
-            let head = upper.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "\t" || $0 == "\r" }).prefix(2).joined(separator: " ")
-            if ["ALTER ROLE", "ALTER USER", "ALTER DATABASE", "ALTER SYSTEM", "CREATE ROLE", "CREATE USER", "CREATE DATABASE",
-                "DROP ROLE", "DROP USER", "DROP DATABASE", "ALTER TABLESPACE", "CREATE TABLESPACE"].contains(head) {
+            if clusterKeywords.contains(statement.keyword) {
                 return "roles, databases and server settings are managed outside the API"
             }
-            if !unrestricted, statement.keyword == "DO" || upper.contains("SET ROLE") || upper.contains("RESET ROLE")
-                || upper.contains("SESSION AUTHORIZATION") {
+            if !unrestricted, statement.node == "DoStmt" {
                 return "role switching and DO blocks are only allowed in /rawsql/unrestricted"
             }
             if let schema = statement.touchedSchemas.first(where: { protectedSchemas.contains($0) }), statement.writes {
@@ -87,9 +94,13 @@ struct RawSQLController {
         let body = try await request.decodeJSON(Body.self, context: context)
         guard body.query.utf8.count <= 1 << 20 else { throw APIError.invalidInput("query is longer than 1 MiB") }
         let statements: [SQLStatements.Statement]
-        switch SQLStatements.split(body.query) {
+        switch SQLStatements.parse(body.query) {
         case .success(let s): statements = s
-        case .failure(.unterminated(let what)): throw APIError.invalidInput("query has an unterminated \(what)")
+        case .failure(let error) where error.message.hasPrefix("unterminated"):
+            throw APIError.invalidInput("The query has an \(error)")
+        case .failure(let error):
+            // What PostgreSQL itself would answer, without running anything.
+            throw APIError(.badRequest, "DATABASE_ERROR", error.description)
         }
         if let problem = Self.problem(with: statements, unrestricted: unrestricted, multiple: body.allowMultipleStatements ?? false) {
             throw APIError.invalidInput(problem)
@@ -115,7 +126,7 @@ struct RawSQLController {
             throw APIError(.badRequest, "DATABASE_ERROR", error.serverInfo?[.message] ?? "The statement does not fit its parameters")
         }
         await sequencer.flush()
-        if statements.contains(where: { !["SELECT", "WITH", "VALUES", "TABLE", "SHOW", "EXPLAIN", "INSERT", "UPDATE", "DELETE"].contains($0.keyword) }) {
+        if statements.contains(where: { !["SELECT", "SHOW", "EXPLAIN", "INSERT", "UPDATE", "DELETE"].contains($0.keyword) || $0.selectsInto }) {
             try await schema.reload()
         }
         return try .json(encoding: output)
@@ -161,7 +172,7 @@ struct RawSQLController {
             }
             return Output(rows: .array(rows), rowCount: rows.count, fields: [.init(name: statement.keyword == "SHOW" ? "setting" : "QUERY PLAN")])
         }
-        if statement.keyword == "WITH", statement.writes {
+        if statement.isModifyingQuery {
             // A data-modifying WITH must stay at the top level: run it as it is and read the cells.
             return try await Self.generic(connection.query(PostgresQuery(unsafeSQL: text, binds: bindings), logger: logger))
         }
