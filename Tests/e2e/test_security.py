@@ -279,3 +279,46 @@ def test_slowloris_neither_slows_others_nor_holds_connections(short_idle):
         for s in stalled:
             s.close()
     assert server.get("/api/health", key=None).status_code == 200
+
+
+# --------------------------------------------------------------------------- raw SQL
+
+
+RESTRICTED = "/api/database/advance/rawsql"
+
+
+def test_restricted_raw_sql_has_no_more_privileged_session_to_escape_to(server):
+    """The restricted route used to SET LOCAL ROLE project_admin on a superuser connection: a function that builds
+    `RESET ROLE` at run time got back to the superuser. It now logs in as project_admin."""
+    name = f"escape_{secrets.token_hex(3)}"
+    r = server.post(RESTRICTED, json={"query": (
+        f"CREATE FUNCTION public.{name}() RETURNS text LANGUAGE plpgsql AS $$ "
+        "BEGIN EXECUTE 'RE' || 'SET RO' || 'LE'; RETURN current_user || '/' || session_user; END $$")})
+    assert r.status_code == 200, r.text
+    r = server.post(RESTRICTED, json={"query": f"SELECT public.{name}() AS who"})
+    assert r.status_code == 200, r.text
+    assert r.json()["rows"] == [{"who": "project_admin/project_admin"}], r.json()
+    r = server.post(RESTRICTED, json={"query": (
+        f"CREATE FUNCTION public.{name}_set() RETURNS text LANGUAGE plpgsql AS $$ "
+        "BEGIN EXECUTE 'SET ' || 'ROLE postgres'; RETURN current_user; END $$")})
+    assert r.status_code == 200, r.text
+    r = server.post(RESTRICTED, json={"query": f"SELECT public.{name}_set() AS who"})
+    assert r.status_code in (400, 403), r.text  # permission denied to set role "postgres"
+    # Writes to the server's schemas are refused by the database itself, not only by the checks.
+    r = server.post(RESTRICTED, json={"query": (
+        f"CREATE FUNCTION public.{name}_forge() RETURNS bigint LANGUAGE sql AS "
+        "$$ SELECT system.write_event(gen_random_uuid(), 'user-x', 'UserSignedUp', '{}'::jsonb) $$")})
+    assert r.status_code in (200, 400, 403), r.text
+    if r.status_code == 200:
+        r = server.post(RESTRICTED, json={"query": f"SELECT public.{name}_forge()"})
+        assert r.status_code in (400, 403), r.text
+    # The run itself is still recorded.
+    assert any(e["type"] == "RawSQLExecuted" and name in e["data"]["query"] for e in server.all_events(category="sql"))
+
+
+def test_temporary_objects_do_not_outlive_a_raw_sql_call(server):
+    for route in (RESTRICTED, RAWSQL):
+        name = f"tmp_{secrets.token_hex(3)}"
+        assert server.post(route, json={"query": f"CREATE TEMP TABLE {name} (a int)"}).status_code == 200
+        r = server.post(route, json={"query": f"SELECT * FROM {name}"})
+        assert r.status_code == 400 and r.json()["error"] == "DATABASE_TABLE_NOT_FOUND", (route, r.text)

@@ -1,3 +1,4 @@
+import Crypto
 import EventStore
 import Foundation
 import Logging
@@ -75,6 +76,46 @@ public final class Database: Sendable {
         configuration.options.maximumConnections = poolSize + heldConnections
         configuration.options.minimumConnections = 2
         return PostgresClient(configuration: configuration, backgroundLogger: logger)
+    }
+
+    /// How the restricted raw-SQL route logs in: as `project_admin` itself, with a password derived
+    /// from the server's secret (the same on every node sharing it). nil when the role could not be
+    /// given one (a server role without the right to): the route then switches role inside a pooled
+    /// connection, as before.
+    public struct RoleLogin: Sendable {
+        public var role: String
+        public var password: String
+    }
+
+    /// Gives `project_admin` LOGIN and the password derived from `secret`; nil when not allowed.
+    public func prepareProjectAdminLogin(secret: String) async -> RoleLogin? {
+        let password = Self.derivedPassword(secret: secret, purpose: "project_admin login")
+        do {
+            // Hex only, so safe to write into the statement (ALTER ROLE takes no parameters).
+            try await withSingleConnection { connection in
+                try await connection.query(PostgresQuery(unsafeSQL: "ALTER ROLE project_admin WITH LOGIN PASSWORD '\(password)'"),
+                                           logger: logger)
+            }
+            return RoleLogin(role: "project_admin", password: password)
+        } catch {
+            logger.warning("project_admin cannot be given a login; restricted raw SQL switches role on the server's connection",
+                           metadata: ["error": "\(String(reflecting: error))"])
+            return nil
+        }
+    }
+
+    static func derivedPassword(secret: String, purpose: String) -> String {
+        HMAC<SHA256>.authenticationCode(for: Data(purpose.utf8), using: SymmetricKey(data: Data(secret.utf8)))
+            .map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// Runs `body` on a new connection that logs in as `login`, then closes it (nothing it set or
+    /// prepared outlives the call).
+    public func withLogin<T>(_ login: RoleLogin, _ body: (PostgresConnection) async throws -> T) async throws -> T {
+        var as_ = settings
+        as_.username = login.role
+        as_.password = login.password
+        return try await Self.withConnection(as_, database: settings.database, logger: logger, body)
     }
 
     /// Runs `body` on one connection of its own (outside the pool), then closes it.

@@ -88,7 +88,9 @@ public func buildApplication(core: ServerCore, registry: PrometheusCollectorRegi
     OAuthController(auth: auth, flow: oauth).register(routes)
     let schemaCache = SchemaCache(client: core.database.client)
     TablesController(client: core.database.client, schema: schemaCache, channels: channels, logger: logger).register(routes)
-    RawSQLController(client: core.database.client, schema: schemaCache, sequencer: core.store.sequencer, logger: logger).register(routes)
+    let rawSQLLogin = await core.database.prepareProjectAdminLogin(secret: core.jwtSecret)
+    RawSQLController(database: core.database, login: rawSQLLogin, schema: schemaCache,
+                     sequencer: core.store.sequencer, logger: logger).register(routes)
     RecordsController(client: core.database.client, callers: core.database.callers, schema: schemaCache, sequencer: core.store.sequencer,
                       logger: logger).register(routes)
     realtime.register(routes)

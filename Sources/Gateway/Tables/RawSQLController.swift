@@ -5,13 +5,16 @@ import Logging
 import NIOCore
 import PostgresNIO
 
-/// `POST /api/database/advance/rawsql` (runs as `project_admin`, under RLS and its grants) and
+/// `POST /api/database/advance/rawsql` (logged in as `project_admin`, under RLS and its grants) and
 /// `/rawsql/unrestricted` (as the server's own role), `{query, params?, allowMultipleStatements?}`
-/// -> `{rows, rowCount, fields}`. The text is split and checked before anything runs: one statement
-/// unless asked, no transaction control, no role switching, nothing that writes to our `system`
-/// or `auth` schemas. All statements run in one transaction together with a `RawSQLExecuted` event.
+/// -> `{rows, rowCount, fields}`. The text is parsed by PostgreSQL's parser and checked before anything
+/// runs: one statement unless asked, no transaction control, no role switching, nothing that writes to
+/// our `system` or `auth` schemas. All statements run in one transaction together with a
+/// `RawSQLExecuted` event, on a connection of their own that is closed afterwards.
 struct RawSQLController {
-    let client: PostgresClient
+    let database: Database
+    /// How the restricted route logs in (as `project_admin` itself); nil: role switching on a pooled connection.
+    let login: Database.RoleLogin?
     let schema: SchemaCache
     /// Moves the record events the statements' triggers queued into the log before the response.
     let sequencer: PendingEventSequencer
@@ -110,18 +113,18 @@ struct RawSQLController {
         let metadata = context.eventMetadata
         let output: Output
         do {
-          output = try await client.withConnection { connection in
-            // A SET without LOCAL survives COMMIT on a pooled connection: put the session back however this ends.
-            do {
-                let result = try await runStatements(statements, params: params, unrestricted: unrestricted, body: body,
-                                                     metadata: metadata, context: context, on: connection)
-                _ = try? await connection.query("RESET ALL", logger: logger)
-                return result
-            } catch {
-                _ = try? await connection.query("RESET ALL", logger: logger)
-                throw error
+            // A connection of its own, closed afterwards: nothing the statements set, prepare or create
+            // temporarily outlives the request. The restricted route logs in as project_admin, so there is
+            // no more privileged session behind it to get back to.
+            let run = { (connection: PostgresConnection, loggedIn: Bool) in
+                try await runStatements(statements, params: params, unrestricted: unrestricted, loggedIn: loggedIn, body: body,
+                                        metadata: metadata, context: context, on: connection)
             }
-          }
+            if !unrestricted, let login {
+                output = try await database.withLogin(login) { try await run($0, true) }
+            } else {
+                output = try await database.withSingleConnection { try await run($0, false) }
+            }
         } catch let error as PSQLError where error.code == .server && (error.serverInfo?[.sqlState] ?? "").hasPrefix("08") {
             throw APIError(.badRequest, "DATABASE_ERROR", error.serverInfo?[.message] ?? "The statement does not fit its parameters")
         }
@@ -133,19 +136,30 @@ struct RawSQLController {
     }
 
     /// The statements in one transaction, with the audit event.
-    private func runStatements(_ statements: [SQLStatements.Statement], params: [JSONValue], unrestricted: Bool, body: Body,
-                               metadata: EventMetadata, context: AppRequestContext, on connection: PostgresConnection) async throws -> Output {
+    private func runStatements(_ statements: [SQLStatements.Statement], params: [JSONValue], unrestricted: Bool, loggedIn: Bool,
+                               body: Body, metadata: EventMetadata, context: AppRequestContext,
+                               on connection: PostgresConnection) async throws -> Output {
         try await connection.inTransaction(logger: logger) {
-            if !unrestricted { try await connection.query("SET LOCAL ROLE project_admin", logger: logger) }
+            let switchesRole = !unrestricted && !loggedIn
+            if switchesRole { try await connection.query("SET LOCAL ROLE project_admin", logger: logger) }
             try await connection.query("SELECT set_config('request.jwt.claims', \(Self.claims(context)), true)", logger: logger)
             var last = Output(rows: .array([]), rowCount: 0, fields: [])
             for statement in statements {
                 last = try await execute(statement, params: params, on: connection)
             }
-            if !unrestricted { try await connection.query("RESET ROLE", logger: logger) }
-            try await TablesController.appendEvent(
-                RawSQLExecuted(query: body.query, parameterCount: params.count, unrestricted: unrestricted, rowCount: last.rowCount),
-                stream: "sql-\(UUID().uuidString.lowercased())", metadata: metadata, on: connection, logger: logger)
+            let event = RawSQLExecuted(query: body.query, parameterCount: params.count, unrestricted: unrestricted, rowCount: last.rowCount)
+            if loggedIn {
+                // project_admin may write neither the log nor triggers of tables it does not own: the two
+                // functions of schema/018_raw_sql_role.sql do it for this run alone.
+                try await connection.query("""
+                    SELECT system.record_raw_sql(\(EventID.next()), \(try JSONCoding.encodeString(event))::jsonb, \(metadata.json)::jsonb)
+                    """, logger: logger)
+                try await connection.query("SELECT system.track_new_public_tables()", logger: logger)
+                return last
+            }
+            if switchesRole { try await connection.query("RESET ROLE", logger: logger) }
+            try await TablesController.appendEvent(event, stream: "sql-\(UUID().uuidString.lowercased())", metadata: metadata,
+                                                   on: connection, logger: logger)
             // Tables made here publish their changes like API-made ones.
             try await connection.query("SELECT system.track_public_tables()", logger: logger)
             return last
