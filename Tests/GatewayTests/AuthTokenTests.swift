@@ -181,4 +181,37 @@ struct AuthRulesTests {
         clock.now += 31
         #expect(limiter.check("ip").allowed)
     }
+
+    @Test func rateLimiterMemoryIsBoundedWithoutLosingCounts() {
+        final class Clock: @unchecked Sendable { var now = 1000.0 }
+        let clock = Clock()
+        let limiter = RateLimiter(limit: 2, per: 60, maxKeys: 100, clock: { clock.now })
+        #expect(limiter.check("a").allowed && limiter.check("a").allowed && !limiter.check("a").allowed)
+        // A window that began just before the tables rotate still counts after it.
+        clock.now += 59
+        #expect(limiter.check("b").allowed && limiter.check("b").allowed)
+        clock.now += 2
+        #expect(!limiter.check("b").allowed)  // b's window runs until 1119
+        #expect(limiter.check("a").allowed)  // a's ended at 1060
+        // A flood of fresh keys past maxKeys shares one count instead of growing the tables.
+        var refusedFresh = 0
+        for n in 0..<1_000 where !limiter.check("flood-\(n)").allowed { refusedFresh += 1 }
+        #expect(refusedFresh >= 1_000 - 100 - 2)
+    }
+
+    @Test func clientAddressesBehindTrustedProxies() {
+        let proxies = ["10.0.0.0/8", "::1", "fd00::/8"].compactMap(ClientAddress.Block.init)
+        #expect(proxies.count == 3 && ClientAddress.Block("10.0.0.0/33") == nil && ClientAddress.Block("nope") == nil)
+        // The right-most hop that is not a proxy; what the client wrote further left is ignored.
+        #expect(ClientAddress.resolve(peer: "10.1.2.3", forwardedFor: "6.6.6.6, 203.0.113.7, 10.9.9.9", trusted: proxies) == "203.0.113.7")
+        #expect(ClientAddress.resolve(peer: "198.51.100.1", forwardedFor: "6.6.6.6", trusted: proxies) == "198.51.100.1")  // untrusted peer
+        #expect(ClientAddress.resolve(peer: "10.1.2.3", forwardedFor: nil, trusted: proxies) == "10.1.2.3")
+        #expect(ClientAddress.resolve(peer: "10.1.2.3", forwardedFor: "1.2.3.4, garbage", trusted: proxies) == "10.1.2.3")
+        #expect(ClientAddress.resolve(peer: "::ffff:10.0.0.5", forwardedFor: "2001:db8::1", trusted: proxies) == "2001:db8::1")
+        #expect(ClientAddress.resolve(peer: "10.1.2.3", forwardedFor: "6.6.6.6", trusted: []) == "10.1.2.3")
+        // IPv6 clients count per /64; IPv4 and mapped forms as the address.
+        #expect(ClientAddress.limitKey("2001:db8:1:2:aaaa::1") == ClientAddress.limitKey("2001:db8:1:2:bbbb::9"))
+        #expect(ClientAddress.limitKey("2001:db8:1:2::1") != ClientAddress.limitKey("2001:db8:1:3::1"))
+        #expect(ClientAddress.limitKey("::ffff:192.0.2.1") == "192.0.2.1" && ClientAddress.limitKey("192.0.2.1") == "192.0.2.1")
+    }
 }

@@ -50,6 +50,26 @@ struct EngineIOSessionTests {
         #expect(s.send(.message("late")) == [])
     }
 
+    @Test func aClientThatNeverPollsCannotKeepTheSessionOrGrowItsQueue() {
+        var config = configuration
+        config.maxQueuedBytes = 1_000
+        var s = EngineIOSession(sid: "abc", transport: .polling, configuration: config, now: start)
+        // The ping waits in the queue: a pong posted blindly does not count as its answer.
+        #expect(s.tick(now: start + .seconds(25)) == [])
+        #expect(s.pollBody("3") == [])
+        #expect(s.tick(now: start + .seconds(45)) == [.close(reason: "ping timeout")])
+        // Messages for a client that does not poll: past the byte limit the session ends.
+        var t = EngineIOSession(sid: "def", transport: .polling, configuration: config, now: start)
+        for _ in 0..<9 { #expect(t.send(.message(String(repeating: "x", count: 100))) == []) }
+        #expect(t.send(.message(String(repeating: "x", count: 100))) == [.close(reason: "more than 1000 bytes waiting for a poll")])
+        // Once polled, the queue starts again from nothing.
+        var u = EngineIOSession(sid: "ghi", transport: .polling, configuration: config, now: start)
+        for _ in 0..<9 { _ = u.send(.message(String(repeating: "x", count: 100))) }
+        #expect(u.pollArrived().count == 1)
+        for _ in 0..<9 { #expect(u.send(.message(String(repeating: "x", count: 100))).allSatisfy { if case .close = $0 { false } else { true } }) }
+        #expect(!u.isClosed)
+    }
+
     @Test func theFirstPingMayComeEarlierThenEveryInterval() {
         var s = EngineIOSession(sid: "abc", transport: .websocket, configuration: configuration, now: start, firstPing: .seconds(15))
         #expect(s.nextDeadline == start + .seconds(15))

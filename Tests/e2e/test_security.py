@@ -322,3 +322,53 @@ def test_temporary_objects_do_not_outlive_a_raw_sql_call(server):
         assert server.post(route, json={"query": f"CREATE TEMP TABLE {name} (a int)"}).status_code == 200
         r = server.post(route, json={"query": f"SELECT * FROM {name}"})
         assert r.status_code == 400 and r.json()["error"] == "DATABASE_TABLE_NOT_FOUND", (route, r.text)
+
+
+# --------------------------------------------------------------------------- limits per client
+
+
+@pytest.fixture(scope="module")
+def behind_proxy(deployment_factory):
+    """A server behind a trusted reverse proxy on loopback, with small auth and session limits."""
+    return deployment_factory().server(name="behind-proxy", TRUSTED_PROXIES="127.0.0.1, ::1", RATE_LIMIT_AUTH_PER_MINUTE="25",
+                                       REALTIME_MAX_SESSIONS_PER_IP="3")
+
+
+def sign_in_attempt(server, email, client_ip=None):
+    headers = {"X-Forwarded-For": f"6.6.6.6, {client_ip}"} if client_ip else {}
+    return server.post("/api/auth/sessions", key=None, params={"client_type": "mobile"}, headers=headers,
+                       json={"email": email, "password": "wrong-password-1"})
+
+
+def test_rate_limits_count_the_client_behind_a_trusted_proxy_and_each_account(behind_proxy):
+    # Per client: 25 a minute from one forwarded address; another address behind the same proxy is not affected.
+    answers = [sign_in_attempt(behind_proxy, f"p{i}@example.com", "198.51.100.7").status_code for i in range(26)]
+    assert answers[:25] == [401] * 25 and answers[25] == 429, answers
+    assert sign_in_attempt(behind_proxy, "other@example.com", "198.51.100.8").status_code == 401
+    # IPv6 clients are one client per /64.
+    for i in range(25):
+        assert sign_in_attempt(behind_proxy, f"v6-{i}@example.com", f"2001:db8:7:7::{i + 1:x}").status_code == 401
+    assert sign_in_attempt(behind_proxy, "v6-x@example.com", "2001:db8:7:7:ffff::1").status_code == 429
+    # Per account: guesses spread over many addresses meet 5 a minute.
+    victim = f"victim-{secrets.token_hex(3)}@example.com"
+    spread = [sign_in_attempt(behind_proxy, victim, f"203.0.113.{i + 1}").status_code for i in range(6)]
+    assert spread == [401] * 5 + [429], spread
+
+
+def test_without_trusted_proxies_a_forged_forwarded_for_changes_nothing(deployment_factory):
+    server = deployment_factory().server(name="no-proxy", RATE_LIMIT_AUTH_PER_MINUTE="5")
+    answers = [sign_in_attempt(server, f"f{i}@example.com", f"192.0.2.{i + 1}").status_code for i in range(6)]
+    assert answers == [401] * 5 + [429], answers
+
+
+def test_realtime_sessions_are_capped_per_client(behind_proxy):
+    base = behind_proxy.url("/socket.io/")
+    opened = []
+    for _ in range(3):
+        r = requests.get(base, params={"EIO": "4", "transport": "polling"}, headers={"X-Forwarded-For": "198.51.100.20"}, timeout=10)
+        assert r.status_code == 200 and r.text.startswith("0{"), r.text
+        opened.append(r)
+    r = requests.get(base, params={"EIO": "4", "transport": "polling"}, headers={"X-Forwarded-For": "198.51.100.20"}, timeout=10)
+    assert r.status_code == 429 and r.json() == {"code": 3, "message": "Too many sessions"}, r.text
+    r = requests.get(base, params={"EIO": "4", "transport": "polling"}, headers={"X-Forwarded-For": "198.51.100.21"}, timeout=10)
+    assert r.status_code == 200, r.text

@@ -77,6 +77,7 @@ struct AuthController {
         switch body.method ?? "password" {
         case "password":
             guard let password = body.password, !password.isEmpty else { throw APIError.invalidInput("password is required") }
+            try auth.limitSignIns(to: email)
             user = try await auth.accounts.authenticate(email: email, password: password)
             method = "password"
         case "otp":

@@ -79,7 +79,14 @@ public struct AuthService: Sendable {
 
     /// Counts a request against the per-IP auth limit (429 beyond it).
     func limitByIP(_ context: AppRequestContext, _ bucket: RateLimiter) throws {
-        let decision = bucket.check(context.clientIP ?? "unknown")
+        let decision = bucket.check(ClientAddress.limitKey(context.clientIP ?? "unknown"))
+        if !decision.allowed { throw APIError.tooManyRequests(decision) }
+    }
+
+    /// Counts a password sign-in attempt against `email` (429 beyond the per-account limit), so that
+    /// guesses spread over many addresses still meet a limit per account.
+    func limitSignIns(to email: String) throws {
+        let decision = limits.signInPerAccount.check(email.lowercased())
         if !decision.allowed { throw APIError.tooManyRequests(decision) }
     }
 
@@ -101,12 +108,15 @@ public struct AuthRateLimits: Sendable {
     let emailPerAddress: RateLimiter
     /// Code checks (verify, OTP, reset exchange) per IP and minute.
     let codeChecksPerIP: RateLimiter
+    /// Password sign-ins per account and minute (a fifth of the per-IP limit, at least 5).
+    let signInPerAccount: RateLimiter
 
     public init(authPerMinute: Int, emailPerHour: Int) {
         signInPerIP = RateLimiter(limit: authPerMinute, per: 60)
         emailPerIP = RateLimiter(limit: emailPerHour * 5, per: 3600)
         emailPerAddress = RateLimiter(limit: emailPerHour, per: 3600)
         codeChecksPerIP = RateLimiter(limit: authPerMinute, per: 60)
+        signInPerAccount = RateLimiter(limit: max(5, authPerMinute / 5), per: 60)
     }
 }
 

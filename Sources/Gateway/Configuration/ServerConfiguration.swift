@@ -31,6 +31,11 @@ public struct ServerConfiguration: Sendable {
     /// `CORS_ORIGINS`: comma-separated origins (globs allowed) that may send credentials; nil: this server's
     /// own origin plus the origins of the auth settings' `allowedRedirectUrls` (localhost while that is empty).
     public var corsOrigins: [String]?
+    /// `TRUSTED_PROXIES`: comma-separated addresses or blocks (`10.0.0.0/8`) of reverse proxies whose
+    /// `X-Forwarded-For` names the client (for rate limits and session caps). Empty: the peer is the client.
+    public var trustedProxies: [String]
+    /// `REALTIME_MAX_SESSIONS` (10,000) and `REALTIME_MAX_SESSIONS_PER_IP` (500, IPv6 per /64).
+    public var realtimeSessionLimits: (total: Int, perAddress: Int)
     /// `HTTP_IDLE_TIMEOUT_SECONDS` (default 30): a connection that sends nothing for this long, also one whose
     /// request head never completes (slowloris), is closed.
     public var httpIdleTimeout: Duration
@@ -168,6 +173,9 @@ public struct ServerConfiguration: Sendable {
             database = .embedded(port: value("EMBEDDED_POSTGRES_PORT") == nil
                                  ? nil : try int("EMBEDDED_POSTGRES_PORT", default: 54329, range: 1024...65535))
         }
+        for proxy in (value("TRUSTED_PROXIES") ?? "").split(separator: ",") where ClientAddress.Block(String(proxy)) == nil {
+            throw Problem(description: "TRUSTED_PROXIES: \(proxy.trimmingCharacters(in: .whitespaces)) is not an address or an address block")
+        }
         if let secret = value("JWT_SECRET"), secret.utf8.count < 32 {
             throw Problem(description: "JWT_SECRET must be at least 32 characters (HS256 keys shorter than that are refused)")
         }
@@ -219,6 +227,10 @@ public struct ServerConfiguration: Sendable {
             logLevel: value("LOG_LEVEL") ?? "info",
             databasePoolSize: try int("DB_POOL_SIZE", default: defaultPoolSize, range: 2...500),
             corsOrigins: value("CORS_ORIGINS").map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } },
+            trustedProxies: (value("TRUSTED_PROXIES") ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+                .filter { !$0.isEmpty },
+            realtimeSessionLimits: (try int("REALTIME_MAX_SESSIONS", default: 10_000, range: 1...10_000_000),
+                                    try int("REALTIME_MAX_SESSIONS_PER_IP", default: 500, range: 1...10_000_000)),
             httpIdleTimeout: .seconds(try int("HTTP_IDLE_TIMEOUT_SECONDS", default: 30, range: 1...3_600)),
             callerPoolSize: try int("CALLER_POOL_SIZE", default: try int("DB_POOL_SIZE", default: defaultPoolSize, range: 2...500), range: 1...500),
             callerStatementTimeout: .milliseconds(try int("CALLER_STATEMENT_TIMEOUT_MS", default: 8_000, range: 100...3_600_000)),

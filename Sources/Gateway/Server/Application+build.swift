@@ -55,6 +55,7 @@ public func buildApplication(core: ServerCore, registry: PrometheusCollectorRegi
                           secret: core.jwtSecret)
     let router = Router(context: AppRequestContext.self)
     router.add(middleware: RequestIDMiddleware())
+    router.add(middleware: ClientAddressMiddleware(trusted: configuration.trustedProxies.compactMap(ClientAddress.Block.init)))
     router.add(middleware: CORSPolicyMiddleware(
         allowHeaders: ["Accept", "Authorization", "Content-Type", "Origin", "x-api-key", "X-Request-Id", "Idempotency-Key",
                        "Range", "Prefer", "X-CSRF-Token", "Accept-Profile", "Content-Profile", "X-Client-Info",
@@ -75,7 +76,8 @@ public func buildApplication(core: ServerCore, registry: PrometheusCollectorRegi
         credentials: credentials,
         engineConfiguration: .init(pingInterval: configuration.realtimePingInterval, pingTimeout: configuration.realtimePingTimeout,
                                    maxPayload: configuration.realtimeMaxPayload),
-        messaging: RealtimeMessaging(hub: hub, channels: channels, publishRate: configuration.realtimePublishRate, logger: logger))
+        messaging: RealtimeMessaging(hub: hub, channels: channels, publishRate: configuration.realtimePublishRate, logger: logger),
+        sessionLimits: configuration.realtimeSessionLimits)
 
     let routes = RouteTable(router: router)
     HealthController(version: serverVersion, registry: registry).register(routes)

@@ -6,6 +6,9 @@ import Synchronization
 ///
 /// `check` either admits a request or says how long until the window resets; the gateway turns
 /// the refusal into 429 `TOO_MANY_REQUESTS` with `Retry-After` and `RateLimit-*` headers.
+/// Memory is bounded without scanning: counts live in the current and the previous window's
+/// tables, swapped when a window ends; past `maxKeys` keys in a window, new keys share one count
+/// (a flood of fresh addresses is limited as one client instead of growing the table).
 public final class RateLimiter: Sendable {
     /// What a check decided.
     public struct Decision: Sendable, Equatable {
@@ -21,31 +24,50 @@ public final class RateLimiter: Sendable {
         var count: Int
     }
 
+    struct Tables {
+        var current: [String: Window] = [:]
+        var previous: [String: Window] = [:]
+        var rotatedAt: Double
+    }
+
     public let limit: Int
     public let window: TimeInterval
-    private let windows = Mutex<[String: Window]>([:])
+    public let maxKeys: Int
+    private let tables: Mutex<Tables>
     private let clock: @Sendable () -> Double
+    static let overflowKey = "\u{0}overflow"
 
-    public init(limit: Int, per window: TimeInterval, clock: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }) {
+    public init(limit: Int, per window: TimeInterval, maxKeys: Int = 100_000,
+                clock: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }) {
         self.limit = limit
         self.window = window
+        self.maxKeys = maxKeys
         self.clock = clock
+        self.tables = Mutex(Tables(rotatedAt: clock()))
     }
 
     /// Counts one request for `key` and decides.
     public func check(_ key: String) -> Decision {
         let now = clock()
-        return windows.withLock { windows in
-            if windows.count > 100_000 { windows = windows.filter { now - $0.value.start < window } }
-            var w = windows[key] ?? Window(start: now, count: 0)
+        return tables.withLock { t in
+            // Every window still running started less than one window ago, so after two rotations a
+            // key's window has ended: dropping the older table loses nothing that counts.
+            if now - t.rotatedAt >= window {
+                t.previous = now - t.rotatedAt >= 2 * window ? [:] : t.current
+                t.current = [:]
+                t.rotatedAt = now
+            }
+            var key = key
+            if t.current[key] == nil, t.previous[key] == nil, t.current.count >= maxKeys { key = Self.overflowKey }
+            var w = t.current[key] ?? t.previous[key] ?? Window(start: now, count: 0)
             if now - w.start >= window { w = Window(start: now, count: 0) }
             let reset = max(1, Int((w.start + window - now).rounded(.up)))
             guard w.count < limit else {
-                windows[key] = w
+                t.current[key] = w
                 return Decision(allowed: false, limit: limit, remaining: 0, resetSeconds: reset)
             }
             w.count += 1
-            windows[key] = w
+            t.current[key] = w
             return Decision(allowed: true, limit: limit, remaining: limit - w.count, resetSeconds: reset)
         }
     }

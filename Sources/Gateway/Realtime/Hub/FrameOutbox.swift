@@ -41,27 +41,35 @@ struct OutboundFrame: Sendable {
 final class FrameOutbox: Sendable {
     private struct State {
         var frames: [OutboundFrame] = []
+        var bytes = 0
         var waiter: CheckedContinuation<[OutboundFrame]?, Never>?
         var closed = false
     }
 
     private let state = Mutex(State())
     let limit: Int
+    /// Bytes of frames that may wait; a few large messages fill it long before `limit` frames do.
+    let byteLimit: Int
 
-    init(limit: Int = 10_000) { self.limit = limit }
+    init(limit: Int = 10_000, byteLimit: Int = 16 << 20) {
+        self.limit = limit
+        self.byteLimit = byteLimit
+    }
 
     /// Queues a Socket.IO packet (encoded); false when the outbox is closed or full (then it closes).
     @discardableResult
     func push(_ frame: OutboundFrame) -> Bool {
         let (ok, waiter): (Bool, CheckedContinuation<[OutboundFrame]?, Never>?) = state.withLock { s in
             guard !s.closed else { return (false, nil) }
-            guard s.frames.count < limit else {
+            guard s.frames.count < limit, s.bytes + frame.wire.readableBytes <= byteLimit else {
                 s.closed = true
                 s.frames = []
+                s.bytes = 0
                 return (false, s.waiter.take())
             }
             if let waiter = s.waiter.take() { return (true, waiter) }
             s.frames.append(frame)
+            s.bytes += frame.wire.readableBytes
             return (true, nil)
         }
         if let waiter { waiter.resume(returning: ok ? [frame] : nil) }
@@ -74,7 +82,7 @@ final class FrameOutbox: Sendable {
             let ready: [OutboundFrame]?? = state.withLock { s in
                 if s.closed { return .some(nil) }
                 if !s.frames.isEmpty {
-                    defer { s.frames = [] }
+                    defer { s.frames = []; s.bytes = 0 }
                     return .some(s.frames)
                 }
                 s.waiter = continuation

@@ -34,6 +34,9 @@ struct EngineIOSession: Sendable {
         var pingInterval: Duration = .seconds(25)
         var pingTimeout: Duration = .seconds(20)
         var maxPayload = 1_000_000
+        /// Bytes that may wait for a client that does not poll; past it the session closes (a client
+        /// that only answers pings cannot make the server hold its messages for ever).
+        var maxQueuedBytes = 8_000_000
     }
 
     let sid: String
@@ -41,7 +44,10 @@ struct EngineIOSession: Sendable {
     private(set) var transport: Transport
     private(set) var state: State = .open
     /// Packets waiting for the next poll (polling transport, or until an upgrade completes).
-    private(set) var queued: [EngineIOPacket] = []
+    private(set) var queued: [EngineIOPacket] = [] {
+        didSet { if queued.isEmpty { queuedBytes = 0 } }
+    }
+    private var queuedBytes = 0
     private(set) var pollParked = false
     private var nextPing: ContinuousClock.Instant
     private var pongDeadline: ContinuousClock.Instant?
@@ -77,6 +83,8 @@ struct EngineIOSession: Sendable {
         guard !isClosed else { return [] }
         if transport == .websocket { return [.sendWebSocket([packet])] }
         queued.append(packet)
+        queuedBytes += packet.text.utf8.count + 1
+        if queuedBytes > configuration.maxQueuedBytes { return close("more than \(configuration.maxQueuedBytes) bytes waiting for a poll") }
         return releasePoll()
     }
 
@@ -168,7 +176,9 @@ struct EngineIOSession: Sendable {
             if !backlog.isEmpty { actions.append(.sendWebSocket(backlog)) }
             return actions
         case .pong:
-            pongDeadline = nil
+            // Only a ping the client was given can be answered: a pong sent blindly while the ping still
+            // waits in the queue (the client never polls) does not keep the session alive.
+            if pongDeadline != nil, !queued.contains(where: { if case .ping = $0 { true } else { false } }) { pongDeadline = nil }
             return []
         case .message(let text):
             return [.deliver(text)]

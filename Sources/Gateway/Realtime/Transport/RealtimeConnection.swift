@@ -227,11 +227,39 @@ struct RealtimeRefusal: Error {
 
 /// The open connections by Engine.IO session id.
 final class RealtimeSessions: Sendable {
-    private let connections = Mutex<[String: RealtimeConnection]>([:])
+    private struct State {
+        var connections: [String: RealtimeConnection] = [:]
+        /// Each session's client address (its key in `perAddress`).
+        var addressOf: [String: String] = [:]
+        var perAddress: [String: Int] = [:]
+    }
+    private let state = Mutex(State())
+    /// Most sessions at once, and per client address (IPv6 by /64).
+    let limits: (total: Int, perAddress: Int)
 
-    func add(_ connection: RealtimeConnection) { connections.withLock { $0[connection.sid] = connection } }
-    func remove(_ sid: String) { _ = connections.withLock { $0.removeValue(forKey: sid) } }
-    func find(_ sid: String) -> RealtimeConnection? { connections.withLock { $0[sid] } }
+    init(limits: (total: Int, perAddress: Int) = (10_000, 500)) { self.limits = limits }
+
+    /// Adds `connection` unless a limit is reached (false then).
+    func add(_ connection: RealtimeConnection, address: String?) -> Bool {
+        let key = ClientAddress.limitKey(address ?? "unknown")
+        return state.withLock { s in
+            guard s.connections.count < limits.total, s.perAddress[key, default: 0] < limits.perAddress else { return false }
+            s.connections[connection.sid] = connection
+            s.addressOf[connection.sid] = key
+            s.perAddress[key, default: 0] += 1
+            return true
+        }
+    }
+
+    func remove(_ sid: String) {
+        state.withLock { s in
+            guard s.connections.removeValue(forKey: sid) != nil, let key = s.addressOf.removeValue(forKey: sid) else { return }
+            s.perAddress[key, default: 1] -= 1
+            if s.perAddress[key] == 0 { s.perAddress[key] = nil }
+        }
+    }
+
+    func find(_ sid: String) -> RealtimeConnection? { state.withLock { $0.connections[sid] } }
 }
 
 extension SocketIOSession.Action {

@@ -14,7 +14,15 @@ struct RealtimeServer: Sendable {
     let engineConfiguration: EngineIOSession.Configuration
     /// Channels, presence and messages (nil: the transport alone, as in protocol tests).
     var messaging: RealtimeMessaging?
-    let sessions = RealtimeSessions()
+    let sessions: RealtimeSessions
+
+    init(credentials: CredentialsMiddleware, engineConfiguration: EngineIOSession.Configuration, messaging: RealtimeMessaging?,
+         sessionLimits: (total: Int, perAddress: Int) = (10_000, 500)) {
+        self.credentials = credentials
+        self.engineConfiguration = engineConfiguration
+        self.messaging = messaging
+        self.sessions = RealtimeSessions(limits: sessionLimits)
+    }
 
     struct Handshake {
         var transport: String
@@ -34,20 +42,23 @@ struct RealtimeServer: Sendable {
     struct EngineIOFailure: Error {
         var code: Int
         var message: String
+        var status: HTTPResponse.Status = .badRequest
         var response: Response {
-            Response(status: .badRequest, headers: [.contentType: "application/json"],
+            Response(status: status, headers: [.contentType: "application/json"],
                      body: .init(byteBuffer: ByteBuffer(string: #"{"code":\#(code),"message":\#(JSONCoding.quoted(message))}"#)))
         }
     }
 
-    private func newConnection(_ transport: EngineIOSession.Transport) -> RealtimeConnection {
+    /// A new session for a client at `address`; nil past the session limits.
+    private func newConnection(_ transport: EngineIOSession.Transport, address: String?) -> RealtimeConnection? {
         let sessions = self.sessions
         let connection = RealtimeConnection(transport: transport, configuration: engineConfiguration,
                                             authenticate: { [credentials] auth in await Self.authenticate(auth, credentials) },
                                             messaging: messaging, onClose: { sessions.remove($0) })
-        sessions.add(connection)
-        return connection
+        return sessions.add(connection, address: address) ? connection : nil
     }
+
+    static let tooManySessions = EngineIOFailure(code: 3, message: "Too many sessions", status: .tooManyRequests)
 
     // MARK: WebSocket
 
@@ -76,7 +87,11 @@ struct RealtimeServer: Sendable {
             }
             connection = existing
         } else {
-            connection = newConnection(.websocket)
+            guard let fresh = newConnection(.websocket, address: channel.remoteAddress?.ipAddress) else {
+                try? await outbound.close(.policyViolation, reason: "too many sessions")
+                return
+            }
+            connection = fresh
             _ = await connection.attach(outbound, raw: raw)
             try await outbound.write(.text(await connection.openPacket.text))
             await connection.start()
@@ -95,8 +110,8 @@ struct RealtimeServer: Sendable {
     // MARK: polling
 
     func register(_ routes: RouteTable) {
-        routes.add(.get, "/socket.io", "Socket.IO (Engine.IO 4): long-polling and WebSocket upgrade", access: .public) { request, _ in
-            try await poll(request)
+        routes.add(.get, "/socket.io", "Socket.IO (Engine.IO 4): long-polling and WebSocket upgrade", access: .public) { request, context in
+            try await poll(request, address: context.clientIP)
         }
         routes.add(.post, "/socket.io", "Socket.IO (Engine.IO 4): packets sent by long-polling", access: .public) { request, _ in
             try await post(request)
@@ -114,12 +129,12 @@ struct RealtimeServer: Sendable {
         }
     }
 
-    func poll(_ request: Request) async throws -> Response {
+    func poll(_ request: Request, address: String?) async throws -> Response {
         switch pollingSession(request) {
         case .failure(let failure):
             return failure.response
         case .success((_, nil)):
-            let connection = newConnection(.polling)
+            guard let connection = newConnection(.polling, address: address) else { return Self.tooManySessions.response }
             await connection.start()
             return Self.payload([await connection.openPacket])
         case .success((_, let connection?)):
