@@ -86,6 +86,24 @@ struct RealtimeSQLTests {
             #expect(report.tables.contains { $0.table == "realtime.channels" && $0.liveRows == 1 })
         }
     }
+    /// Every function of ours that runs as its owner searches pg_catalog and pg_temp only (security review).
+    @Test func definerFunctionsHaveASafeSearchPath() async throws {
+        try await TestDatabase.with { client, _ in
+            let unsafe = try await scalar(client, """
+                SELECT coalesce(string_agg(n.nspname || '.' || p.proname || ' ' || coalesce(array_to_string(p.proconfig, ';'), '(none)'), ', '), '')
+                FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+                WHERE p.prosecdef AND n.nspname IN ('system', 'realtime', 'auth', 'storage', 'public')
+                  AND NOT coalesce('search_path=pg_catalog, pg_temp' = ANY (p.proconfig), false)
+                """, as: String.self)
+            #expect(unsafe == "")
+            let count = try await scalar(client, """
+                SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+                WHERE p.prosecdef AND n.nspname IN ('system', 'realtime')
+                """, as: Int64.self)
+            #expect(count >= 7)
+        }
+    }
+
     /// `realtime.filter_table_changes`: one call answers every subscriber of a table, each checked as
     /// itself; one that cannot read the table gets nothing and does not spoil the others' answers.
     @Test func tableChangesAreFilteredForEveryCallerInOneCall() async throws {

@@ -372,3 +372,31 @@ def test_realtime_sessions_are_capped_per_client(behind_proxy):
     assert r.status_code == 429 and r.json() == {"code": 3, "message": "Too many sessions"}, r.text
     r = requests.get(base, params={"EIO": "4", "transport": "polling"}, headers={"X-Forwarded-For": "198.51.100.21"}, timeout=10)
     assert r.status_code == 200, r.text
+
+
+def test_responses_hold_at_most_records_max_rows(server, anon_key):
+    """RECORDS_MAX_ROWS (1000 by default, as Supabase) bounds every read; Content-Range says where to go on."""
+    table = api_table(server, columns=[{"columnName": "n", "type": "integer", "isNullable": False}], rlsEnabled=False)
+    raw_sql(server, f"INSERT INTO public.{table} (n) SELECT g FROM generate_series(1, 1500) g")
+    for params in ({}, {"limit": "5000"}):
+        r = server.get(f"{RECORDS}/{table}", key=anon_key, params={"select": "n", **params},
+                       headers={"Prefer": "count=exact"})
+        assert r.status_code == 206 and len(r.json()) == 1000, (r.status_code, len(r.json()))
+        assert r.headers["Content-Range"] == "0-999/1500", r.headers
+    r = server.get(f"{RECORDS}/{table}", key=anon_key, params={"select": "n", "offset": "1000", "order": "n"})
+    assert [row["n"] for row in r.json()] == list(range(1001, 1501))
+    r = server.get(f"{RECORDS}/{table}", key=anon_key, params={"select": "n", "limit": "10"})
+    assert len(r.json()) == 10
+
+
+def test_hostile_json_bodies_are_refused(server, anon_key):
+    table = api_table(server)
+    deep = "[" * 200_000 + "]" * 200_000
+    for path, key in ((f"{RECORDS}/{table}", anon_key), ("/api/auth/users", None), ("/api/realtime/channels", "admin"),
+                      ("/api/database/tables", "admin"), ("/api/events/streams/app-deep", "admin")):
+        r = server.request("POST", path, key=key, data='{"title":' + deep + "}", headers={"Content-Type": "application/json"})
+        assert r.status_code in (400, 413), (path, r.status_code, r.text[:200])
+    huge = '{"title":"' + "x" * (20 << 20) + '"}'
+    r = server.request("POST", f"{RECORDS}/{table}", key=anon_key, data=huge, headers={"Content-Type": "application/json"})
+    assert r.status_code == 413, (r.status_code, r.text[:200])
+    assert server.alive() and server.get("/api/health", key=None).status_code == 200

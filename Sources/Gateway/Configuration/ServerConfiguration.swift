@@ -31,6 +31,8 @@ public struct ServerConfiguration: Sendable {
     /// `CORS_ORIGINS`: comma-separated origins (globs allowed) that may send credentials; nil: this server's
     /// own origin plus the origins of the auth settings' `allowedRedirectUrls` (localhost while that is empty).
     public var corsOrigins: [String]?
+    /// `RECORDS_MAX_ROWS` (1000, as Supabase; 0 for no bound): most rows one records or RPC response holds.
+    public var recordsMaxRows: Int?
     /// `TRUSTED_PROXIES`: comma-separated addresses or blocks (`10.0.0.0/8`) of reverse proxies whose
     /// `X-Forwarded-For` names the client (for rate limits and session caps). Empty: the peer is the client.
     public var trustedProxies: [String]
@@ -227,6 +229,7 @@ public struct ServerConfiguration: Sendable {
             logLevel: value("LOG_LEVEL") ?? "info",
             databasePoolSize: try int("DB_POOL_SIZE", default: defaultPoolSize, range: 2...500),
             corsOrigins: value("CORS_ORIGINS").map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } },
+            recordsMaxRows: try int("RECORDS_MAX_ROWS", default: 1000, range: 0...100_000_000).nonZero,
             trustedProxies: (value("TRUSTED_PROXIES") ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
                 .filter { !$0.isEmpty },
             realtimeSessionLimits: (try int("REALTIME_MAX_SESSIONS", default: 10_000, range: 1...10_000_000),
@@ -318,4 +321,9 @@ extension ServerConfiguration {
                           sessionToken: value("AWS_SESSION_TOKEN"), endpoint: endpoint.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 },
                           prefix: prefix, cloudFront: cloudFront)
     }
+}
+
+extension Int {
+    /// nil for 0 (settings where 0 means "no bound").
+    var nonZero: Int? { self == 0 ? nil : self }
 }

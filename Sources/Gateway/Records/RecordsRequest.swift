@@ -41,6 +41,9 @@ public struct RecordsRequest: Sendable {
     public var range: String?
     /// The raw JSON body (object or array) for POST/PATCH/PUT and RPC.
     public var body: [UInt8]?
+    /// Most rows one response may hold (PostgREST's `db-max-rows`): a larger or missing `limit` is cut
+    /// to it, and `Content-Range` still tells the client where to go on. nil: no bound.
+    public var maxRows: Int?
 
     /// Creates a request.
     public init(method: Method, target: Target, schema: String? = nil, query: [(name: String, value: String)] = [],

@@ -1083,7 +1083,9 @@ struct RecordsStatement {
             if let headerUpper = header.upper.map({ min($0, 2 * cap) }) { upper = upper.map { min($0, headerUpper) } ?? headerUpper }
         }
         rangeOffset = lower
-        return (upper.map { max(0, $0 - lower + 1) }, lower)
+        let count = upper.map { max(0, $0 - lower + 1) }
+        guard let maxRows = request.maxRows else { return (count, lower) }
+        return (min(count ?? maxRows, maxRows), lower)
     }
 
     /// Records `Prefer: count=` (every kind is computed exactly) for the response.

@@ -93,8 +93,8 @@ public func buildApplication(core: ServerCore, registry: PrometheusCollectorRegi
     let rawSQLLogin = await core.database.prepareProjectAdminLogin(secret: core.jwtSecret)
     RawSQLController(database: core.database, login: rawSQLLogin, schema: schemaCache,
                      sequencer: core.store.sequencer, logger: logger).register(routes)
-    RecordsController(client: core.database.client, callers: core.database.callers, schema: schemaCache, sequencer: core.store.sequencer,
-                      logger: logger).register(routes)
+    RecordsController(client: core.database.client, callers: core.database.callers, maxRows: configuration.recordsMaxRows,
+                      schema: schemaCache, sequencer: core.store.sequencer, logger: logger).register(routes)
     realtime.register(routes)
     RealtimeController(channels: channels).register(routes)
     DeliveriesController(client: core.database.client).register(routes)

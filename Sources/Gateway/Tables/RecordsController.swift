@@ -17,6 +17,8 @@ struct RecordsController {
     let client: PostgresClient
     /// The pool with a statement timeout, for every other caller.
     let callers: PostgresClient
+    /// `RECORDS_MAX_ROWS`: most rows in one response.
+    let maxRows: Int?
     let schema: SchemaCache
     /// Nudged after writes: it moves the events the write's triggers queued into the log.
     let sequencer: PendingEventSequencer
@@ -50,9 +52,11 @@ struct RecordsController {
             let buffer = try await request.body.collect(upTo: 16 << 20)
             body = buffer.readableBytes == 0 ? nil : Array(buffer.readableBytesView)
         }
-        return RecordsRequest(method: method, target: target, schema: schemaName, query: items,
-                              prefer: request.headers[HTTPField.Name("Prefer")!], accept: request.headers[.accept],
-                              range: request.headers[.range], body: body)
+        var parsed = RecordsRequest(method: method, target: target, schema: schemaName, query: items,
+                                    prefer: request.headers[HTTPField.Name("Prefer")!], accept: request.headers[.accept],
+                                    range: request.headers[.range], body: body)
+        parsed.maxRows = maxRows
+        return parsed
     }
 
     /// The role and claims a request runs with.
