@@ -1,3 +1,4 @@
+import Crypto
 import EventStore
 import Foundation
 import Gateway
@@ -285,5 +286,19 @@ struct ConfigurationTests {
         #expect(!sealed.contains("ik_secret"))
         #expect(try box.open(sealed) == "ik_secret")
         #expect(throws: (any Error).self) { try SecretBox(passphrase: "another").open(sealed) }
+        // Boxes name their key; a rotated box opens what the old key sealed and seals under the new one.
+        #expect(sealed.hasPrefix("k1.\(box.keyId).") && box.keyId.count == 8)
+        let rotated = SecretBox(passphrase: "the new passphrase, also long enough", previous: ["one passphrase that is long enough"])
+        #expect(try rotated.open(sealed) == "ik_secret")
+        let resealed = try rotated.seal("ik_secret")
+        #expect(resealed.hasPrefix("k1.\(rotated.keyId).") && rotated.keyId != box.keyId)
+        #expect(throws: (any Error).self) { try box.open(resealed) }
+        // Boxes from before key ids (bare base64) open with whichever key sealed them.
+        let legacy = try AES.GCM.seal(Data("old".utf8), using: SymmetricKey(data: SHA256.hash(data: Data("one passphrase that is long enough".utf8))))
+            .combined!.base64EncodedString()
+        #expect(try rotated.open(legacy) == "old")
+        // A box whose key id was changed is refused, not opened with another key.
+        let forged = "k1.00000000." + sealed.split(separator: ".", maxSplits: 2)[2]
+        #expect(throws: (any Error).self) { try box.open(forged) }
     }
 }

@@ -131,19 +131,21 @@ import TestSupport
         #expect(StorageURLs.component("it's (ok)!~*") == "it's%20(ok)!~*")
     }
 
-    @Test func downloadLinksBindBucketKeyAndExpiry() {
+    @Test func downloadLinksBindBucketKeyVersionAndExpiry() {
         let links = DownloadLinks(secret: String(repeating: "s", count: 40))
         let now = Date()
         let expires = Int64(now.timeIntervalSince1970) + 60
-        let token = links.token(bucket: "b", key: "k", expires: expires)
-        #expect(links.verify(bucket: "b", key: "k", expires: expires, token: token, now: now))
-        #expect(!links.verify(bucket: "b", key: "k2", expires: expires, token: token, now: now))
-        #expect(!links.verify(bucket: "c", key: "k", expires: expires, token: token, now: now))
-        #expect(!links.verify(bucket: "b", key: "k", expires: expires + 1, token: token, now: now))
-        #expect(!links.verify(bucket: "b", key: "k", expires: expires, token: token, now: now.addingTimeInterval(61)))
-        #expect(!links.verify(bucket: "b", key: "k", expires: expires, token: token + "x", now: now))
+        let version = UUID()
+        let token = links.token(bucket: "b", key: "k", version: version, expires: expires)
+        #expect(links.verify(bucket: "b", key: "k", version: version, expires: expires, token: token, now: now))
+        #expect(!links.verify(bucket: "b", key: "k2", version: version, expires: expires, token: token, now: now))
+        #expect(!links.verify(bucket: "c", key: "k", version: version, expires: expires, token: token, now: now))
+        #expect(!links.verify(bucket: "b", key: "k", version: UUID(), expires: expires, token: token, now: now))  // replaced
+        #expect(!links.verify(bucket: "b", key: "k", version: version, expires: expires + 1, token: token, now: now))
+        #expect(!links.verify(bucket: "b", key: "k", version: version, expires: expires, token: token, now: now.addingTimeInterval(61)))
+        #expect(!links.verify(bucket: "b", key: "k", version: version, expires: expires, token: token + "x", now: now))
         let other = DownloadLinks(secret: String(repeating: "t", count: 40))
-        #expect(!other.verify(bucket: "b", key: "k", expires: expires, token: token, now: now))
+        #expect(!other.verify(bucket: "b", key: "k", version: version, expires: expires, token: token, now: now))
         #expect(!token.contains("+") && !token.contains("/") && !token.contains("="))
     }
 

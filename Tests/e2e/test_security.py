@@ -400,3 +400,11 @@ def test_hostile_json_bodies_are_refused(server, anon_key):
     r = server.request("POST", f"{RECORDS}/{table}", key=anon_key, data=huge, headers={"Content-Type": "application/json"})
     assert r.status_code == 413, (r.status_code, r.text[:200])
     assert server.alive() and server.get("/api/health", key=None).status_code == 200
+
+
+def test_encryption_key_must_differ_from_the_jwt_secret(deployment):
+    from conftest import run_cli
+
+    same = "x" * 40
+    r = run_cli(["migrate"], deployment.cli_env(JWT_SECRET=same, ENCRYPTION_KEY=same))
+    assert r.returncode != 0 and "ENCRYPTION_KEY must differ from JWT_SECRET" in (r.stderr + r.stdout), (r.returncode, r.stderr)

@@ -23,6 +23,8 @@ public struct ServerConfiguration: Sendable {
     public var jwtSecret: String?
     /// `ENCRYPTION_KEY`: key for secrets at rest; falls back to the JWT secret.
     public var encryptionKey: String?
+    /// `ENCRYPTION_KEYS_PREVIOUS`: comma-separated keys `ENCRYPTION_KEY` replaced; what they sealed still opens.
+    public var previousEncryptionKeys: [String]
     /// `API_BASE_URL`: absolute URLs in responses.
     public var apiBaseURL: String?
     public var logLevel: String
@@ -181,6 +183,12 @@ public struct ServerConfiguration: Sendable {
         if let secret = value("JWT_SECRET"), secret.utf8.count < 32 {
             throw Problem(description: "JWT_SECRET must be at least 32 characters (HS256 keys shorter than that are refused)")
         }
+        if let key = value("ENCRYPTION_KEY"), key == value("JWT_SECRET") {
+            throw Problem(description: "ENCRYPTION_KEY must differ from JWT_SECRET (one leaked secret must not open the other's)")
+        }
+        if let key = value("ENCRYPTION_KEY"), key.utf8.count < 32 {
+            throw Problem(description: "ENCRYPTION_KEY must be at least 32 characters")
+        }
         if let key = value("ACCESS_API_KEY"), !Credential.isAdminKeyShape(key) {
             throw Problem(description: "ACCESS_API_KEY must be ik_ followed by 64 hex digits")
         }
@@ -225,6 +233,8 @@ public struct ServerConfiguration: Sendable {
             accessAPIKey: value("ACCESS_API_KEY"),
             jwtSecret: value("JWT_SECRET"),
             encryptionKey: value("ENCRYPTION_KEY"),
+            previousEncryptionKeys: (value("ENCRYPTION_KEYS_PREVIOUS") ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+                .filter { !$0.isEmpty },
             apiBaseURL: value("API_BASE_URL"),
             logLevel: value("LOG_LEVEL") ?? "info",
             databasePoolSize: try int("DB_POOL_SIZE", default: defaultPoolSize, range: 2...500),

@@ -33,7 +33,11 @@ public struct ServerCore: Sendable {
         let store = EventStore(client: database.client, inlineProjections: ProjectionCatalog.inline, logger: logger,
                                pollInterval: configuration.eventPollInterval)
         self.store = store
-        self.box = SecretBox(passphrase: configuration.encryptionKey ?? jwtSecret)
+        // ENCRYPTION_KEY when set (it must differ from the JWT secret); else a key derived from the JWT
+        // secret for this purpose alone, the same on every node that shares it. Boxes sealed before key ids
+        // (with the JWT secret itself) and under rotated keys still open.
+        self.box = SecretBox(passphrase: configuration.encryptionKey ?? "insforge secrets at rest\n" + jwtSecret,
+                             previous: configuration.previousEncryptionKeys + [jwtSecret])
         self.keys = KeyRing()
         self.issuer = KeyIssuer(store: store, box: box, keys: keys, configuredAdminKey: configuration.accessAPIKey,
                                 rotationGrace: configuration.keyRotationGrace, logger: logger)

@@ -191,20 +191,23 @@ struct StorageController {
         let bucket = try Self.bucket(context)
         let key = try Self.key(request, context)
         let query = request.uri.queryParameters
-        let identity: DatabaseIdentity
         let isPublic: Bool
+        let found: StorageService.Object?
         if let token = query["token"].map(String.init) {
-            guard let expires = query["expires"].flatMap({ Int64($0) }),
-                  storage.links.verify(bucket: bucket, key: key, expires: expires, token: token) else {
-                throw APIError(.forbidden, "STORAGE_PERMISSION_DENIED", "The download link is invalid or has expired",
+            // A signed link: good for the version of the object it was made for, until it expires.
+            found = try await storage.object(bucket, key, as: DatabaseIdentity(.admin))
+            guard let expires = query["expires"].flatMap({ Int64($0) }), let version = found?.version,
+                  storage.links.verify(bucket: bucket, key: key, version: version, expires: expires, token: token) else {
+                throw APIError(.forbidden, "STORAGE_PERMISSION_DENIED", "The download link is invalid, has expired, or the object was replaced",
                                nextActions: "Ask for a new one with GET /api/storage/buckets/\(bucket)/download-strategy/objects/<key>")
             }
-            identity = DatabaseIdentity(.admin)
             isPublic = try await storage.isPublic(bucket) ?? false
         } else {
+            let identity: DatabaseIdentity
             (identity, isPublic) = try await reader(context, bucket: bucket)
+            found = try await storage.object(bucket, key, as: identity)
         }
-        guard let object = try await storage.object(bucket, key, as: identity) else { throw StorageService.objectNotFound(key) }
+        guard let object = found else { throw StorageService.objectNotFound(key) }
         let provider = storage.provider
         return try await ObjectDownload.response(for: object, request: request, isPublic: isPublic) { range in
             try await provider.read(object.blob, range: range)
@@ -327,7 +330,7 @@ struct StorageController {
                 response = try .json(encoding: Out(method: "direct", url: url, expiresAt: nil))
             } else {
                 let expires = Int64(expiresAt.timeIntervalSince1970)
-                let token = storage.links.token(bucket: bucket, key: key, expires: expires)
+                let token = storage.links.token(bucket: bucket, key: key, version: object.version, expires: expires)
                 response = try .json(encoding: Out(method: "direct", url: "\(url)?expires=\(expires)&token=\(token)", expiresAt: expiresAt))
             }
         }

@@ -327,15 +327,18 @@ struct DownloadLinks: Sendable {
         key = SymmetricKey(data: SHA256.hash(data: Data("insforge storage download links\n\(secret)".utf8)))
     }
 
-    func token(bucket: String, key objectKey: String, expires: Int64) -> String {
-        let mac = HMAC<SHA256>.authenticationCode(for: Data("\(bucket)\n\(objectKey)\n\(expires)".utf8), using: key)
+    /// The link's token: a MAC of the bucket, key, the object's version and the expiry, so replacing the
+    /// object revokes every link to the bytes it had.
+    func token(bucket: String, key objectKey: String, version: UUID, expires: Int64) -> String {
+        let text = "\(bucket)\n\(objectKey)\n\(version.uuidString.lowercased())\n\(expires)"
+        let mac = HMAC<SHA256>.authenticationCode(for: Data(text.utf8), using: key)
         return Data(mac).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
             .replacingOccurrences(of: "=", with: "")
     }
 
-    /// Whether `token` is a valid, unexpired link for the object (compared in constant time).
-    func verify(bucket: String, key objectKey: String, expires: Int64, token: String, now: Date = Date()) -> Bool {
+    /// Whether `token` is a valid, unexpired link for this version of the object (compared in constant time).
+    func verify(bucket: String, key objectKey: String, version: UUID, expires: Int64, token: String, now: Date = Date()) -> Bool {
         guard Int64(now.timeIntervalSince1970) <= expires else { return false }
-        return AuthCodes.constantTimeEqual(self.token(bucket: bucket, key: objectKey, expires: expires), token)
+        return AuthCodes.constantTimeEqual(self.token(bucket: bucket, key: objectKey, version: version, expires: expires), token)
     }
 }
