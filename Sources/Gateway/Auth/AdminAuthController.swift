@@ -8,7 +8,8 @@ struct AdminAuthController {
     let auth: AuthService
 
     func register(_ routes: RouteTable) {
-        routes.add(.post, "/api/auth/admin/sessions", "Admin sign-in with the configured e-mail and password", access: .public, signIn)
+        routes.add(.post, "/api/auth/admin/sessions", "Admin sign-in with the configured e-mail and password", access: .public,
+                   body: .object(["email": .text, "username": .text, "password": .text], required: ["password"]), signIn)
         routes.add(.post, "/api/auth/admin/refresh", "Rotate the admin's refresh token", access: .public, refresh)
         routes.add(.post, "/api/auth/admin/logout", "End the admin session", access: .public, logout)
         routes.add(.get, "/api/auth/admin/sessions/current", "The signed-in admin", access: .admin, current)

@@ -8,12 +8,19 @@ struct AuthController {
     let auth: AuthService
 
     func register(_ routes: RouteTable) {
-        routes.add(.post, "/api/auth/users", "Sign up with e-mail and password", access: .public, signUp)
-        routes.add(.post, "/api/auth/sessions", "Sign in with a password, or with an e-mailed OTP (method: otp)", access: .public, signIn)
-        routes.add(.post, "/api/auth/refresh", "Rotate the refresh token (cookie + X-CSRF-Token, or {refreshToken})", access: .public, refresh)
-        routes.add(.post, "/api/auth/logout", "End the session of the presented refresh token", access: .public, logout)
+        routes.add(.post, "/api/auth/users", "Sign up with e-mail and password", access: .public,
+                   body: .object(["email": .email, "password": .string(minLength: 1, maxLength: 72), "name": .string(maxLength: 200),
+                                  "redirectTo": .text], required: ["email", "password"]), signUp)
+        routes.add(.post, "/api/auth/sessions", "Sign in with a password, or with an e-mailed OTP (method: otp)", access: .public,
+                   body: .object(["email": .email, "password": .text, "method": .string(oneOf: ["password", "otp"]), "otp": .string(pattern: "^[0-9]{6}$")],
+                                 required: ["email"]), signIn)
+        routes.add(.post, "/api/auth/refresh", "Rotate the refresh token (cookie + X-CSRF-Token, or {refreshToken})", access: .public,
+                   body: .object(["refreshToken": .text, "refresh_token": .text]), refresh)
+        routes.add(.post, "/api/auth/logout", "End the session of the presented refresh token", access: .public,
+                   body: .object(["refreshToken": .text, "refresh_token": .text]), logout)
         routes.add(.get, "/api/auth/sessions/current", "The signed-in user", access: .authenticated, current)
-        routes.add(.patch, "/api/auth/profiles/current", "Update the signed-in user's profile", access: .authenticated, updateProfile)
+        routes.add(.patch, "/api/auth/profiles/current", "Update the signed-in user's profile", access: .authenticated,
+                   body: .object(["profile": .object(["name": .text, "avatar_url": .text])], required: ["profile"]), updateProfile)
         routes.add(.get, "/api/auth/profiles/:id", "A user's public profile", access: .public, profile)
     }
 

@@ -39,7 +39,11 @@ struct EventsController {
 
         routes.add(.post, "/api/events/streams/:streamId",
                    "Append events to a stream: {events: [{type, data, eventId?}], expectedVersion?: n|any|no_stream|stream_exists}",
-                   access: .admin) { request, context in
+                   access: .admin, body: .object([
+                       "events": .array(.object(["type": .string(pattern: "^[A-Z][A-Za-z0-9]{0,99}$"), "data": .object([:]),
+                                                 "eventId": .string(format: "uuid")], required: ["type", "data"]), maxItems: 1000),
+                       "expectedVersion": .anyOf([.integer(minimum: -1), .string(oneOf: ["any", "no_stream", "stream_exists"])])],
+                                     required: ["events"])) { request, context in
             try context.requireAdmin()
             let streamId = try Self.streamId(context)
             guard !StreamID.isServerStream(streamId) else {

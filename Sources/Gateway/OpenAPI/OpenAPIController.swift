@@ -31,12 +31,16 @@ struct OpenAPIController {
                 "summary": entry.summary,
                 "operationId": "\(entry.method.rawValue.lowercased())\(openAPIPath.replacingOccurrences(of: "/", with: "_"))",
                 "responses": [
-                    "200": ["description": "Success"],
+                    "200": ["description": "Success"], "201": ["description": "Created"], "202": ["description": "Accepted"], "204": ["description": "No content"],
+                    "206": ["description": "Part of the rows (Content-Range)"], "302": ["description": "Redirect"],
                     "default": ["description": "Error", "content": ["application/json": ["schema": ["$ref": "#/components/schemas/Error"]]]],
                 ],
                 "tags": [entry.path.split(separator: "/").dropFirst(entry.path.hasPrefix("/api/") ? 1 : 0).first.map(String.init) ?? "root"],
             ]
             if !parameters.isEmpty { operation["parameters"] = parameters }
+            if let body = entry.body {
+                operation["requestBody"] = ["required": true, "content": ["application/json": ["schema": body.document]]]
+            }
             if entry.access != .public { operation["security"] = [["bearer": [String]()]] }
             operation["x-access"] = entry.access.rawValue
             paths[openAPIPath, default: [:]][entry.method.rawValue.lowercased()] = operation

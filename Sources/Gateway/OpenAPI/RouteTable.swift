@@ -22,6 +22,8 @@ public final class RouteTable: @unchecked Sendable {
         public var path: String
         public var summary: String
         public var access: Access
+        /// The JSON body it takes, if any.
+        var body: JSONSchema?
     }
 
     /// The route handler signature.
@@ -39,8 +41,9 @@ public final class RouteTable: @unchecked Sendable {
 
     /// Adds a route and its documentation. The declared access is enforced before the handler runs:
     /// admin routes refuse every other caller, authenticated ones a request without a credential.
-    func add(_ method: HTTPRequest.Method, _ path: String, _ summary: String, access: Access, _ handler: @escaping Handler) {
-        entries.withLock { $0.append(Entry(method: method, path: path, summary: summary, access: access)) }
+    func add(_ method: HTTPRequest.Method, _ path: String, _ summary: String, access: Access, body: JSONSchema? = nil,
+             _ handler: @escaping Handler) {
+        entries.withLock { $0.append(Entry(method: method, path: path, summary: summary, access: access, body: body)) }
         router.on(RouterPath(path), method: method) { request, context in
             switch access {
             case .public: break

@@ -23,7 +23,8 @@ struct StorageController {
         routes.add(.post, objects, "Upload with a generated key (multipart field 'file')", access: .authenticated) { request, context in
             try await upload(request, context, key: nil)
         }
-        routes.add(.delete, objects, "Delete several objects: {keys}", access: .authenticated) { request, context in
+        routes.add(.delete, objects, "Delete several objects: {keys}", access: .authenticated,
+                   body: .object(["keys": .array(.string(minLength: 1), maxItems: 1000)], required: ["keys"])) { request, context in
             struct Body: Decodable { var keys: [String] }
             let identity = try writer(context)
             let body = try await request.decodeJSON(Body.self, context: context)
@@ -69,7 +70,8 @@ struct StorageController {
             return .json(#"{"message":"Object deleted successfully"}"#)
         }
         routes.add(.post, "/api/storage/buckets/:bucket/upload-strategy", "How to upload a file: {filename, contentType?, size?}",
-                   access: .authenticated) { request, context in
+                   access: .authenticated,
+                   body: .object(["filename": .string(minLength: 1), "contentType": .text, "size": .integer(minimum: 0)], required: ["filename"])) { request, context in
             try await uploadStrategy(request, context)
         }
         routes.add(.get, "/api/storage/buckets/:bucket/download-strategy/objects/**", "How to download an object (expiresIn)",
@@ -88,7 +90,8 @@ struct StorageController {
             try context.requireAdmin()
             return try .json(encoding: try await storage.buckets())
         }
-        routes.add(.post, "/api/storage/buckets", "Create a bucket: {bucketName, isPublic}", access: .admin) { request, context in
+        routes.add(.post, "/api/storage/buckets", "Create a bucket: {bucketName, isPublic}", access: .admin,
+                   body: .object(["bucketName": .string(pattern: "^[a-zA-Z0-9_-]+$"), "isPublic": .boolean], required: ["bucketName"])) { request, context in
             try context.requireAdmin()
             struct Body: Decodable { var bucketName: String; var isPublic: Bool? }
             let body = try await request.decodeJSON(Body.self, context: context)
@@ -99,7 +102,8 @@ struct StorageController {
                                            nextActions: "Upload files with PUT /api/storage/buckets/\(body.bucketName)/objects/<key>"),
                              status: .created)
         }
-        routes.add(.patch, "/api/storage/buckets/:bucket", "Make a bucket public or private: {isPublic}", access: .admin) { request, context in
+        routes.add(.patch, "/api/storage/buckets/:bucket", "Make a bucket public or private: {isPublic}", access: .admin,
+                   body: .object(["isPublic": .boolean], required: ["isPublic"])) { request, context in
             try context.requireAdmin()
             struct Body: Decodable { var isPublic: Bool }
             let body = try await request.decodeJSON(Body.self, context: context)
@@ -120,7 +124,8 @@ struct StorageController {
             try context.requireAdmin()
             return try await config()
         }
-        routes.add(.put, "/api/storage/config", "Change the size limit: {maxFileSizeMb} or {maxFileSize} (bytes)", access: .admin) { request, context in
+        routes.add(.put, "/api/storage/config", "Change the size limit: {maxFileSizeMb} or {maxFileSize} (bytes)", access: .admin,
+                   body: .object(["maxFileSizeMb": .integer(minimum: 1), "maxFileSize": .integer(minimum: 1)])) { request, context in
             try context.requireAdmin()
             struct Body: Decodable { var maxFileSizeMb: Int64?; var maxFileSize: Int64? }
             let body = try await request.decodeJSON(Body.self, context: context)

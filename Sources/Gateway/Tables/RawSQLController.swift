@@ -22,10 +22,13 @@ struct RawSQLController {
 
     func register(_ routes: RouteTable) {
         routes.add(.post, "/api/database/advance/rawsql", "Run SQL as project_admin: {query, params?} -> {rows, rowCount, fields}",
-                   access: .admin) { try await run($0, $1, unrestricted: false) }
+                   access: .admin, body: Self.body) { try await run($0, $1, unrestricted: false) }
         routes.add(.post, "/api/database/advance/rawsql/unrestricted", "Run SQL as the server's database role",
-                   access: .admin) { try await run($0, $1, unrestricted: true) }
+                   access: .admin, body: Self.body) { try await run($0, $1, unrestricted: true) }
     }
+
+    static let body = JSONSchema.object(["query": .string(minLength: 1), "params": .array(.any, maxItems: 100),
+                                         "allowMultipleStatements": .boolean], required: ["query"])
 
     struct Body: Decodable {
         var query: String

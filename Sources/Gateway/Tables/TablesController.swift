@@ -16,13 +16,29 @@ struct TablesController {
     let channels: RealtimeChannels
     let logger: Logger
 
+    static let column = JSONSchema.object(["columnName": .name, "type": .string(minLength: 1, maxLength: 100), "defaultValue": .text,
+                                           "isPrimaryKey": .boolean, "isNullable": .boolean, "isUnique": .boolean],
+                                          required: ["columnName", "type"])
+    static let foreignKey = JSONSchema.object(["columnName": .name, "referenceTable": .name, "referenceColumn": .name,
+                                               "onDelete": .string(oneOf: ["CASCADE", "SET NULL", "SET DEFAULT", "RESTRICT", "NO ACTION"]),
+                                               "onUpdate": .string(oneOf: ["CASCADE", "SET NULL", "SET DEFAULT", "RESTRICT", "NO ACTION"])],
+                                              required: ["columnName", "referenceTable", "referenceColumn"])
+
     func register(_ routes: RouteTable) {
         routes.add(.get, "/api/database/tables", "The tables of the public schema", access: .admin, list)
         routes.add(.post, "/api/database/tables", "Create a table (id, created_at, updated_at added; RLS on by default; realtime: publish its changes to table:<name>)",
-                   access: .admin, create)
+                   access: .admin, body: .object(["tableName": .name, "columns": .array(Self.column, maxItems: 500),
+                                                  "foreignKeys": .array(Self.foreignKey), "rlsEnabled": .boolean, "realtime": .boolean],
+                                                 required: ["tableName", "columns"]), create)
         routes.add(.get, "/api/database/tables/:table/schema", "A table's columns, keys and RLS state", access: .admin, describe)
         routes.add(.patch, "/api/database/tables/:table/schema", "Alter a table: add/drop/rename columns, defaults, foreign keys, rename, realtime publishing, exposure to anon/authenticated, RLS",
-                   access: .admin, alter)
+                   access: .admin, body: .object([
+                       "addColumns": .array(Self.column), "dropColumns": .array(.name),
+                       "updateColumns": .array(.object(["columnName": .name, "newColumnName": .name, "defaultValue": .text, "dropDefault": .boolean],
+                                                       required: ["columnName"])),
+                       "addForeignKeys": .array(Self.foreignKey), "dropForeignKeys": .array(.name),
+                       "renameTable": .object(["newTableName": .name], required: ["newTableName"]),
+                       "realtime": .boolean, "exposed": .boolean, "rlsEnabled": .boolean]), alter)
         routes.add(.delete, "/api/database/tables/:table", "Drop a table", access: .admin, drop)
     }
 

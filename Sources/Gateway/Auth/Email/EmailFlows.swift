@@ -245,30 +245,36 @@ struct EmailFlows {
 struct EmailAuthController {
     let auth: AuthService
 
+    static let emailBody = JSONSchema.object(["email": .email, "redirectTo": .text], required: ["email"])
+
     func register(_ routes: RouteTable) {
         let flows = EmailFlows(auth: auth)
-        routes.add(.post, "/api/auth/email/send-verification", "Send an e-mail verification code or link", access: .public) {
+        routes.add(.post, "/api/auth/email/send-verification", "Send an e-mail verification code or link", access: .public,
+                   body: Self.emailBody) {
             try await flows.sendVerification($0, context: $1)
         }
-        routes.add(.post, "/api/auth/email/verify", "Verify an e-mail address with its code, and sign in", access: .public) {
+        routes.add(.post, "/api/auth/email/verify", "Verify an e-mail address with its code, and sign in", access: .public,
+                   body: .object(["email": .email, "otp": .string(pattern: "^[0-9]{6}$")], required: ["email", "otp"])) {
             try await flows.verify($0, context: $1)
         }
         routes.add(.get, "/api/auth/email/verify-link", "Verify an e-mail address from its link", access: .public) {
             try await flows.verifyLink($0, context: $1)
         }
-        routes.add(.post, "/api/auth/email/send-reset-password", "Send a password-reset code or link", access: .public) {
+        routes.add(.post, "/api/auth/email/send-reset-password", "Send a password-reset code or link", access: .public, body: Self.emailBody) {
             try await flows.sendReset($0, context: $1)
         }
         routes.add(.get, "/api/auth/email/reset-password-link", "Follow a password-reset link to the app", access: .public) {
             try await flows.resetLink($0, context: $1)
         }
-        routes.add(.post, "/api/auth/email/exchange-reset-password-token", "Exchange a reset code for a reset token", access: .public) {
+        routes.add(.post, "/api/auth/email/exchange-reset-password-token", "Exchange a reset code for a reset token", access: .public,
+                   body: .object(["email": .email, "code": .string(pattern: "^[0-9]{6}$")], required: ["email", "code"])) {
             try await flows.exchangeReset($0, context: $1)
         }
-        routes.add(.post, "/api/auth/email/reset-password", "Set a new password with a reset token", access: .public) {
+        routes.add(.post, "/api/auth/email/reset-password", "Set a new password with a reset token", access: .public,
+                   body: .object(["newPassword": .string(minLength: 1, maxLength: 72), "otp": .text], required: ["newPassword", "otp"])) {
             try await flows.resetPassword($0, context: $1)
         }
-        routes.add(.post, "/api/auth/email/send-otp", "Send a sign-in code", access: .public) {
+        routes.add(.post, "/api/auth/email/send-otp", "Send a sign-in code", access: .public, body: Self.emailBody) {
             try await flows.sendOTP($0, context: $1)
         }
     }

@@ -8,14 +8,21 @@ struct OAuthController {
     let auth: AuthService
     let flow: OAuthFlow
 
+    static let configBody = JSONSchema.object(["provider": .string(oneOf: ["google", "github", "microsoft", "discord", "linkedin", "x", "apple",
+                                                                            "facebook"]),
+                                               "clientId": .string(minLength: 1), "clientSecret": .string(minLength: 1),
+                                               "scopes": .array(.string(pattern: "^[^ ]+$"), maxItems: 50), "redirectUri": .string(format: "uri")])
+
     func register(_ routes: RouteTable) {
         routes.add(.get, "/api/auth/oauth/configs", "Every provider's configuration (secrets never shown)", access: .admin, listConfigs)
         routes.add(.post, "/api/auth/oauth/configs", "Configure a provider {provider, clientId, clientSecret, scopes?, redirectUri?}",
-                   access: .admin, createConfig)
+                   access: .admin, body: Self.configBody, createConfig)
         routes.add(.get, "/api/auth/oauth/:provider/config", "One provider's configuration", access: .admin, getConfig)
-        routes.add(.put, "/api/auth/oauth/:provider/config", "Change a provider's configuration", access: .admin, updateConfig)
+        routes.add(.put, "/api/auth/oauth/:provider/config", "Change a provider's configuration", access: .admin, body: Self.configBody, updateConfig)
         routes.add(.delete, "/api/auth/oauth/:provider/config", "Remove a provider's stored configuration", access: .admin, deleteConfig)
-        routes.add(.post, "/api/auth/oauth/exchange", "Exchange insforge_code + code_verifier for a session", access: .public, exchange)
+        routes.add(.post, "/api/auth/oauth/exchange", "Exchange insforge_code + code_verifier for a session", access: .public,
+                   body: .object(["code": .text, "code_verifier": .string(pattern: "^[A-Za-z0-9._~-]{43,128}$")], required: ["code", "code_verifier"]),
+                   exchange)
         routes.add(.get, "/api/auth/oauth/:provider", "Start OAuth sign-in: {authUrl}", access: .public, start)
         routes.add(.get, "/api/auth/oauth/:provider/callback", "The provider's redirect back", access: .public, callback)
         routes.add(.post, "/api/auth/oauth/:provider/callback", "Apple's form_post redirect back", access: .public, callback)

@@ -15,7 +15,13 @@ struct AuthConfigController {
             try context.requireAdmin()
             return try .json(encoding: try await auth.settings())
         }
-        routes.add(.put, "/api/auth/config", "Change the auth settings (fields not sent keep their value)", access: .admin, update)
+        routes.add(.put, "/api/auth/config", "Change the auth settings (fields not sent keep their value)", access: .admin,
+                   body: .object(["requireEmailVerification": .boolean, "passwordMinLength": .integer(minimum: 4, maximum: 128),
+                                  "requireNumber": .boolean, "requireLowercase": .boolean, "requireUppercase": .boolean,
+                                  "requireSpecialChar": .boolean, "verifyEmailMethod": .string(oneOf: ["code", "link"]),
+                                  "resetPasswordMethod": .string(oneOf: ["code", "link"]), "signInRedirectTo": .text,
+                                  "disableSignup": .boolean, "allowedRedirectUrls": .array(.string(pattern: "^[a-z][a-z0-9+.-]*://"), maxItems: 100)]),
+                   update)
     }
 
     @Sendable func publicConfig(_ request: Request, context: AppRequestContext) async throws -> Response {

@@ -8,12 +8,16 @@ import PostgresNIO
 struct RealtimeController {
     let channels: RealtimeChannels
 
+    static let channelBody = JSONSchema.object(["pattern": .string(minLength: 1, maxLength: 255), "description": .text,
+                                                "webhookUrls": .array(.string(format: "uri"), maxItems: 20), "enabled": .boolean])
+
     func register(_ routes: RouteTable) {
         routes.add(.get, "/api/realtime/channels", "List realtime channels", access: .admin) { _, context in
             try context.requireAdmin()
             return try .json(encoding: try await channels.list())
         }
-        routes.add(.post, "/api/realtime/channels", "Create a channel (the webhook secret is returned once)", access: .admin) { request, context in
+        routes.add(.post, "/api/realtime/channels", "Create a channel (the webhook secret is returned once)", access: .admin,
+                   body: Self.channelBody) { request, context in
             try context.requireAdmin()
             let input = try await request.decodeJSON(RealtimeChannels.Input.self, context: context)
             return try .json(encoding: try await channels.create(input, metadata: context.eventMetadata), status: .created)
@@ -24,7 +28,8 @@ struct RealtimeController {
             return try .json(encoding: channel)
         }
         for method in [HTTPRequest.Method.put, .patch] {
-            routes.add(method, "/api/realtime/channels/:id", "Update a channel (fields left out keep their value)", access: .admin) { request, context in
+            routes.add(method, "/api/realtime/channels/:id", "Update a channel (fields left out keep their value)", access: .admin,
+                       body: Self.channelBody) { request, context in
                 try context.requireAdmin()
                 let input = try await request.decodeJSON(RealtimeChannels.Input.self, context: context)
                 return try .json(encoding: try await channels.update(try Self.id(context), input, metadata: context.eventMetadata))
@@ -48,7 +53,9 @@ struct RealtimeController {
             try context.requireAdmin()
             return try await stats(request)
         }
-        routes.add(.post, "/api/realtime/messages", "Publish a message from the server (senderType system)", access: .admin) { request, context in
+        routes.add(.post, "/api/realtime/messages", "Publish a message from the server (senderType system)", access: .admin,
+                   body: .object(["channel": .string(minLength: 1), "event": .string(minLength: 1), "payload": .object([:])],
+                                 required: ["channel", "event"])) { request, context in
             try context.requireAdmin()
             return try await publish(request, context)
         }
