@@ -971,3 +971,43 @@ def test_events_replay_verify(server, deployment):
     out = p.stdout + p.stderr
     assert p.returncode == 0, out
     assert "DIFF" not in p.stdout, out
+
+
+def test_a_password_reset_detaches_identities_linked_since_the_address_was_last_proven(deployment, provider):
+    """Resetting the password by e-mail proves the address; identities linked after the previous proof are taken off
+    (IdentityUnlinked), and one that is signed in with again is linked anew."""
+    from mailbox import Mailbox, extract_code
+
+    box = Mailbox(starttls=False, auth=None).start()
+    try:
+        s = deployment.server(name="oauth-mail", start=False, **provider.server_env(), **box.server_env(),
+                              RATE_LIMIT_AUTH_PER_MINUTE="100000", RATE_LIMIT_EMAIL_PER_HOUR="1000", JWT_SECRET=JWT_SECRET)
+        s.extra_env["API_BASE_URL"] = s.base
+        s.start()
+        email = f"reset-{uuid.uuid4().hex[:10]}@example.test"
+        provider.set_user("github", email=email, email_verified=True)
+        _, first = sign_in(s, "github")  # made by a provider that verified the address: proven
+        provider.set_user("google", email=email, email_verified=True)
+        _, linked = sign_in(s, "google")
+        assert linked["id"] == first["id"] and identities(linked) == ["github", "google"], linked
+        r = call(s, "POST", "/api/auth/email/send-reset-password", json={"email": email})
+        assert r.status_code in (200, 202), r.text
+        deadline = time.monotonic() + 10
+        while not box.messages_to(email):
+            assert time.monotonic() < deadline, "no reset mail"
+            time.sleep(0.1)
+        code = extract_code(box.messages_to(email)[-1])
+        r = call(s, "POST", "/api/auth/email/exchange-reset-password-token", json={"email": email, "code": code})
+        assert r.status_code == 200, r.text
+        r = call(s, "POST", "/api/auth/email/reset-password", json={"newPassword": "Brand-new-pass-9", "otp": r.json()["token"]})
+        assert r.status_code == 200, r.text
+        [user] = admin_user_by_email(s, email)
+        assert identities(user) == ["email", "github"], user
+        events = [e for e in s.all_events(stream=f"user-{first['id']}")]
+        unlinked = [e["data"] for e in events if e["type"] == "IdentityUnlinked"]
+        assert [(u["provider"], u["reason"]) for u in unlinked] == [("google", "password reset")], unlinked
+        # Signing in with Google again links it anew (the address is proven now).
+        _, again = sign_in(s, "google")
+        assert again["id"] == first["id"] and identities(again) == ["email", "github", "google"], again
+    finally:
+        box.stop()

@@ -77,6 +77,22 @@ public struct IdentityLinked: DomainEvent, Equatable {
     public init(userId: UUID, identity: ProviderIdentity) { self.userId = userId; self.identity = identity }
 }
 
+/// A provider identity was taken off an account: a password reset (which proves the address) detaches
+/// the identities linked since the address was last proven.
+public struct IdentityUnlinked: DomainEvent, Equatable {
+    public static let type = "IdentityUnlinked"
+    public var userId: UUID
+    public var provider: String
+    public var providerUserId: String
+    public var reason: String
+    public init(userId: UUID, provider: String, providerUserId: String, reason: String) {
+        self.userId = userId
+        self.provider = provider
+        self.providerUserId = providerUserId
+        self.reason = reason
+    }
+}
+
 /// The user was deleted (by an admin); their sessions end with them.
 public struct UserDeleted: DomainEvent, Equatable {
     public static let type = "UserDeleted"

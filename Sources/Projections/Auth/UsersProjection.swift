@@ -13,7 +13,8 @@ public struct UsersProjection: Projection {
     public var name: String { "auth_users" }
     public var tables: [ReadModelTable] { [Self.users, Self.identities] }
     public var eventTypes: Set<String>? {
-        [UserSignedUp.type, EmailVerified.type, PasswordChanged.type, ProfileUpdated.type, IdentityLinked.type, UserDeleted.type]
+        [UserSignedUp.type, EmailVerified.type, PasswordChanged.type, ProfileUpdated.type, IdentityLinked.type, IdentityUnlinked.type,
+         UserDeleted.type]
     }
 
     public func apply(_ events: [RecordedEvent], in context: ProjectionContext) async throws {
@@ -53,6 +54,12 @@ public struct UsersProjection: Projection {
                 let e = try event.decode(IdentityLinked.self)
                 try await insert(e.identity, of: e.userId, at: at, into: identities, context)
                 try await touch(users, e.userId, "email_verified = true", event, context)
+            case IdentityUnlinked.type:
+                let e = try event.decode(IdentityUnlinked.self)
+                try await db.query("""
+                    DELETE FROM \(unescaped: identities)
+                    WHERE user_id = \(e.userId) AND provider = \(e.provider) AND provider_user_id = \(e.providerUserId)
+                    """, logger: context.logger)
             case UserDeleted.type:
                 let e = try event.decode(UserDeleted.self)
                 try await db.query("DELETE FROM \(unescaped: identities) WHERE user_id = \(e.userId)", logger: context.logger)

@@ -21,16 +21,19 @@ public struct AccountCommands: Sendable {
 
     static func stream(_ user: UUID) -> String { "user-\(user.uuidString.lowercased())" }
 
+    /// The events of a user's stream that prove its owner has the address (a condition on `type` and `data`).
+    static let proves = """
+        type = 'EmailVerified' OR (type = 'PasswordChanged' AND data->>'reason' = 'reset')
+        OR (type = 'UserSignedUp' AND jsonb_typeof(data->'identity') = 'object' AND (data->>'emailVerified')::boolean)
+        """
+
     /// Whether the account's owner has proven the address, by the account's own history: a code or a
     /// link (`EmailVerified`), a password reset by e-mail, or an account created by a provider that
     /// verified the address. A password sign-up on a project that does not require verification is
     /// shown as verified but proves nothing, so it does not count.
     func addressProven(_ user: UUID) async throws -> Bool {
         let rows = try await store.client.query("""
-            SELECT EXISTS (SELECT 1 FROM system.events WHERE stream_id = \(Self.stream(user)) AND (
-                type = 'EmailVerified'
-                OR (type = 'PasswordChanged' AND data->>'reason' = 'reset')
-                OR (type = 'UserSignedUp' AND jsonb_typeof(data->'identity') = 'object' AND (data->>'emailVerified')::boolean)))
+            SELECT EXISTS (SELECT 1 FROM system.events WHERE stream_id = \(Self.stream(user)) AND (\(unescaped: Self.proves)))
             """)
         for try await proven in rows.decode(Bool.self) { return proven }
         return false
@@ -101,8 +104,33 @@ public struct AccountCommands: Sendable {
                         metadata: EventMetadata) async throws {
         if let problem = settings.passwordPolicy.problem(with: password) { throw APIError.invalidInput(problem) }
         let hash = try await hasher.hash(password)
-        try await append([try EventData(PasswordChanged(userId: user, passwordHash: hash, reason: reason), metadata: metadata)],
-                         to: user, expected: .streamExists)
+        var events = [try EventData(PasswordChanged(userId: user, passwordHash: hash, reason: reason), metadata: metadata)]
+        if reason == "reset" {
+            // The reset proves the address: identities linked since it was last proven were linked by
+            // whoever had the account then, and are taken off with it.
+            for (provider, providerUserId) in try await identitiesLinkedSinceLastProof(user) {
+                events.append(try EventData(IdentityUnlinked(userId: user, provider: provider, providerUserId: providerUserId,
+                                                             reason: "password reset"), metadata: metadata))
+            }
+        }
+        try await append(events, to: user, expected: .streamExists)
+    }
+
+    /// Identities linked to `user` after the last event that proved its address, and still linked.
+    func identitiesLinkedSinceLastProof(_ user: UUID) async throws -> [(String, String)] {
+        let rows = try await store.client.query("""
+            WITH history AS (SELECT position, type, data FROM system.events WHERE stream_id = \(Self.stream(user))),
+                 proof AS (SELECT coalesce(max(position), 0) AS at FROM history WHERE \(unescaped: Self.proves))
+            SELECT DISTINCT l.data->'identity'->>'provider', l.data->'identity'->>'providerUserId'
+            FROM history l, proof
+            WHERE l.type = 'IdentityLinked' AND l.position > proof.at
+              AND NOT EXISTS (SELECT 1 FROM history u WHERE u.type = 'IdentityUnlinked' AND u.position > l.position
+                                AND u.data->>'provider' = l.data->'identity'->>'provider'
+                                AND u.data->>'providerUserId' = l.data->'identity'->>'providerUserId')
+            """)
+        var out: [(String, String)] = []
+        for try await (provider, id) in rows.decode((String, String).self) { out.append((provider, id)) }
+        return out
     }
 
     /// Merges `patch` into the profile (a key set to null removes it) and returns the user.
