@@ -90,6 +90,9 @@ struct UploadReceiver {
     }
 
     /// Feeds the body through the streaming multipart parser; the bytes of the part named `file` go to `sink`.
+    /// Bytes of a multipart body that may be something other than the file.
+    static let maxEnvelopeBytes = 1 << 20
+
     private static func multipart(_ body: BodyReader, boundary: String, into sink: FileSink) async throws {
         enum Piece { case header(String, String), body(ByteBuffer), end }
         final class Pieces { var list: [Piece] = [] }
@@ -112,7 +115,9 @@ struct UploadReceiver {
         var sawFile = false
         var partsSeen = 0
         var finished = false
+        var received = 0
         while let chunk = try await body.next() {
+            received += chunk.readableBytes
             do { try parser.execute(chunk) } catch {
                 throw APIError(.badRequest, "STORAGE_INVALID_PARAMETER", "The multipart body is malformed")
             }
@@ -139,6 +144,11 @@ struct UploadReceiver {
                 }
             }
             pieces.list.removeAll(keepingCapacity: true)
+            // Everything but the file's bytes (boundaries, part headers, other fields) is held by the parser
+            // or thrown away: bounded, whatever the parts look like.
+            guard received - Int(sink.size) <= Self.maxEnvelopeBytes else {
+                throw APIError(.contentTooLarge, "PAYLOAD_TOO_LARGE", "The multipart body holds more than the file and 1 MiB of parts")
+            }
         }
         guard sawFile else {
             throw APIError(.badRequest, "STORAGE_INVALID_PARAMETER", "File is required",
