@@ -408,3 +408,20 @@ def test_encryption_key_must_differ_from_the_jwt_secret(deployment):
     same = "x" * 40
     r = run_cli(["migrate"], deployment.cli_env(JWT_SECRET=same, ENCRYPTION_KEY=same))
     assert r.returncode != 0 and "ENCRYPTION_KEY must differ from JWT_SECRET" in (r.stderr + r.stdout), (r.returncode, r.stderr)
+
+
+def test_records_calls_have_no_superuser_session_behind_them(server, anon_key):
+    """Callers' records requests log in as insforge_authenticator (no privileges of its own): a function that
+    builds RESET ROLE at run time lands there, not on the server's role."""
+    name = f"whoami_{secrets.token_hex(3)}"
+    r = server.post(RESTRICTED, json={"query": (
+        f"CREATE FUNCTION public.{name}() RETURNS text LANGUAGE plpgsql AS $$ "
+        "BEGIN EXECUTE 'RE' || 'SET RO' || 'LE'; RETURN current_user || '/' || session_user; END $$")})
+    assert r.status_code == 200, r.text
+    deadline = time.monotonic() + 15
+    while True:
+        r = server.post(f"/api/database/rpc/{name}", key=anon_key, json={})
+        if r.status_code != 404 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert r.status_code == 200 and r.json() == "insforge_authenticator/insforge_authenticator", r.text

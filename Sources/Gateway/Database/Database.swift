@@ -11,9 +11,6 @@ import Projections
 public final class Database: Sendable {
     /// The server's pool: auth, the event log, admin requests, system work.
     public let client: PostgresClient
-    /// The pool records requests of `anon` and `authenticated` callers run on, with a statement timeout:
-    /// slow or many anonymous reads cannot take the connections sign-in and the log need.
-    public let callers: PostgresClient
     public let settings: DatabaseSettings
     let embedded: EmbeddedPostgres?
     let logger: Logger
@@ -23,21 +20,18 @@ public final class Database: Sendable {
         switch configuration.database {
         case .external(let settings):
             return Database(client: makeClient(settings, poolSize: configuration.databasePoolSize, logger: logger),
-                            callers: makeCallersClient(settings, configuration, logger: logger),
                             settings: settings, embedded: nil, logger: logger)
         case .embedded(let port):
             let cluster = EmbeddedPostgres(dataFolder: DataFolder(configuration.dataDirectory), preferredPort: port, logger: logger)
             let running = try cluster.start()
             try await createDatabaseIfMissing(running.settings, logger: logger)
             return Database(client: makeClient(running.settings, poolSize: configuration.databasePoolSize, logger: logger),
-                            callers: makeCallersClient(running.settings, configuration, logger: logger),
                             settings: running.settings, embedded: running.startedHere ? cluster : nil, logger: logger)
         }
     }
 
-    init(client: PostgresClient, callers: PostgresClient, settings: DatabaseSettings, embedded: EmbeddedPostgres?, logger: Logger) {
+    init(client: PostgresClient, settings: DatabaseSettings, embedded: EmbeddedPostgres?, logger: Logger) {
         self.client = client
-        self.callers = callers
         self.settings = settings
         self.embedded = embedded
         self.logger = logger
@@ -54,9 +48,17 @@ public final class Database: Sendable {
     /// pool, a small pool was all held and the server never answered.
     static var heldConnections: Int { ProjectionCatalog.async.count + 2 }
 
-    /// `CALLER_POOL_SIZE` connections whose statements end after `CALLER_STATEMENT_TIMEOUT_MS`.
-    static func makeCallersClient(_ settings: DatabaseSettings, _ configuration: ServerConfiguration, logger: Logger) -> PostgresClient {
-        var options = clientConfiguration(settings)
+    /// The pool records requests of `anon` and `authenticated` callers run on: `CALLER_POOL_SIZE`
+    /// connections whose statements end after `CALLER_STATEMENT_TIMEOUT_MS`, so slow or many anonymous
+    /// reads cannot take the connections sign-in and the log need. They log in as `login`
+    /// (insforge_authenticator) when given, else as the server.
+    public func makeCallersClient(_ configuration: ServerConfiguration, login: RoleLogin?) -> PostgresClient {
+        var settings = self.settings
+        if let login {
+            settings.username = login.role
+            settings.password = login.password
+        }
+        var options = Self.clientConfiguration(settings)
         options.options.maximumConnections = configuration.callerPoolSize
         options.options.minimumConnections = 1
         options.options.additionalStartupParameters = [("statement_timeout", "\(configuration.callerStatementTimeout / .milliseconds(1))")]
@@ -87,18 +89,20 @@ public final class Database: Sendable {
         public var password: String
     }
 
-    /// Gives `project_admin` LOGIN and the password derived from `secret`; nil when not allowed.
-    public func prepareProjectAdminLogin(secret: String) async -> RoleLogin? {
-        let password = Self.derivedPassword(secret: secret, purpose: "project_admin login")
+    /// Gives `role` LOGIN and a password derived from `secret` (the same on every node sharing it); nil
+    /// when the server's role may not (then the caller falls back to switching role on its own connections).
+    public func prepareLogin(_ role: String, secret: String) async -> RoleLogin? {
+        let password = Self.derivedPassword(secret: secret, purpose: "\(role) login")
         do {
-            // Hex only, so safe to write into the statement (ALTER ROLE takes no parameters).
+            // The role is one of ours and the password hex, so both are safe to write into the statement
+            // (ALTER ROLE takes no parameters).
             try await withSingleConnection { connection in
-                try await connection.query(PostgresQuery(unsafeSQL: "ALTER ROLE project_admin WITH LOGIN PASSWORD '\(password)'"),
+                try await connection.query(PostgresQuery(unsafeSQL: "ALTER ROLE \(role) WITH LOGIN PASSWORD '\(password)'"),
                                            logger: logger)
             }
-            return RoleLogin(role: "project_admin", password: password)
+            return RoleLogin(role: role, password: password)
         } catch {
-            logger.warning("project_admin cannot be given a login; restricted raw SQL switches role on the server's connection",
+            logger.warning("\(role) cannot be given a login; its requests switch role on the server's connections",
                            metadata: ["error": "\(String(reflecting: error))"])
             return nil
         }
