@@ -206,7 +206,8 @@ struct EventStoreAppendTests {
     }
 
     /// Runs `batch` (one text column) while another session holds the log lock with an append to
-    /// `stream`; that append commits once the batch waits for the lock (in `function`).
+    /// `stream`; that append commits once the batch waits for the lock (in `function`). Only this test's
+    /// database counts: tests run in parallel, each in a database of its own on one cluster.
     static func race(_ batch: PostgresQuery, waitingIn function: String, against stream: String, store: EventStore,
                      db: TestDatabase) async throws -> String {
         let held = try await db.connect()
@@ -216,7 +217,7 @@ struct EventStoreAppendTests {
         let waiting = try await eventually {
             try await scalar(store.client, """
                 SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%' || \(function) || '%'
-                  AND pid <> pg_backend_pid()
+                  AND pid <> pg_backend_pid() AND datname = current_database()
                 """, as: Int64.self) == 1
         }
         #expect(waiting)
