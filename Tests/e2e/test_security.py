@@ -425,3 +425,51 @@ def test_records_calls_have_no_superuser_session_behind_them(server, anon_key):
             break
         time.sleep(0.1)
     assert r.status_code == 200 and r.json() == "insforge_authenticator/insforge_authenticator", r.text
+
+
+def test_unrestricted_raw_sql_is_not_the_cluster_superuser(server):
+    """The unrestricted route logs in as insforge_sql: the admin's SQL still reads the server's schemas and shapes the
+    public one, but cannot run programs on the host or read its files, as the cluster superuser could."""
+    r = server.post(RAWSQL, json={"query": "SELECT current_user AS who, (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) AS su"})
+    assert r.status_code == 200 and r.json()["rows"] == [{"who": "insforge_sql", "su": False}], r.text
+    assert server.post(RAWSQL, json={"query": "SELECT count(*) AS n FROM system.events"}).status_code == 200
+    name = f"host_{secrets.token_hex(3)}"
+    r = server.post(RAWSQL, json={"query": (
+        f"CREATE FUNCTION public.{name}() RETURNS void LANGUAGE plpgsql AS $$ "
+        "BEGIN EXECUTE 'COPY (SELECT 1) TO PROGRAM ''true'''; END $$")})
+    assert r.status_code == 200, r.text
+    r = server.post(RAWSQL, json={"query": f"SELECT public.{name}()"})
+    assert r.status_code in (400, 403) and ("permission" in r.text.lower() or "superuser" in r.text.lower()), r.text
+    r = server.post(RAWSQL, json={"query": "SELECT pg_read_file('/etc/hostname') AS f"})
+    assert r.status_code in (400, 403), r.text
+    r = server.post(RAWSQL, json={"query": "CREATE FUNCTION public.x_untrusted() RETURNS int LANGUAGE c AS 'libc', 'getpid'"})
+    assert r.status_code in (400, 403), r.text
+
+
+def test_admin_records_calls_have_no_superuser_session_behind_them(server):
+    """Admin records and RPC requests log in as insforge_admin_login, which may only become project_admin."""
+    name = f"adminwho_{secrets.token_hex(3)}"
+    r = server.post(RESTRICTED, json={"query": (
+        f"CREATE FUNCTION public.{name}() RETURNS text LANGUAGE plpgsql AS $$ "
+        "BEGIN EXECUTE 'RE' || 'SET RO' || 'LE'; RETURN current_user || '/' || session_user; END $$")})
+    assert r.status_code == 200, r.text
+    deadline = time.monotonic() + 15
+    while True:
+        r = server.post(f"/api/database/rpc/{name}", json={})
+        if r.status_code != 404 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert r.status_code == 200 and r.json() == "insforge_admin_login/insforge_admin_login", r.text
+    # The anon login cannot become project_admin either.
+    r = server.post(RESTRICTED, json={"query": (
+        f"CREATE FUNCTION public.{name}_up() RETURNS text LANGUAGE plpgsql AS $$ "
+        "BEGIN EXECUTE 'SET ROLE project_admin'; RETURN current_user; END $$")})
+    assert r.status_code == 200, r.text
+    anon = server.anon_key()
+    deadline = time.monotonic() + 15
+    while True:
+        r = server.post(f"/api/database/rpc/{name}_up", key=anon, json={})
+        if r.status_code != 404 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert r.status_code in (401, 403) and r.json()["code"] == "42501", r.text

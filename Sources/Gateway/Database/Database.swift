@@ -53,15 +53,27 @@ public final class Database: Sendable {
     /// reads cannot take the connections sign-in and the log need. They log in as `login`
     /// (insforge_authenticator) when given, else as the server.
     public func makeCallersClient(_ configuration: ServerConfiguration, login: RoleLogin?) -> PostgresClient {
+        makeRequestClient(poolSize: configuration.callerPoolSize, statementTimeout: configuration.callerStatementTimeout, login: login)
+    }
+
+    /// The pool admin records requests run on (`DB_POOL_SIZE` connections, no statement timeout), logged
+    /// in as `login` (insforge_admin_login) when given, else as the server.
+    public func makeAdminsClient(_ configuration: ServerConfiguration, login: RoleLogin?) -> PostgresClient {
+        makeRequestClient(poolSize: configuration.databasePoolSize, statementTimeout: nil, login: login)
+    }
+
+    func makeRequestClient(poolSize: Int, statementTimeout: Duration?, login: RoleLogin?) -> PostgresClient {
         var settings = self.settings
         if let login {
             settings.username = login.role
             settings.password = login.password
         }
         var options = Self.clientConfiguration(settings)
-        options.options.maximumConnections = configuration.callerPoolSize
+        options.options.maximumConnections = poolSize
         options.options.minimumConnections = 1
-        options.options.additionalStartupParameters = [("statement_timeout", "\(configuration.callerStatementTimeout / .milliseconds(1))")]
+        if let statementTimeout {
+            options.options.additionalStartupParameters = [("statement_timeout", "\(statementTimeout / .milliseconds(1))")]
+        }
         return PostgresClient(configuration: options, backgroundLogger: logger)
     }
 
@@ -93,19 +105,28 @@ public final class Database: Sendable {
     /// when the server's role may not (then the caller falls back to switching role on its own connections).
     public func prepareLogin(_ role: String, secret: String) async -> RoleLogin? {
         let password = Self.derivedPassword(secret: secret, purpose: "\(role) login")
-        do {
-            // The role is one of ours and the password hex, so both are safe to write into the statement
-            // (ALTER ROLE takes no parameters).
-            try await withSingleConnection { connection in
-                try await connection.query(PostgresQuery(unsafeSQL: "ALTER ROLE \(role) WITH LOGIN PASSWORD '\(password)'"),
-                                           logger: logger)
+        var failure: (any Error)?
+        // Nodes starting together change the same cluster-wide role ("tuple concurrently updated"): retried.
+        for attempt in 1...5 {
+            do {
+                // The role is one of ours and the password hex, so both are safe to write into the statement
+                // (ALTER ROLE takes no parameters).
+                try await withSingleConnection { connection in
+                    try await connection.query(PostgresQuery(unsafeSQL: "ALTER ROLE \(role) WITH LOGIN PASSWORD '\(password)'"),
+                                               logger: logger)
+                }
+                return RoleLogin(role: role, password: password)
+            } catch let error as PSQLError where error.serverInfo?[.sqlState] == "XX000" && attempt < 5 {
+                failure = error
+                try? await Task.sleep(for: .milliseconds(50 * attempt))
+            } catch {
+                failure = error
+                break
             }
-            return RoleLogin(role: role, password: password)
-        } catch {
-            logger.warning("\(role) cannot be given a login; its requests switch role on the server's connections",
-                           metadata: ["error": "\(String(reflecting: error))"])
-            return nil
         }
+        logger.warning("\(role) cannot be given a login; its requests switch role on the server's connections",
+                       metadata: ["error": "\(String(reflecting: failure))"])
+        return nil
     }
 
     static func derivedPassword(secret: String, purpose: String) -> String {

@@ -97,9 +97,12 @@ public func buildApplication(core: ServerCore, registry: PrometheusCollectorRegi
     let rawSQLLogin = await core.database.prepareLogin("project_admin", secret: core.jwtSecret)
     let callers = core.database.makeCallersClient(configuration, login: await core.database.prepareLogin("insforge_authenticator",
                                                                                                           secret: core.jwtSecret))
-    RawSQLController(database: core.database, login: rawSQLLogin, schema: schemaCache,
+    RawSQLController(database: core.database, login: rawSQLLogin,
+                     unrestrictedLogin: await core.database.prepareLogin("insforge_sql", secret: core.jwtSecret), schema: schemaCache,
                      sequencer: core.store.sequencer, logger: logger).register(routes)
-    RecordsController(client: core.database.client, callers: callers, maxRows: configuration.recordsMaxRows,
+    let admins = core.database.makeAdminsClient(configuration, login: await core.database.prepareLogin("insforge_admin_login",
+                                                                                                      secret: core.jwtSecret))
+    RecordsController(client: admins, callers: callers, maxRows: configuration.recordsMaxRows,
                       schema: schemaCache, sequencer: core.store.sequencer, logger: logger).register(routes)
     realtime.register(routes)
     RealtimeController(channels: channels).register(routes)
@@ -131,7 +134,7 @@ public func buildApplication(core: ServerCore, registry: PrometheusCollectorRegi
             }, headLimit: idle)
         },
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "insforge"),
-        services: [core.database.client, callers, core.store] + core.runners.map { $0 as any Service }
+        services: [core.database.client, callers, admins, core.store] + core.runners.map { $0 as any Service }
             + [KeyRingFollower(store: core.store, keys: core.keys, logger: logger),
                UserCacheFollower(store: core.store, cache: auth.directory.cache, logger: logger),
                SchemaCacheFollower(store: core.store, cache: schemaCache, logger: logger), hub, webhooks, sweeper],

@@ -13,8 +13,10 @@ import PostgresNIO
 /// `RawSQLExecuted` event, on a connection of their own that is closed afterwards.
 struct RawSQLController {
     let database: Database
-    /// How the restricted route logs in (as `project_admin` itself); nil: role switching on a pooled connection.
+    /// How the restricted route logs in (as `project_admin` itself); nil: role switching on the server's connection.
     let login: Database.RoleLogin?
+    /// How the unrestricted route logs in (as `insforge_sql`, schema/021); nil: as the server's role.
+    let unrestrictedLogin: Database.RoleLogin?
     let schema: SchemaCache
     /// Moves the record events the statements' triggers queued into the log before the response.
     let sequencer: PendingEventSequencer
@@ -117,13 +119,13 @@ struct RawSQLController {
         let output: Output
         do {
             // A connection of its own, closed afterwards: nothing the statements set, prepare or create
-            // temporarily outlives the request. The restricted route logs in as project_admin, so there is
-            // no more privileged session behind it to get back to.
+            // temporarily outlives the request. The restricted route logs in as project_admin and the
+            // unrestricted one as insforge_sql, so neither has a more privileged session behind it.
             let run = { (connection: PostgresConnection, loggedIn: Bool) in
                 try await runStatements(statements, params: params, unrestricted: unrestricted, loggedIn: loggedIn, body: body,
                                         metadata: metadata, context: context, on: connection)
             }
-            if !unrestricted, let login {
+            if let login = unrestricted ? unrestrictedLogin : login {
                 output = try await database.withLogin(login) { try await run($0, true) }
             } else {
                 output = try await database.withSingleConnection { try await run($0, false) }
@@ -152,8 +154,8 @@ struct RawSQLController {
             }
             let event = RawSQLExecuted(query: body.query, parameterCount: params.count, unrestricted: unrestricted, rowCount: last.rowCount)
             if loggedIn {
-                // project_admin may write neither the log nor triggers of tables it does not own: the two
-                // functions of schema/018_raw_sql_role.sql do it for this run alone.
+                // Neither login may write the log nor put triggers on tables it does not own: the two
+                // functions of schema/018_raw_sql_role.sql (and 021) do it for this run alone.
                 try await connection.query("""
                     SELECT system.record_raw_sql(\(EventID.next()), \(try JSONCoding.encodeString(event))::jsonb, \(metadata.json)::jsonb)
                     """, logger: logger)

@@ -13,7 +13,7 @@ import PostgresNIO
 /// caller: `role` and `request.jwt.claims` set locally, so the table's row-level security decides
 /// what is visible; writes append their `Records*` events in the same transaction (triggers).
 struct RecordsController {
-    /// The server's pool, for admins.
+    /// The pool for admins (logged in as insforge_admin_login, which may only become project_admin).
     let client: PostgresClient
     /// The pool with a statement timeout, for every other caller.
     let callers: PostgresClient

@@ -132,7 +132,8 @@ struct TablesController {
                 // New tables get row-level security from the event trigger (schema/017_table_exposure.sql);
                 // system.secure_table adds the admin's policy where the trigger could not be installed.
                 statements.append(rls ? "SELECT system.secure_table('\(q)'::regclass)" : "ALTER TABLE \(q) DISABLE ROW LEVEL SECURITY")
-                statements.append("GRANT ALL ON \(q) TO project_admin")
+                // The admin's, so raw SQL (as project_admin or insforge_sql) may alter and drop it.
+                statements.append("ALTER TABLE \(q) OWNER TO project_admin")
                 statements.append("SELECT system.set_table_exposed('\(q)'::regclass, true)")
                 for statement in statements { try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger) }
                 try await connection.query("SELECT system.track_table(\(q)::regclass)", logger: logger)
