@@ -287,21 +287,34 @@ def test_slowloris_neither_slows_others_nor_holds_connections(short_idle):
 RESTRICTED = "/api/database/advance/rawsql"
 
 
+def create_function(server, name, body, returns="text"):
+    """A plpgsql function made through the restricted raw-SQL route."""
+    r = server.post(RESTRICTED, json={"query": f"CREATE FUNCTION public.{name}() RETURNS {returns} LANGUAGE plpgsql AS $$ {body} $$"})
+    assert r.status_code == 200, r.text
+
+
+def rpc_once_known(server, name, key="admin"):
+    """POST /rpc/<name> once the schema cache knows the function (it follows DDL)."""
+    deadline = time.monotonic() + 15
+    while True:
+        r = server.post(f"/api/database/rpc/{name}", key=key, json={})
+        if r.status_code != 404 or time.monotonic() > deadline:
+            return r
+        time.sleep(0.1)
+
+
+WHOAMI_AFTER_RESET = "BEGIN EXECUTE 'RE' || 'SET RO' || 'LE'; RETURN current_user || '/' || session_user; END"
+
+
 def test_restricted_raw_sql_has_no_more_privileged_session_to_escape_to(server):
     """The restricted route used to SET LOCAL ROLE project_admin on a superuser connection: a function that builds
     `RESET ROLE` at run time got back to the superuser. It now logs in as project_admin."""
     name = f"escape_{secrets.token_hex(3)}"
-    r = server.post(RESTRICTED, json={"query": (
-        f"CREATE FUNCTION public.{name}() RETURNS text LANGUAGE plpgsql AS $$ "
-        "BEGIN EXECUTE 'RE' || 'SET RO' || 'LE'; RETURN current_user || '/' || session_user; END $$")})
-    assert r.status_code == 200, r.text
+    create_function(server, name, WHOAMI_AFTER_RESET)
     r = server.post(RESTRICTED, json={"query": f"SELECT public.{name}() AS who"})
     assert r.status_code == 200, r.text
     assert r.json()["rows"] == [{"who": "project_admin/project_admin"}], r.json()
-    r = server.post(RESTRICTED, json={"query": (
-        f"CREATE FUNCTION public.{name}_set() RETURNS text LANGUAGE plpgsql AS $$ "
-        "BEGIN EXECUTE 'SET ' || 'ROLE postgres'; RETURN current_user; END $$")})
-    assert r.status_code == 200, r.text
+    create_function(server, name + "_set", "BEGIN EXECUTE 'SET ' || 'ROLE postgres'; RETURN current_user; END")
     r = server.post(RESTRICTED, json={"query": f"SELECT public.{name}_set() AS who"})
     assert r.status_code in (400, 403), r.text  # permission denied to set role "postgres"
     # Writes to the server's schemas are refused by the database itself, not only by the checks.
@@ -414,16 +427,8 @@ def test_records_calls_have_no_superuser_session_behind_them(server, anon_key):
     """Callers' records requests log in as insforge_authenticator (no privileges of its own): a function that
     builds RESET ROLE at run time lands there, not on the server's role."""
     name = f"whoami_{secrets.token_hex(3)}"
-    r = server.post(RESTRICTED, json={"query": (
-        f"CREATE FUNCTION public.{name}() RETURNS text LANGUAGE plpgsql AS $$ "
-        "BEGIN EXECUTE 'RE' || 'SET RO' || 'LE'; RETURN current_user || '/' || session_user; END $$")})
-    assert r.status_code == 200, r.text
-    deadline = time.monotonic() + 15
-    while True:
-        r = server.post(f"/api/database/rpc/{name}", key=anon_key, json={})
-        if r.status_code != 404 or time.monotonic() > deadline:
-            break
-        time.sleep(0.1)
+    create_function(server, name, WHOAMI_AFTER_RESET)
+    r = rpc_once_known(server, name, key=anon_key)
     assert r.status_code == 200 and r.json() == "insforge_authenticator/insforge_authenticator", r.text
 
 
@@ -446,30 +451,13 @@ def test_unrestricted_raw_sql_is_not_the_cluster_superuser(server):
     assert r.status_code in (400, 403), r.text
 
 
-def test_admin_records_calls_have_no_superuser_session_behind_them(server):
-    """Admin records and RPC requests log in as insforge_admin_login, which may only become project_admin."""
+def test_admin_records_calls_have_no_superuser_session_behind_them(server, anon_key):
+    """Admin records and RPC requests log in as insforge_admin_login, which may only become project_admin; the
+    callers' login cannot become project_admin."""
     name = f"adminwho_{secrets.token_hex(3)}"
-    r = server.post(RESTRICTED, json={"query": (
-        f"CREATE FUNCTION public.{name}() RETURNS text LANGUAGE plpgsql AS $$ "
-        "BEGIN EXECUTE 'RE' || 'SET RO' || 'LE'; RETURN current_user || '/' || session_user; END $$")})
-    assert r.status_code == 200, r.text
-    deadline = time.monotonic() + 15
-    while True:
-        r = server.post(f"/api/database/rpc/{name}", json={})
-        if r.status_code != 404 or time.monotonic() > deadline:
-            break
-        time.sleep(0.1)
+    create_function(server, name, WHOAMI_AFTER_RESET)
+    r = rpc_once_known(server, name)
     assert r.status_code == 200 and r.json() == "insforge_admin_login/insforge_admin_login", r.text
-    # The anon login cannot become project_admin either.
-    r = server.post(RESTRICTED, json={"query": (
-        f"CREATE FUNCTION public.{name}_up() RETURNS text LANGUAGE plpgsql AS $$ "
-        "BEGIN EXECUTE 'SET ROLE project_admin'; RETURN current_user; END $$")})
-    assert r.status_code == 200, r.text
-    anon = server.anon_key()
-    deadline = time.monotonic() + 15
-    while True:
-        r = server.post(f"/api/database/rpc/{name}_up", key=anon, json={})
-        if r.status_code != 404 or time.monotonic() > deadline:
-            break
-        time.sleep(0.1)
+    create_function(server, name + "_up", "BEGIN EXECUTE 'SET ROLE project_admin'; RETURN current_user; END")
+    r = rpc_once_known(server, name + "_up", key=anon_key)
     assert r.status_code in (401, 403) and r.json()["code"] == "42501", r.text

@@ -3,34 +3,12 @@
 -- nothing of the cluster superuser's (no COPY ... PROGRAM, no untrusted languages, no ALTER SYSTEM, no
 -- other databases, no writes to the server's own schemas). The server gives it LOGIN and a password
 -- at start-up; where it cannot, the route runs as the server's role as before.
--- Roles are cluster-wide: migrations of other databases may change the same role at the same time
--- ("tuple concurrently updated"), so each change is retried.
-DO $$
-DECLARE attempt int;
-BEGIN
-    FOR attempt IN 1..50 LOOP
-        BEGIN
-            IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'insforge_sql') THEN
-                CREATE ROLE insforge_sql NOLOGIN INHERIT;
-            END IF;
-            GRANT anon, authenticated, project_admin TO insforge_sql;
-            EXIT;
-        EXCEPTION WHEN duplicate_object OR unique_violation OR internal_error THEN
-            IF attempt = 50 THEN RAISE; END IF;
-            PERFORM pg_sleep(0.02 * attempt);
-        END;
-    END LOOP;
-    -- Reads every row of the public schema whatever its policies, as the server's role did.
-    FOR attempt IN 1..50 LOOP
-        BEGIN
-            ALTER ROLE insforge_sql BYPASSRLS;
-            EXIT;
-        EXCEPTION
-            WHEN insufficient_privilege THEN RAISE NOTICE 'insforge_sql: BYPASSRLS needs a superuser'; EXIT;
-            WHEN internal_error THEN IF attempt = 50 THEN RAISE; END IF; PERFORM pg_sleep(0.02 * attempt);
-        END;
-    END LOOP;
-END $$;
+SELECT system.change_roles(ARRAY[
+    $s$DO $d$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'insforge_sql') THEN
+        CREATE ROLE insforge_sql NOLOGIN INHERIT; END IF; END $d$$s$,
+    'GRANT anon, authenticated, project_admin TO insforge_sql']);
+-- Reads every row of the public schema whatever its policies, as the server's role did.
+SELECT system.change_roles(ARRAY['ALTER ROLE insforge_sql BYPASSRLS'], p_optional => true);
 GRANT USAGE, CREATE ON SCHEMA public TO insforge_sql;
 GRANT ALL ON ALL TABLES IN SCHEMA public TO insforge_sql;
 GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO insforge_sql;

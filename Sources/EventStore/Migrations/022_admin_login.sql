@@ -2,21 +2,9 @@
 -- it may only become project_admin. A function that builds RESET ROLE at run time lands on this empty
 -- role, not on the server's. (A separate role from insforge_authenticator, which must never be able
 -- to become project_admin.) The server gives it LOGIN and a password at start-up.
-DO $$
-DECLARE attempt int;
-BEGIN
-    FOR attempt IN 1..50 LOOP
-        BEGIN
-            IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'insforge_admin_login') THEN
-                CREATE ROLE insforge_admin_login NOLOGIN NOINHERIT;
-            END IF;
-            GRANT project_admin TO insforge_admin_login;
-            EXIT;
-        EXCEPTION WHEN duplicate_object OR unique_violation OR internal_error THEN
-            IF attempt = 50 THEN RAISE; END IF;
-            PERFORM pg_sleep(0.02 * attempt);
-        END;
-    END LOOP;
-END $$;
+SELECT system.change_roles(ARRAY[
+    $s$DO $d$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'insforge_admin_login') THEN
+        CREATE ROLE insforge_admin_login NOLOGIN NOINHERIT; END IF; END $d$$s$,
+    'GRANT project_admin TO insforge_admin_login']);
 GRANT USAGE ON SCHEMA system TO insforge_admin_login;
 GRANT EXECUTE ON FUNCTION system.run_as(text, text, text, text, text[], boolean, boolean) TO insforge_admin_login;
