@@ -197,6 +197,19 @@ def test_retries_after_errors_and_honours_retry_after(server, receiver):
     assert second["at"] - first["at"] >= 1.8
 
 
+def test_redirects_are_not_followed(server, receiver):
+    """A receiver that answers 302 is not followed (security review: a public URL could bounce a signed delivery to
+    an internal address); the 302 counts as a failed attempt and the target never hears of it."""
+    path, target = f"/bounce/{secrets.token_hex(3)}", f"/internal/{secrets.token_hex(3)}"
+    receiver.on(path, *[(302, {"Location": receiver.url(target)}, 0)] * 4)
+    _, prefix = channel_with_hooks(server, receiver.url(path))
+    message = publish(server, prefix + "1")
+    [delivery] = wait_deliveries(server, lambda d: d and d[0]["attempts"] >= 2, messageId=message["id"])
+    attempts = server.get(f"/api/realtime/deliveries/{delivery['id']}/attempts").json()
+    assert attempts and all(a["statusCode"] == 302 for a in attempts), attempts
+    assert receiver.received(target) == []
+
+
 def test_exhausted_deliveries_are_kept_and_can_be_resent(server, receiver):
     path = f"/down/{secrets.token_hex(3)}"
     receiver.on(path, 500, 500, 500, 500, 200)
