@@ -32,9 +32,11 @@ enum ClientAddress {
         }
     }
 
-    /// The address's bytes (4 or 16); an IPv4-mapped IPv6 address as its IPv4 bytes.
+    /// The address's bytes (4 or 16); an IPv4-mapped IPv6 address as its IPv4 bytes. Brackets and a zone
+    /// id (`fe80::1%eth0`) are dropped; what does not parse is nil.
     static func bytes(of address: String) -> [UInt8]? {
-        let text = address.hasPrefix("[") && address.hasSuffix("]") ? String(address.dropFirst().dropLast()) : address
+        var text = address.hasPrefix("[") && address.hasSuffix("]") ? String(address.dropFirst().dropLast()) : address
+        text = text.split(separator: "%", maxSplits: 1).first.map(String.init) ?? text
         var v4 = in_addr()
         if inet_pton(AF_INET, text, &v4) == 1 { return withUnsafeBytes(of: &v4.s_addr) { Array($0) } }
         var v6 = in6_addr()

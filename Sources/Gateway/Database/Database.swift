@@ -101,32 +101,38 @@ public final class Database: Sendable {
         public var password: String
     }
 
-    /// Gives `role` LOGIN and a password derived from `secret` (the same on every node sharing it); nil
-    /// when the server's role may not (then the caller falls back to switching role on its own connections).
-    public func prepareLogin(_ role: String, secret: String) async -> RoleLogin? {
-        let password = Self.derivedPassword(secret: secret, purpose: "\(role) login")
-        var failure: (any Error)?
-        // Nodes starting together change the same cluster-wide role ("tuple concurrently updated"): retried.
-        for attempt in 1...5 {
-            do {
-                // The role is one of ours and the password hex, so both are safe to write into the statement
-                // (ALTER ROLE takes no parameters).
-                try await withSingleConnection { connection in
-                    try await connection.query(PostgresQuery(unsafeSQL: "ALTER ROLE \(role) WITH LOGIN PASSWORD '\(password)'"),
-                                               logger: logger)
+    /// Gives each of `roles` LOGIN and a password derived from `secret` (the same on every node sharing
+    /// it), on one connection. A role missing from the answer could not be given one (the server's role
+    /// may not): its requests then switch role on the server's connections.
+    public func prepareLogins(_ roles: [String], secret: String) async -> [String: RoleLogin] {
+        var logins: [String: RoleLogin] = [:]
+        do {
+            try await withSingleConnection { connection in
+                for role in roles {
+                    let password = Self.derivedPassword(secret: secret, purpose: "\(role) login")
+                    // Nodes starting together change the same cluster-wide role ("tuple concurrently updated"): retried.
+                    for attempt in 1...5 {
+                        do {
+                            // The role is one of ours and the password hex, so both are safe to write into the
+                            // statement (ALTER ROLE takes no parameters).
+                            try await connection.query(PostgresQuery(unsafeSQL: "ALTER ROLE \(role) WITH LOGIN PASSWORD '\(password)'"),
+                                                       logger: logger)
+                            logins[role] = RoleLogin(role: role, password: password)
+                            break
+                        } catch let error as PSQLError where error.serverInfo?[.sqlState] == "XX000" && attempt < 5 {
+                            try? await Task.sleep(for: .milliseconds(50 * attempt))
+                        } catch {
+                            logger.warning("\(role) cannot be given a login; its requests switch role on the server's connections",
+                                           metadata: ["error": "\(String(reflecting: error))"])
+                            break
+                        }
+                    }
                 }
-                return RoleLogin(role: role, password: password)
-            } catch let error as PSQLError where error.serverInfo?[.sqlState] == "XX000" && attempt < 5 {
-                failure = error
-                try? await Task.sleep(for: .milliseconds(50 * attempt))
-            } catch {
-                failure = error
-                break
             }
+        } catch {
+            logger.warning("no request role could be given a login", metadata: ["error": "\(String(reflecting: error))"])
         }
-        logger.warning("\(role) cannot be given a login; its requests switch role on the server's connections",
-                       metadata: ["error": "\(String(reflecting: failure))"])
-        return nil
+        return logins
     }
 
     static func derivedPassword(secret: String, purpose: String) -> String {

@@ -94,14 +94,12 @@ public func buildApplication(core: ServerCore, registry: PrometheusCollectorRegi
     OAuthController(auth: auth, flow: oauth).register(routes)
     let schemaCache = SchemaCache(client: core.database.client)
     TablesController(client: core.database.client, schema: schemaCache, channels: channels, logger: logger).register(routes)
-    let rawSQLLogin = await core.database.prepareLogin("project_admin", secret: core.jwtSecret)
-    let callers = core.database.makeCallersClient(configuration, login: await core.database.prepareLogin("insforge_authenticator",
-                                                                                                          secret: core.jwtSecret))
-    RawSQLController(database: core.database, login: rawSQLLogin,
-                     unrestrictedLogin: await core.database.prepareLogin("insforge_sql", secret: core.jwtSecret), schema: schemaCache,
-                     sequencer: core.store.sequencer, logger: logger).register(routes)
-    let admins = core.database.makeAdminsClient(configuration, login: await core.database.prepareLogin("insforge_admin_login",
-                                                                                                      secret: core.jwtSecret))
+    let logins = await core.database.prepareLogins(["project_admin", "insforge_sql", "insforge_authenticator", "insforge_admin_login"],
+                                                   secret: core.jwtSecret)
+    RawSQLController(database: core.database, login: logins["project_admin"], unrestrictedLogin: logins["insforge_sql"],
+                     schema: schemaCache, sequencer: core.store.sequencer, logger: logger).register(routes)
+    let callers = core.database.makeCallersClient(configuration, login: logins["insforge_authenticator"])
+    let admins = core.database.makeAdminsClient(configuration, login: logins["insforge_admin_login"])
     RecordsController(client: admins, callers: callers, maxRows: configuration.recordsMaxRows,
                       schema: schemaCache, sequencer: core.store.sequencer, logger: logger).register(routes)
     realtime.register(routes)

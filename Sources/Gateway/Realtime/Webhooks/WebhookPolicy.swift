@@ -124,14 +124,8 @@ struct DestinationPolicy: Sendable {
     /// through a translator); IPv4-mapped and -compatible forms of a private IPv4 address. What does
     /// not parse counts as private.
     static func isPrivate(_ address: String) -> Bool {
-        let text = address.split(separator: "%", maxSplits: 1).first.map(String.init) ?? address  // zone ids
-        var v4 = in_addr()
-        if inet_pton(AF_INET, text, &v4) == 1 {
-            return isPrivateIPv4(withUnsafeBytes(of: &v4.s_addr) { Array($0) })
-        }
-        var v6 = in6_addr()
-        guard inet_pton(AF_INET6, text, &v6) == 1 else { return true }
-        return isPrivateIPv6(withUnsafeBytes(of: &v6) { Array($0) })
+        guard let bytes = ClientAddress.bytes(of: address) else { return true }
+        return bytes.count == 4 ? isPrivateIPv4(bytes) : isPrivateIPv6(bytes)
     }
 
     static func isPrivateIPv4(_ b: [UInt8]) -> Bool {
