@@ -47,7 +47,12 @@ def credential(server, kind):
         return server.admin_key
     if kind == "anon":
         return server.anon_key()
-    # a fresh user for the run, so nothing an earlier run did (e.g. DELETE /api/auth/users) can revoke it
+    # a fresh user for the run, so nothing an earlier run did (e.g. DELETE /api/auth/users) can revoke it; the
+    # admin run may have left sign-up disabled or the password rules strict (PUT /api/auth/config): put them back
+    r = server.request("PUT", "/api/auth/config", json={"disableSignup": False, "requireEmailVerification": False,
+                                                         "passwordMinLength": 6, "requireNumber": False, "requireLowercase": False,
+                                                         "requireUppercase": False, "requireSpecialChar": False})
+    assert r.status_code == 200, r.text
     email = f"st-{time.time_ns()}@example.com"
     r = server.post("/api/auth/users?client_type=mobile", key=None,
                     json={"email": email, "password": "Correct-horse-42"})
