@@ -22,6 +22,7 @@ bin="$(release_build --show-bin-path)"
 
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 work="$(mktemp -d)"
+on_exit 'rm -rf "$work"'
 key="ik_$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 port=7131
 psql -h 127.0.0.1 -p "$PG_TEST_PORT" -U postgres -qc "DROP DATABASE IF EXISTS bench_realtime" -c "CREATE DATABASE bench_realtime"
@@ -29,9 +30,9 @@ DATABASE_URL="postgres://postgres@127.0.0.1:${PG_TEST_PORT}/bench_realtime" DATA
 PORT=$port ACCESS_API_KEY="$key" REALTIME_WEBHOOK_ALLOW_PRIVATE=true LOG_LEVEL=warning \
     "$bin/insforge" serve >"$work/server.log" 2>&1 &
 server=$!
+kill_on_exit $server
 python3 scripts/realtime_peer.py --port 7198 >"$work/peer.log" 2>&1 &
-peer=$!
-trap 'kill $server $peer 2>/dev/null || true; wait 2>/dev/null || true' EXIT
+kill_on_exit $!
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/api/health" >/dev/null && break; sleep 0.2; done
 for _ in $(seq 1 100); do curl -s "http://127.0.0.1:7198/socket.io/?EIO=4&transport=polling" >/dev/null && break; sleep 0.2; done
 

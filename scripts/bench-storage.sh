@@ -28,15 +28,8 @@ bin="$(release_build --show-bin-path)"
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 large_mb=100
 work="$(mktemp -d)"
+on_exit 'rm -rf "$work"'
 key="ik_$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$work"
-    stop_throwaway_postgres
-}
-trap cleanup EXIT
 
 # A free loopback port at or above $1.
 free_port() {
@@ -53,7 +46,7 @@ wait_for() {  # URL: until it answers (any status), at most 20 s
 export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench-secret AWS_REGION=us-east-1
 moto_port=$(free_port 7143)
 moto_server -H 127.0.0.1 -p "$moto_port" >"$work/moto.log" 2>&1 &
-pids+=($!)
+kill_on_exit $!
 wait_for "http://127.0.0.1:$moto_port/"
 s3_endpoint="http://127.0.0.1:$moto_port"
 python3 scripts/storage_s3_baseline.py --endpoint "$s3_endpoint" create-bucket insforge-bench
@@ -68,7 +61,7 @@ start_server() {
         LOG_LEVEL=warning MAX_FILE_SIZE=200MB "$@" \
         "$bin/insforge" serve >"$work/$name.log" 2>&1 &
     server_pid=$!
-    pids+=("$server_pid")
+    kill_on_exit "$server_pid"
 }
 local_port=$(free_port 7141)
 start_server local "$local_port"

@@ -10,6 +10,6 @@ start_throwaway_postgres
 release_build --product insforge-bench
 release_build --product insforge
 bench_data=$(mktemp -d /tmp/insforge-bench.XXXXXX)
+on_exit 'rm -rf "$bench_data"'
 DATABASE_URL="postgres://postgres@127.0.0.1:${PG_TEST_PORT}/postgres" DATA_DIR="$bench_data" \
     "$(release_build --show-bin-path)/insforge-bench" "$@"
-rm -rf "$bench_data"

@@ -38,6 +38,38 @@ install_python_packages() {
     fi
 }
 
+# Cleanup at exit, for the shell that sources this file: `on_exit 'COMMAND'` adds COMMAND to a list that
+# one EXIT trap runs, last added first (a server stops before the database it uses). Scripts add to the
+# list and never set `trap ... EXIT` themselves: a second trap replaces the first (that left the
+# throwaway PostgreSQL running). Ctrl-C and SIGTERM exit through the same list. A failing command does
+# not stop the others, and the script keeps its own exit status.
+on_exit() {
+    if [ "${EXIT_COMMANDS_SHELL:-}" != "$BASHPID" ]; then
+        # First use in this shell (a subshell gets its own list: it must not run its parent's).
+        EXIT_COMMANDS=()
+        EXIT_COMMANDS_SHELL=$BASHPID
+        trap run_exit_commands EXIT
+        trap 'exit 130' INT
+        trap 'exit 143' TERM
+    fi
+    EXIT_COMMANDS+=("$1")
+}
+
+# on_exit for a background process: stop it and wait for it.
+kill_on_exit() {
+    on_exit "kill $1 2>/dev/null; wait $1 2>/dev/null"
+}
+
+run_exit_commands() {
+    local status=$? i
+    trap - INT TERM
+    for ((i = ${#EXIT_COMMANDS[@]} - 1; i >= 0; i--)); do
+        eval "${EXIT_COMMANDS[i]}" || true
+    done
+    EXIT_COMMANDS=()
+    exit "$status"
+}
+
 pg_bindir() {
     local d
     d=$(pg_config --bindir 2>/dev/null || true)
@@ -46,7 +78,7 @@ pg_bindir() {
 }
 
 # Starts a PostgreSQL cluster in a fresh temporary folder on a free loopback port (trust auth,
-# loopback only) and stops it when the calling shell exits. Sets PG_TEST_PORT and PG_TEST_DIR.
+# loopback only) and stops it when the calling shell exits (on_exit). Sets PG_TEST_PORT and PG_TEST_DIR.
 start_throwaway_postgres() {
     local bin port
     bin=$(pg_bindir)
@@ -55,6 +87,8 @@ start_throwaway_postgres() {
     chmod 755 "$PG_TEST_DIR"
     local run=()
     if [ "$(id -u)" -eq 0 ]; then chown postgres "$PG_TEST_DIR"; run=(runuser -u postgres --); fi
+    PG_STOP=("${run[@]}" "$bin/pg_ctl" -D "$PG_TEST_DIR/data" -m immediate -w stop)
+    on_exit stop_throwaway_postgres  # before initdb: a start that fails half-way leaves nothing either
     (cd / && "${run[@]}" "$bin/initdb" -D "$PG_TEST_DIR/data" -U postgres -A trust -E UTF8 --no-instructions >"$PG_TEST_DIR/initdb.log" 2>&1 \
         ) || { cat "$PG_TEST_DIR/initdb.log"; return 1; }
     # A port nobody listens on can still be held by an outgoing connection (loopback load tests use
@@ -76,8 +110,6 @@ start_throwaway_postgres() {
         return 1
     done
     PG_TEST_PORT=$port
-    PG_STOP=("${run[@]}" "$bin/pg_ctl" -D "$PG_TEST_DIR/data" -m immediate -w stop)
-    trap 'stop_throwaway_postgres' EXIT
     say "throwaway PostgreSQL on 127.0.0.1:$port ($PG_TEST_DIR)"
 }
 
