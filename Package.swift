@@ -57,6 +57,9 @@ let package = Package(
             dependencies: [
                 "Projections", "EventStore",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -99,6 +102,7 @@ let package = Package(
                 "Gateway", "Actors", "Projections", "EventStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
+            path: "Benchmarks/insforge-bench",
             swiftSettings: swiftSettings
         ),
         // Load tool for realtime and webhooks: Socket.IO over WebSocket against a running server (ours or the peer's).
@@ -114,6 +118,7 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
+            path: "Benchmarks/insforge-realtime-bench",
             swiftSettings: swiftSettings
         ),
         // Load tool for storage: large streamed uploads/downloads (throughput, server RSS) and many small uploads.
@@ -125,6 +130,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
+            path: "Benchmarks/insforge-storage-bench",
             swiftSettings: swiftSettings
         ),
         // Fresh databases on the test PostgreSQL (TEST_DATABASE_URL) for the test targets.

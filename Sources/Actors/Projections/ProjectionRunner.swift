@@ -6,9 +6,8 @@ import ServiceLifecycle
 
 /// Follows the log for one async projection, once per cluster.
 ///
-/// Ownership is a session advisory lock on the connection that also does the work, so
-/// losing the connection loses the lock and the work together; another process's runner
-/// then takes over. Each batch is one transaction: read after the checkpoint (locked
+/// Ownership is `ClusterOwnership` (a session advisory lock on the connection that also does
+/// the work): another process's runner takes over when the owner's connection goes. Each batch is one transaction: read after the checkpoint (locked
 /// `FOR UPDATE`), apply, move the checkpoint. A crash therefore never applies an event
 /// twice. A batch that fails is retried with backoff, then event by event; an event that
 /// fails `maxAttempts` times is parked in `system.parked_events` and skipped.
@@ -57,61 +56,37 @@ public actor ProjectionRunner: Service {
         self.logger = logger
     }
 
-    /// The advisory-lock key of this projection (stable across processes).
-    nonisolated var lockKey: Int64 {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325  // FNV-1a
-        for byte in "projection:\(projection.name)".utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
-        return Int64(bitPattern: hash)
-    }
-
-    /// Shutdown asked for, gracefully or by cancellation.
-    static var stopping: Bool { Task.isCancelled || Task.isShuttingDownGracefully }
-
     /// A snapshot for admins and tests.
     public func status() -> Status {
         Status(projection: projection.name, isOwner: isOwner, checkpoint: checkpoint, lastError: lastError, failedAttempts: attempts)
     }
 
     public func run() async throws {
-        var backoff = options.initialBackoff
-        while !Self.stopping {
-            do {
-                try await store.client.withConnection { connection in
-                    try await self.own(on: connection)
-                }
-                backoff = options.initialBackoff
-            } catch {
-                isOwner = false
-                if Self.stopping { break }
-                lastError = "\(error)"
-                logger.warning("projection runner failed; restarting", metadata: ["error": "\(String(reflecting: error))"])
-                try? await Task.sleep(for: backoff)
-                backoff = min(backoff * 2, options.maxBackoff)
-            }
+        let ownership = ClusterOwnership(.projection(projection.name), client: store.client, retry: options.ownershipRetry, logger: logger)
+        await ownership.run(backoff: .init(initial: options.initialBackoff, max: options.maxBackoff)) { error in
+            await self.restarting(after: error)
+        } _: { connection in
+            try await self.follow(on: connection)
         }
         isOwner = false
     }
 
-    /// Waits to own the projection on `connection`, then follows the log until shutdown.
-    private func own(on connection: PostgresConnection) async throws {
-        while !Self.stopping {
-            var acquired = false
-            for try await ok in try await connection.query("SELECT pg_try_advisory_lock(\(lockKey))", logger: logger).decode(Bool.self) {
-                acquired = ok
-            }
-            if acquired { break }
-            try? await Task.sleep(for: options.ownershipRetry)
-        }
-        guard !Self.stopping else { return }
+    private func restarting(after error: any Error) {
+        isOwner = false
+        lastError = "\(error)"
+        logger.warning("projection runner failed; restarting", metadata: ["error": "\(String(reflecting: error))"])
+    }
+
+    /// Follows the log until shutdown, as the projection's owner on `connection`.
+    private func follow(on connection: PostgresConnection) async throws {
         isOwner = true
-        logger.info("owning projection")
+        defer { isOwner = false }
         try await connection.query("""
             INSERT INTO system.checkpoints (projection, position) VALUES (\(projection.name), 0)
             ON CONFLICT (projection) DO NOTHING
             """, logger: logger)
-        defer { isOwner = false }
         var lastKeepAlive = ContinuousClock.now
-        while !Self.stopping {
+        while !shutdownRequested {
             let generation = store.watcher.signal.generation
             let moved = try await step(on: connection)
             if !moved {
@@ -120,10 +95,9 @@ public actor ProjectionRunner: Service {
                     lastKeepAlive = .now
                 }
                 await store.watcher.signal.wait(after: generation, timeout: store.watcher.pollInterval)
-                if options.gatherInterval > .zero && !Self.stopping { try? await Task.sleep(for: options.gatherInterval) }
+                if options.gatherInterval > .zero && !shutdownRequested { try? await Task.sleep(for: options.gatherInterval) }
             }
         }
-        _ = try? await connection.query("SELECT pg_advisory_unlock(\(lockKey))", logger: logger)
     }
 
     /// One batch; returns whether the checkpoint moved.

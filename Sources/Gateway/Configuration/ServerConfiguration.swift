@@ -1,3 +1,4 @@
+import Actors
 import Foundation
 
 /// Everything the server reads from its environment, read once at start-up (API.md names).

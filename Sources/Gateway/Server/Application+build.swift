@@ -75,7 +75,7 @@ public func buildApplication(core: ServerCore, registry: PrometheusCollectorRegi
     let credentials = CredentialsMiddleware(keys: core.keys, tokens: accessTokens)
     router.add(middleware: credentials)
     let channels = RealtimeChannels(store: core.store, box: core.box, logger: logger)
-    let hub = RealtimeHub(store: core.store, logger: logger)
+    let hub = SocketHub(store: core.store, sink: SocketSink(), logger: logger)
     let realtime = RealtimeServer(
         credentials: credentials,
         engineConfiguration: .init(pingInterval: configuration.realtimePingInterval, pingTimeout: configuration.realtimePingTimeout,
@@ -107,13 +107,13 @@ public func buildApplication(core: ServerCore, registry: PrometheusCollectorRegi
     DeliveriesController(client: core.database.client).register(routes)
     let webhooks = WebhookDispatcher(
         store: core.store, channels: channels,
-        options: .init(schedule: configuration.webhookSchedule, timeout: configuration.webhookTimeout,
-                       destinations: DestinationPolicy(allowPrivate: configuration.webhookAllowPrivate)),
-        logger: logger)
+        transport: WebhookHTTPTransport(policy: DestinationPolicy(allowPrivate: configuration.webhookAllowPrivate)),
+        options: .init(schedule: configuration.webhookSchedule, timeout: configuration.webhookTimeout), logger: logger)
     let storage = StorageService(store: core.store, provider: try makeStorageProvider(configuration, logger: logger),
                                  defaultMaxFileSize: configuration.maxFileSize, links: DownloadLinks(secret: core.jwtSecret), logger: logger)
     StorageController(storage: storage, baseURL: configuration.apiBaseURL).register(routes)
-    let sweeper = OrphanSweeper(storage: storage, grace: configuration.storageOrphanGrace, interval: configuration.storageSweepInterval)
+    let sweeper = OrphanSweeper(blobs: storage.provider, client: storage.client, grace: configuration.storageOrphanGrace,
+                                interval: configuration.storageSweepInterval, logger: logger)
     OpenAPIController(version: serverVersion).register(routes)
 
     var app = Application(
@@ -133,9 +133,7 @@ public func buildApplication(core: ServerCore, registry: PrometheusCollectorRegi
         },
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "insforge"),
         services: [core.database.client, callers, admins, core.store] + core.runners.map { $0 as any Service }
-            + [KeyRingFollower(store: core.store, keys: core.keys, logger: logger),
-               UserCacheFollower(store: core.store, cache: auth.directory.cache, logger: logger),
-               SchemaCacheFollower(store: core.store, cache: schemaCache, logger: logger), hub, webhooks, sweeper],
+            + followers(core, users: auth.directory.cache, schema: schemaCache, logger: logger) + [hub, webhooks, sweeper],
         logger: logger)
     let issuer = core.issuer
     app.beforeServerStarts {
@@ -144,27 +142,27 @@ public func buildApplication(core: ServerCore, registry: PrometheusCollectorRegi
     return app
 }
 
-/// Reloads the key ring whenever an `apikey-*` event is appended, by this node or another.
-struct KeyRingFollower: Service {
-    let store: EventStore
-    let keys: KeyRing
-    let logger: Logger
-
-    func run() async throws {
-        while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            do {
-                let head = try await store.headPosition()
-                try await keys.reload(from: store.client)
-                try await cancelWhenGracefulShutdown {
-                    for try await _ in store.subscribe(after: head, filter: EventFilter(category: "apikey")) {
-                        try await keys.reload(from: store.client)
-                    }
-                }
-            } catch {
-                if Task.isShuttingDownGracefully || Task.isCancelled { return }
-                logger.warning("key ring follower failed; retrying", metadata: ["error": "\(error)"])
-                try? await Task.sleep(for: .seconds(1))
-            }
-        }
-    }
+/// What each node keeps in memory from the log, whichever node appended: the key ring (`apikey-*`
+/// events), the user cache (`user-*`) and the schema cache (DDL).
+func followers(_ core: ServerCore, users: UserCache, schema: SchemaCache, logger: Logger) -> [any Service] {
+    let (store, keys) = (core.store, core.keys)
+    let ddl: Set<String> = [TableCreated.type, TableAltered.type, TableDropped.type, RawSQLExecuted.type]
+    return [
+        LogFollower("key ring", store: store, filter: EventFilter(category: "apikey"), logger: logger) {
+            try await keys.reload(from: store.client)
+        } apply: { _ in
+            try await keys.reload(from: store.client)
+        },
+        LogFollower("user cache", store: store, filter: EventFilter(category: "user"), logger: logger) {
+            users.invalidateAll()  // whatever happened before the checkpoint is read again from the database
+        } apply: { event in
+            let id = event.streamId.dropFirst("user-".count)
+            if let uuid = UUID(uuidString: String(id)) { users.invalidate(uuid) } else { users.invalidateAll() }
+        },
+        LogFollower("schema cache", store: store, filter: EventFilter(types: ddl), logger: logger) {
+            try await schema.reload()
+        } apply: { _ in
+            try await schema.reload()
+        },
+    ]
 }

@@ -1,3 +1,4 @@
+import Actors
 import Crypto
 import EventStore
 import Foundation

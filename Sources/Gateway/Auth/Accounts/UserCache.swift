@@ -7,7 +7,7 @@ import Synchronization
 /// Recently read users, for the hot read path (`GET /api/auth/sessions/current`).
 ///
 /// Entries are dropped when their user changes: at once by this node's own commands (read your
-/// writes), and by `UserCacheFollower` for changes made by any node (it follows `user-*` events
+/// writes), and by its `LogFollower` (see `followers`) for changes made by any node (it follows `user-*` events
 /// in the log, woken by NOTIFY). Bounded: when full, it starts over.
 ///
 /// A read that raced with a change must not park the old state in the cache: readers take a
@@ -48,33 +48,6 @@ public final class UserCache: Sendable {
         state.withLock {
             $0.invalidations &+= 1
             $0.entries.removeAll(keepingCapacity: true)
-        }
-    }
-}
-
-/// Drops cached users whenever a `user-*` event is appended, by this node or another.
-struct UserCacheFollower: Service {
-    let store: EventStore
-    let cache: UserCache
-    let logger: Logger
-
-    func run() async throws {
-        while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            do {
-                let head = try await store.headPosition()
-                cache.invalidateAll()  // whatever happened before `head` is re-read from the database
-                try await cancelWhenGracefulShutdown {
-                    for try await event in store.subscribe(after: head, filter: EventFilter(category: "user")) {
-                        let id = event.streamId.dropFirst("user-".count)
-                        if let uuid = UUID(uuidString: String(id)) { cache.invalidate(uuid) } else { cache.invalidateAll() }
-                    }
-                }
-            } catch {
-                if Task.isShuttingDownGracefully || Task.isCancelled { return }
-                cache.invalidateAll()
-                logger.warning("user cache follower failed; retrying", metadata: ["error": "\(error)"])
-                try? await Task.sleep(for: .seconds(1))
-            }
         }
     }
 }

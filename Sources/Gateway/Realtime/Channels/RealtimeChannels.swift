@@ -1,3 +1,4 @@
+import Actors
 import EventStore
 import Foundation
 import Logging
@@ -6,7 +7,7 @@ import PostgresNIO
 /// Channel commands (appended as `Channel*` events, read back from the `realtime.channels` read
 /// model) and the database side of subscribe and publish, run as the caller so that row-level
 /// security on the channel and message tables decides.
-struct RealtimeChannels: Sendable {
+struct RealtimeChannels: WebhookChannels {
     let store: EventStore
     let box: SecretBox
     let logger: Logger
@@ -182,6 +183,13 @@ struct RealtimeChannels: Sendable {
             return try box.open(sealed)
         }
         return nil
+    }
+
+    /// A receiver answered 410 Gone: `url` comes off the channel (if it is still on it).
+    func disableWebhook(_ url: String, of channelId: UUID, after deliveryId: UUID) async throws {
+        guard let channel = try await find(channelId), channel.webhookUrls.contains(url) else { return }
+        try await store.append([try EventData(ChannelWebhookDisabled(channelId: channelId, url: url, deliveryId: deliveryId))],
+                               to: "channel-\(channelId.uuidString.lowercased())")
     }
 
     // MARK: subscribe and publish, as the caller

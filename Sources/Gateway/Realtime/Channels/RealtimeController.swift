@@ -1,3 +1,4 @@
+import Actors
 import EventStore
 import Foundation
 import Hummingbird

@@ -1,3 +1,4 @@
+import Actors
 import NIOCore
 
 /// Sits next to the socket in a WebSocket's pipeline and writes frames that are already encoded

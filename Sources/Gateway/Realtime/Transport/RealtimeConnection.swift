@@ -1,3 +1,4 @@
+import Actors
 import EventStore
 import Foundation
 import HummingbirdWebSocket
@@ -15,7 +16,7 @@ actor RealtimeConnection {
     private var webSocket: WebSocketOutboundWriter?
     private var rawWriter: RawWebSocketWriter?
     /// Set once the client has connected: its place in the hub.
-    private var subscriber: RealtimeSubscriber?
+    private var subscriber: SocketSubscriber?
     private let authenticate: @Sendable (JSONValue?) async -> Result<Credential, RealtimeRefusal>
     private let messaging: RealtimeMessaging?
     private let onClose: @Sendable (String) -> Void
@@ -141,7 +142,7 @@ actor RealtimeConnection {
             switch await authenticate(auth) {
             case .success(let credential):
                 let socketId = Self.newId()
-                let subscriber = RealtimeSubscriber(socketId: socketId, credential: credential, connectOffset: Self.offset(in: auth))
+                let subscriber = SocketSubscriber(socketId: socketId, credential: credential, connectOffset: Self.offset(in: auth))
                 self.subscriber = subscriber
                 updateDirectWriter()
                 startWriter(subscriber.outbox)

@@ -75,7 +75,7 @@ struct RealtimeServer: Sendable {
     /// Serves one WebSocket; `channel` is its NIO channel (the hub writes fan-out frames to it directly).
     func runWebSocket(_ handshake: Handshake, channel: any Channel, inbound: WebSocketInboundStream,
                       outbound: WebSocketOutboundWriter) async throws {
-        // Room for a burst of frames before a client counts as too slow (see RealtimeSubscriber.send).
+        // Room for a burst of frames before a client counts as too slow (see SocketSubscriber.send).
         _ = channel.setOption(ChannelOptions.writeBufferWaterMark, value: .init(low: 256 << 10, high: 4 << 20))
         let raw = RawWebSocketWriter(channel: channel)
         try await channel.pipeline.addHandler(raw, position: .first).get()

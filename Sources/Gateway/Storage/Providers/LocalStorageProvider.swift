@@ -1,3 +1,4 @@
+import Actors
 import _NIOFileSystem
 import Foundation
 import Hummingbird

@@ -1,30 +1,8 @@
+import Actors
 import Foundation
 import Hummingbird
+import Logging
 import NIOCore
-
-/// Where one upload's bytes are: `<bucket>/<key>/<version>` with the provider. A version is fresh
-/// per upload, so writing never disturbs the bytes the current metadata points at.
-struct BlobLocation: Sendable, Hashable {
-    var bucket: String
-    var key: String
-    var version: UUID
-
-    /// The provider-relative path (the key is already checked by `StorageNames.keyProblem`).
-    var path: String { "\(bucket)/\(key)/\(version.uuidString.lowercased())" }
-
-    /// Reads a provider-relative path back (nil: not one of ours).
-    init?(path: String) {
-        let parts = path.split(separator: "/", omittingEmptySubsequences: false)
-        guard parts.count >= 3, let version = UUID(uuidString: String(parts[parts.count - 1])) else { return nil }
-        self.init(bucket: String(parts[0]), key: parts[1..<(parts.count - 1)].joined(separator: "/"), version: version)
-    }
-
-    init(bucket: String, key: String, version: UUID) {
-        self.bucket = bucket
-        self.key = key
-        self.version = version
-    }
-}
 
 /// An upload in progress: bytes go in with `write`; nothing is visible until `commit`, and `abort`
 /// leaves nothing behind. Used by one task at a time.
@@ -52,7 +30,7 @@ struct PresignedPost: Sendable {
 }
 
 /// Where object bytes are kept: the local folder or an S3-compatible service.
-protocol StorageProvider: Sendable {
+protocol StorageProvider: StoredBlobs {
     /// `local` or `s3`.
     var name: String { get }
     /// Starts an upload to `blob` (`contentType` is known from the first bytes; `size` when the
@@ -60,12 +38,6 @@ protocol StorageProvider: Sendable {
     func writer(for blob: BlobLocation, contentType: String, size: Int64?) async throws -> any BlobWriter
     /// The bytes of `blob` in `range` (all of them when nil), streamed.
     func read(_ blob: BlobLocation, range: ClosedRange<Int64>?) async throws -> ResponseBody
-    /// Removes blobs (absent ones are not an error).
-    func delete(_ blobs: [BlobLocation]) async throws
-    /// Every stored blob last written before `before`, for the orphan sweep.
-    func blobs(writtenBefore before: Date) async throws -> [BlobLocation]
-    /// Drops uploads begun before `before` and never finished (S3 multipart uploads); returns how many.
-    func abortIncompleteUploads(startedBefore before: Date) async throws -> Int
     /// What is stored at `blob`, if anything (confirming a direct-to-provider upload).
     func info(_ blob: BlobLocation) async throws -> BlobInfo?
     /// The first bytes of `blob` (to sniff a direct upload's type).
@@ -84,4 +56,10 @@ struct StorageProviderError: Error, CustomStringConvertible {
     /// Too many requests already waiting for the provider: worth retrying shortly.
     var busy = false
     var description: String { message }
+}
+
+/// The provider chosen by the configuration: S3 when `AWS_S3_BUCKET` is set, else the local folder.
+func makeStorageProvider(_ configuration: ServerConfiguration, logger: Logger) throws -> any StorageProvider {
+    if let s3 = configuration.s3 { return try S3StorageProvider(settings: s3, logger: logger) }
+    return try LocalStorageProvider(root: configuration.storageDirectory.path)
 }

@@ -1,3 +1,4 @@
+import Actors
 import AsyncHTTPClient
 import EventStore
 import Foundation

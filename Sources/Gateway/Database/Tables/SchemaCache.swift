@@ -93,29 +93,3 @@ public final class SchemaCache: Sendable {
         return SchemaCatalog(tables: tables, functions: functions, exposedSchemas: schemas)
     }
 }
-
-/// Reloads the schema cache after DDL made by any node (events in the log).
-struct SchemaCacheFollower: Service {
-    let store: EventStore
-    let cache: SchemaCache
-    let logger: Logger
-
-    func run() async throws {
-        let types: Set<String> = [TableCreated.type, TableAltered.type, TableDropped.type, RawSQLExecuted.type]
-        while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            do {
-                let head = try await store.headPosition()
-                try await cache.reload()
-                try await cancelWhenGracefulShutdown {
-                    for try await _ in store.subscribe(after: head, filter: EventFilter(types: types)) {
-                        try await cache.reload()
-                    }
-                }
-            } catch {
-                if Task.isShuttingDownGracefully || Task.isCancelled { return }
-                logger.warning("schema cache follower failed; retrying", metadata: ["error": "\(error)"])
-                try? await Task.sleep(for: .seconds(1))
-            }
-        }
-    }
-}

@@ -1,3 +1,5 @@
+import Gateway
+
 /// Measures parsing plus SQL generation for a typical records read, so regressions in the hot
 /// path show up as a number (`insforge-bench` can print it).
 public enum RecordsBenchmark {

@@ -1,3 +1,4 @@
+import Actors
 import _CryptoExtras
 import Crypto
 import EventStore
@@ -305,7 +306,8 @@ import TestSupport
             let writer = try await storage.provider.writer(for: stray, contentType: "text/plain", size: nil)
             try await writer.write(ByteBuffer(string: "stray"))
             try await writer.commit()
-            let sweeper = OrphanSweeper(storage: storage, grace: .seconds(3600), interval: .seconds(60))
+            let sweeper = OrphanSweeper(blobs: storage.provider, client: storage.client, grace: .seconds(3600), interval: .seconds(60),
+                                        logger: storage.logger)
             #expect(try await sweeper.sweepOnce() == 0)  // too young
             #expect(try await sweeper.sweepOnce(now: Date().addingTimeInterval(7200)) == 1)
             let left = try await storage.provider.blobs(writtenBefore: Date().addingTimeInterval(60))

@@ -1,39 +1,6 @@
+import Actors
 import NIOCore
 import Synchronization
-
-/// A frame for one or many sockets: the Socket.IO packet, and the same as an Engine.IO message
-/// (`4` + packet) in a buffer that every WebSocket it goes to shares (built once per message).
-struct OutboundFrame: Sendable {
-    let packet: String
-    let wire: ByteBuffer
-    /// `wire` as a complete server-to-client WebSocket text frame (header and payload; servers do
-    /// not mask, so the bytes are the same for every socket).
-    let webSocketFrame: ByteBuffer
-
-    init(_ packet: String) {
-        self.packet = packet
-        var wire = ByteBuffer()
-        wire.reserveCapacity(packet.utf8.count + 1)
-        wire.writeInteger(UInt8(ascii: "4"))
-        wire.writeString(packet)
-        self.wire = wire
-        var frame = ByteBuffer()
-        let length = wire.readableBytes
-        frame.reserveCapacity(length + 10)
-        frame.writeInteger(UInt8(0x81))  // FIN, text
-        if length < 126 {
-            frame.writeInteger(UInt8(length))
-        } else if length <= Int(UInt16.max) {
-            frame.writeInteger(UInt8(126))
-            frame.writeInteger(UInt16(length))
-        } else {
-            frame.writeInteger(UInt8(127))
-            frame.writeInteger(UInt64(length))
-        }
-        frame.writeImmutableBuffer(wire)
-        self.webSocketFrame = frame
-    }
-}
 
 /// The frames waiting for one socket: the hub pushes without waiting (it never blocks on a slow
 /// client), the connection's writer takes everything queued at once. Bounded: a client that falls

@@ -1,3 +1,4 @@
+import Actors
 import EventStore
 import Foundation
 import Logging
@@ -6,7 +7,7 @@ import PostgresNIO
 /// The client events of API.md's Realtime section: `realtime:subscribe`, `realtime:unsubscribe`
 /// and `realtime:publish`. Permission checks run in Postgres as the caller; delivery is the hub's.
 struct RealtimeMessaging: Sendable {
-    let hub: RealtimeHub
+    let hub: SocketHub
     let channels: RealtimeChannels
     /// Each socket's publishing budget.
     let publishRate: TokenBucket.Rate
@@ -29,7 +30,7 @@ struct RealtimeMessaging: Sendable {
     }
 
     /// `raw` is the first argument as the client sent it (the payload is taken from it verbatim).
-    func handle(_ name: String, _ arguments: [JSONValue], raw: Substring? = nil, from subscriber: RealtimeSubscriber) async -> Reply {
+    func handle(_ name: String, _ arguments: [JSONValue], raw: Substring? = nil, from subscriber: SocketSubscriber) async -> Reply {
         let body = arguments.first?.objectValue ?? [:]
         let channel = body["channel"]?.stringValue
         switch name {
@@ -46,7 +47,7 @@ struct RealtimeMessaging: Sendable {
         }
     }
 
-    private func subscribe(_ body: [String: JSONValue], channel: String?, _ subscriber: RealtimeSubscriber) async -> Reply {
+    private func subscribe(_ body: [String: JSONValue], channel: String?, _ subscriber: SocketSubscriber) async -> Reply {
         guard let channel else { return failure(nil, "REALTIME_INVALID_PAYLOAD", "channel is required") }
         if let problem = RealtimeChannels.nameProblem(channel) { return failure(channel, "REALTIME_INVALID_PAYLOAD", problem) }
         var since = subscriber.connectOffset
@@ -70,7 +71,7 @@ struct RealtimeMessaging: Sendable {
         }
     }
 
-    private func publish(_ body: [String: JSONValue], raw: Substring?, channel: String?, _ subscriber: RealtimeSubscriber) async -> Reply {
+    private func publish(_ body: [String: JSONValue], raw: Substring?, channel: String?, _ subscriber: SocketSubscriber) async -> Reply {
         guard let channel else { return failure(nil, "REALTIME_INVALID_PAYLOAD", "channel is required") }
         guard let channelId = await hub.subscription(subscriber.socketId, channel: channel) else {
             return failure(channel, "REALTIME_NOT_SUBSCRIBED", "Subscribe to \(channel) before publishing to it", always: true)

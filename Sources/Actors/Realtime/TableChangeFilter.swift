@@ -25,8 +25,8 @@ struct TableChangeFilter: Sendable {
     typealias Verdicts = [Int64: [String: OutboundFrame]]
 
     /// The verdicts for `messages`, whose table channels have `listeners` (by channel name).
-    func verdicts(for messages: [RealtimeHub.Message], listeners: [String: [Listener]]) async -> Verdicts {
-        var byTable: [String: [RealtimeHub.Message]] = [:]
+    func verdicts(for messages: [RealtimeMessage], listeners: [String: [Listener]]) async -> Verdicts {
+        var byTable: [String: [RealtimeMessage]] = [:]
         for message in messages {
             guard let table = message.changedTable, listeners[message.channel] != nil else { continue }
             byTable[table, default: []].append(message)
@@ -62,7 +62,7 @@ struct TableChangeFilter: Sendable {
     /// `realtime.filter_table_changes` for `callers`: which of `batch` (1-based ordinals) each caller
     /// (1-based) gets, each with its payload when that differs from the published one; caller 0 alone
     /// when the table has no row-level security.
-    private func filter(_ batch: [RealtimeHub.Message], table: String,
+    private func filter(_ batch: [RealtimeMessage], table: String,
                         as callers: [DatabaseIdentity]) async throws -> [(caller: Int, ordinal: Int, payload: String?)] {
         let payloads = "[" + batch.map(\.payload).joined(separator: ",") + "]"
         // Listeners are not admins, so each has a role.
