@@ -371,6 +371,15 @@ def anon_key(server):
 
 
 @pytest.fixture(scope="module")
+def user_token(server):
+    """A signed-in user's access token on the module's server (a fresh sign-up)."""
+    body = {"email": f"user-{secrets.token_hex(6)}@example.com", "password": "Correct-horse-42"}
+    r = server.post("/api/auth/users", key=None, params={"client_type": "mobile"}, json=body)
+    assert r.status_code in (200, 201), r.text
+    return r.json()["accessToken"]
+
+
+@pytest.fixture(scope="module")
 def server(deployment):
     """One server on the module's own database."""
     return deployment.server()
