@@ -14,7 +14,7 @@ struct Insforge: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "insforge",
         abstract: "Event-sourced backend-as-a-service (InsForge-compatible API).",
-        subcommands: [Serve.self, Migrate.self, Events.self],
+        subcommands: [Serve.self, Migrate.self, Events.self, Keys.self],
         defaultSubcommand: Serve.self)
 }
 
@@ -218,6 +218,23 @@ struct Events: AsyncParsableCommand {
                 print("head position: \(stats.head)   parked events: \(stats.parkedEvents)")
                 for t in stats.types { print("  \(t.category)/\(t.type): \(t.count) (last at \(t.lastPosition))") }
                 for p in stats.projections { print("  projection \(p.name): checkpoint \(p.checkpoint), lag \(p.lag)") }
+            }
+        }
+    }
+}
+
+struct Keys: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "The API keys.", subcommands: [Show.self])
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print the admin API key and the anon key (from the database, decrypted with this server's secrets).")
+
+        func run() async throws {
+            try await Events.withCore { core, _ in
+                for kind in ApiKeyKind.allCases {
+                    print("\(kind.rawValue): \(try await core.issuer.currentKey(kind) ?? "(not issued yet: start the server once)")")
+                }
             }
         }
     }

@@ -93,9 +93,10 @@ def server_env(db_url, data_dir, admin_key, port=None, **extra):
         "HOST": "127.0.0.1",
         "DATA_DIR": data_dir,
         "LOGS_DIR": os.path.join(data_dir, "logs"),
-        "ACCESS_API_KEY": admin_key,
         "EVENT_POLL_INTERVAL_MS": "200",
     })
+    if admin_key is not None:  # None: the server generates one and writes it to <DATA_DIR>/admin-key
+        env["ACCESS_API_KEY"] = admin_key
     if port is not None:
         env["PORT"] = str(port)
     env.update({k: str(v) for k, v in extra.items()})

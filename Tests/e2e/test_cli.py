@@ -7,8 +7,9 @@ import time
 
 import lz4.frame
 import pytest
+import requests
 
-from conftest import BIN, ScratchDatabase, ev, free_port, run_cli, server_env, stats_counts
+from conftest import BIN, ScratchDatabase, Server, ev, free_port, run_cli, server_env, stats_counts
 
 
 @pytest.fixture(scope="module")
@@ -145,3 +146,34 @@ def test_bad_environment_exits_quickly(tmp_path, var, value):
     assert time.monotonic() - started < 15
     assert var in (proc.stderr + proc.stdout), proc.stderr
     assert not os.path.exists(tmp_path / "jwt-secret")
+
+
+def test_generated_admin_key_is_written_for_the_operator(tmp_path):
+    """Without ACCESS_API_KEY the server generates the admin key, writes it to <DATA_DIR>/admin-key (0600, kept
+    current through rotations) and `insforge keys show` prints it: a newcomer has a way in."""
+    db = ScratchDatabase()
+    data_dir = str(tmp_path / "data")
+    s = Server(db.url, data_dir, None, name="nokey")
+    try:
+        s.start()
+        path = os.path.join(data_dir, "admin-key")
+        assert os.path.exists(path), s.log_tail(40)
+        assert os.stat(path).st_mode & 0o777 == 0o600
+        key = open(path).read().strip()
+        assert key.startswith("ik_") and len(key) > 40, key
+        assert "admin-key" in s.log_tail(200)
+        r = requests.get(s.base + "/api/auth/users", headers={"Authorization": f"Bearer {key}"}, timeout=10)
+        assert r.status_code == 200, r.text
+        shown = run_cli(["keys", "show"], server_env(db.url, data_dir, None))
+        assert shown.returncode == 0, shown.stderr
+        assert f"admin: {key}" in shown.stdout and "anon: anon_" in shown.stdout, shown.stdout
+        rotated = requests.post(s.base + "/api/secrets/api-key/rotate", headers={"Authorization": f"Bearer {key}"}, timeout=10)
+        assert rotated.status_code == 200, rotated.text
+        new = open(path).read().strip()
+        assert new != key and new == rotated.json()["apiKey"], (new, rotated.json())
+        s.stop()
+        s.start()  # a restart keeps the same key (it lives in the log, not in the file)
+        assert open(path).read().strip() == new
+    finally:
+        s.kill()
+        db.drop()

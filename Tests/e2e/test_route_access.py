@@ -30,10 +30,10 @@ ADMIN_PASSWORD = "change-this-password"
 
 ADMITTED = {  # access level -> the credentials it admits
     "anon": {"anon key", "user token", "admin key", "admin token"},
-    "user": {"user token", "admin key", "admin token"},
+    "user": {"user token", "admin token"},
     "admin": {"admin key", "admin token"},
 }
-NORMALIZED = {"authenticated": "anon", "anon": "anon", "user": "user", "admin": "admin"}
+NORMALIZED = {"anon": "anon", "user": "user", "admin": "admin"}
 
 # Path parameters: things that do not exist, so that an admitted request finds nothing to act on.
 PLACEHOLDERS = {"provider": "google", "table": "access_probe_no_such_table", "fn": "access_probe_no_such_fn",
@@ -43,11 +43,7 @@ PLACEHOLDERS = {"provider": "google", "table": "access_probe_no_such_table", "fn
 # (the walk prints them); once the handler or the declaration changes (e.g. to `user`, which refuses the anon key), the
 # entry draws a warning: remove it then.
 KNOWN_MISMATCHES = {
-    ("GET", "/api/auth/sessions/current", "anon key"): "the handler wants a user token or an admin token (403)",
-    ("GET", "/api/auth/sessions/current", "admin key"): "the handler wants a user token or an admin token (403)",
-    ("PATCH", "/api/auth/profiles/current", "anon key"): "the handler wants a user token (403)",
-    ("PATCH", "/api/auth/profiles/current", "admin key"): "the handler wants a user token (403)",
-    ("PATCH", "/api/auth/profiles/current", "admin token"): "the handler wants a user token (403)",
+    ("PATCH", "/api/auth/profiles/current", "admin token"): "an admin has no profile to update (403)",
 }
 
 

@@ -48,13 +48,11 @@ struct AdminAuthController {
     }
 
     @Sendable func current(_ request: Request, context: AppRequestContext) async throws -> Response {
-        try context.requireAdmin()
         let email = if case .token(let subject) = context.credential { subject.email } else { auth.admin?.email ?? "" }
         return try .json(encoding: ["admin": AdminView(email: email)])
     }
 
     @Sendable func list(_ request: Request, context: AppRequestContext) async throws -> Response {
-        try context.requireAdmin()
         let limit = Int(try request.queryInt("limit", default: 10, range: 1...1000))
         let offset = Int(try request.queryInt("offset", default: 0, range: 0...10_000_000))
         let search = request.queryString("search")
@@ -70,7 +68,6 @@ struct AdminAuthController {
     }
 
     @Sendable func user(_ request: Request, context: AppRequestContext) async throws -> Response {
-        try context.requireAdmin()
         guard let raw = context.parameters.get("id"), let id = UUID(uuidString: raw) else {
             throw APIError.invalidInput("id must be a UUID")
         }
@@ -81,7 +78,6 @@ struct AdminAuthController {
     struct DeleteBody: Decodable { var userIds: [String] }
 
     @Sendable func delete(_ request: Request, context: AppRequestContext) async throws -> Response {
-        try context.requireAdmin()
         let body = try await request.decodeJSON(DeleteBody.self, context: context)
         guard !body.userIds.isEmpty, body.userIds.count <= 1000 else { throw APIError.invalidInput("userIds must list 1 to 1000 ids") }
         let ids = try body.userIds.enumerated().map { index, raw in

@@ -18,8 +18,8 @@ struct AuthController {
                    body: .object(["refreshToken": .text, "refresh_token": .text]), refresh)
         routes.add(.post, "/api/auth/logout", "End the session of the presented refresh token", access: .public,
                    body: .object(["refreshToken": .text, "refresh_token": .text]), logout)
-        routes.add(.get, "/api/auth/sessions/current", "The signed-in user", access: .authenticated, current)
-        routes.add(.patch, "/api/auth/profiles/current", "Update the signed-in user's profile", access: .authenticated,
+        routes.add(.get, "/api/auth/sessions/current", "The signed-in user", access: .user, current)
+        routes.add(.patch, "/api/auth/profiles/current", "Update the signed-in user's profile", access: .user,
                    body: .object(["profile": .object(["name": .text, "avatar_url": .text])], required: ["profile"]), updateProfile)
         routes.add(.get, "/api/auth/profiles/:id", "A user's public profile", access: .public, profile)
     }

@@ -13,10 +13,15 @@ public struct KeyIssuer: Sendable {
     let keys: KeyRing
     let configuredAdminKey: String?
     let rotationGrace: Duration
+    /// Where a generated admin key is written for the operator (`./data/admin-key`, 0600); nil when
+    /// `ACCESS_API_KEY` gives it (the operator has it already).
+    let adminKeyFile: URL?
     let logger: Logger
 
-    public init(store: EventStore, box: SecretBox, keys: KeyRing, configuredAdminKey: String?, rotationGrace: Duration, logger: Logger) {
+    public init(store: EventStore, box: SecretBox, keys: KeyRing, configuredAdminKey: String?, rotationGrace: Duration,
+                adminKeyFile: URL?, logger: Logger) {
         self.store = store
+        self.adminKeyFile = adminKeyFile
         self.box = box
         self.keys = keys
         self.configuredAdminKey = configuredAdminKey
@@ -42,6 +47,22 @@ public struct KeyIssuer: Sendable {
             }
         }
         try await keys.reload(from: store.client)
+        try await writeAdminKeyFile()
+    }
+
+    /// Writes the current admin key to `adminKeyFile` (0600), so whoever runs the server can find it:
+    /// `insforge keys show` prints it too.
+    func writeAdminKeyFile() async throws {
+        guard let adminKeyFile, let key = try await currentKey(.admin) else { return }
+        if (try? String(contentsOf: adminKeyFile, encoding: .utf8)) == key + "\n" { return }
+        try FileManager.default.createDirectory(at: adminKeyFile.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try? FileManager.default.removeItem(at: adminKeyFile)
+        guard FileManager.default.createFile(atPath: adminKeyFile.path, contents: Data((key + "\n").utf8),
+                                             attributes: [.posixPermissions: 0o600]) else {
+            logger.warning("could not write the admin key file", metadata: ["path": "\(adminKeyFile.path)"])
+            return
+        }
+        logger.notice("the admin API key is in \(adminKeyFile.path) (or run: insforge keys show)")
     }
 
     /// The current key of `kind`, decrypted.
@@ -51,8 +72,7 @@ public struct KeyIssuer: Sendable {
             do {
                 return try box.open(ciphertext)
             } catch {
-                throw APIError(.internalServerError, "INTERNAL_ERROR",
-                               "The stored \(kind.rawValue) key cannot be decrypted: ENCRYPTION_KEY (or JWT_SECRET) changed")
+                throw KeyIssuerError(description: "The stored \(kind.rawValue) key cannot be decrypted: ENCRYPTION_KEY (or JWT_SECRET) changed")
             }
         }
         return nil
@@ -64,6 +84,7 @@ public struct KeyIssuer: Sendable {
         let until = Date().addingTimeInterval(Double(rotationGrace.components.seconds))
         try await issue(kind, key: key, reason: "rotated", expected: .streamExists, grace: until, metadata: metadata)
         try await keys.reload(from: store.client)
+        if kind == .admin { try await writeAdminKeyFile() }
         return (key, until)
     }
 
@@ -84,4 +105,9 @@ public struct KeyIssuer: Sendable {
     static func generate(_ kind: ApiKeyKind) -> String {
         (kind == .admin ? "ik_" : "anon_") + DataFolder.randomHex(bytes: 32)
     }
+}
+
+/// A key that cannot be read back: the operator changed the secrets it was sealed with.
+public struct KeyIssuerError: Error, CustomStringConvertible, Sendable {
+    public var description: String
 }

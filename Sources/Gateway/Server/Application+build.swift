@@ -40,7 +40,9 @@ public struct ServerCore: Sendable {
                              previous: configuration.previousEncryptionKeys + [jwtSecret])
         self.keys = KeyRing()
         self.issuer = KeyIssuer(store: store, box: box, keys: keys, configuredAdminKey: configuration.accessAPIKey,
-                                rotationGrace: configuration.keyRotationGrace, logger: logger)
+                                rotationGrace: configuration.keyRotationGrace,
+                                adminKeyFile: configuration.accessAPIKey == nil ? folder.url.appendingPathComponent("admin-key") : nil,
+                                logger: logger)
         self.runners = ProjectionCatalog.async.map { ProjectionRunner(projection: $0, store: store, logger: logger) }
     }
 }

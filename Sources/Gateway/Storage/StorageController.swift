@@ -21,10 +21,10 @@ struct StorageController {
         routes.add(.get, objects, "List objects (prefix, search, limit, offset)", access: .public) { request, context in
             try await list(request, context)
         }
-        routes.add(.post, objects, "Upload with a generated key (multipart field 'file')", access: .authenticated) { request, context in
+        routes.add(.post, objects, "Upload with a generated key (multipart field 'file')", access: .anon) { request, context in
             try await upload(request, context, key: nil)
         }
-        routes.add(.delete, objects, "Delete several objects: {keys}", access: .authenticated,
+        routes.add(.delete, objects, "Delete several objects: {keys}", access: .anon,
                    body: .object(["keys": .array(.string(minLength: 1), maxItems: 1000)], required: ["keys"])) { request, context in
             struct Body: Decodable { var keys: [String] }
             let identity = try writer(context)
@@ -51,10 +51,10 @@ struct StorageController {
             }
         }
         routes.add(.put, object, "Create or replace the object at a key (multipart field 'file', or the raw body)",
-                   access: .authenticated) { request, context in
+                   access: .anon) { request, context in
             try await upload(request, context, key: try Self.key(request, context))
         }
-        routes.add(.post, object, "Upload to a key; or .../confirm-upload, .../download-strategy", access: .authenticated) { request, context in
+        routes.add(.post, object, "Upload to a key; or .../confirm-upload, .../download-strategy", access: .anon) { request, context in
             var key = try Self.key(request, context)
             if let action = ["confirm-upload", "download-strategy"].first(where: { key.hasSuffix("/" + $0) }) {
                 key = String(key.dropLast(action.count + 1))
@@ -64,14 +64,14 @@ struct StorageController {
             }
             return try await upload(request, context, key: key)
         }
-        routes.add(.delete, object, "Delete an object", access: .authenticated) { request, context in
+        routes.add(.delete, object, "Delete an object", access: .anon) { request, context in
             let key = try Self.key(request, context)
             let (deleted, _) = try await storage.delete(try Self.bucket(context), keys: [key], as: try writer(context), metadata: context.eventMetadata)
             guard !deleted.isEmpty else { throw StorageService.objectNotFound(key) }
             return .json(#"{"message":"Object deleted successfully"}"#)
         }
         routes.add(.post, "/api/storage/buckets/:bucket/upload-strategy", "How to upload a file: {filename, contentType?, size?}",
-                   access: .authenticated,
+                   access: .anon,
                    body: .object(["filename": .string(minLength: 1), "contentType": .text, "size": .integer(minimum: 0)], required: ["filename"])) { request, context in
             try await uploadStrategy(request, context)
         }
@@ -88,12 +88,10 @@ struct StorageController {
 
     private func registerBuckets(_ routes: RouteTable) {
         routes.add(.get, "/api/storage/buckets", "List buckets", access: .admin) { _, context in
-            try context.requireAdmin()
             return try .json(encoding: try await storage.buckets())
         }
         routes.add(.post, "/api/storage/buckets", "Create a bucket: {bucketName, isPublic}", access: .admin,
                    body: .object(["bucketName": .string(pattern: "^[a-zA-Z0-9_-]+$"), "isPublic": .boolean], required: ["bucketName"])) { request, context in
-            try context.requireAdmin()
             struct Body: Decodable { var bucketName: String; var isPublic: Bool? }
             let body = try await request.decodeJSON(Body.self, context: context)
             let isPublic = body.isPublic ?? true
@@ -105,7 +103,6 @@ struct StorageController {
         }
         routes.add(.patch, "/api/storage/buckets/:bucket", "Make a bucket public or private: {isPublic}", access: .admin,
                    body: .object(["isPublic": .boolean], required: ["isPublic"])) { request, context in
-            try context.requireAdmin()
             struct Body: Decodable { var isPublic: Bool }
             let body = try await request.decodeJSON(Body.self, context: context)
             let bucket = try Self.bucket(context)
@@ -116,18 +113,15 @@ struct StorageController {
                                                : "Objects now need a credential or a download link"))
         }
         routes.add(.delete, "/api/storage/buckets/:bucket", "Delete a bucket (with its objects: ?force=true)", access: .admin) { request, context in
-            try context.requireAdmin()
             let force = ["true", "1", "yes"].contains(request.uri.queryParameters["force"].map { $0.lowercased() } ?? "")
             try await storage.deleteBucket(try Self.bucket(context), force: force, metadata: context.eventMetadata)
             return .json(#"{"message":"Bucket deleted successfully","nextActions":"Its objects are gone too"}"#)
         }
         routes.add(.get, "/api/storage/config", "Storage settings", access: .admin) { _, context in
-            try context.requireAdmin()
             return try await config()
         }
         routes.add(.put, "/api/storage/config", "Change the size limit: {maxFileSizeMb} or {maxFileSize} (bytes)", access: .admin,
                    body: .object(["maxFileSizeMb": .integer(minimum: 1), "maxFileSize": .integer(minimum: 1)])) { request, context in
-            try context.requireAdmin()
             struct Body: Decodable { var maxFileSizeMb: Int64?; var maxFileSize: Int64? }
             let body = try await request.decodeJSON(Body.self, context: context)
             guard let bytes = body.maxFileSize ?? body.maxFileSizeMb.map({ $0 << 20 }), (1...(1 << 40)).contains(bytes),

@@ -56,7 +56,7 @@ struct StorageService: Sendable {
         do {
             try await store.append([try EventData(BucketCreated(bucket: name, isPublic: isPublic), metadata: metadata)],
                                    to: Self.stream(name), expected: .any)
-        } catch where APIError.from(error).status == .conflict {
+        } catch where DomainError.isUniqueViolation(error) {
             throw Self.bucketExists(name)
         }
     }
@@ -78,8 +78,8 @@ struct StorageService: Sendable {
             blobs.append(BlobLocation(bucket: name, key: key, version: version))
         }
         if !blobs.isEmpty && !force {
-            throw APIError(.conflict, "STORAGE_BUCKET_NOT_EMPTY", "Bucket \(name) has \(blobs.count) object(s)",
-                           nextActions: "Delete the objects first, or send DELETE /api/storage/buckets/\(name)?force=true")
+            throw DomainError(.storageBucketNotEmpty, "Bucket \(name) has \(blobs.count) object(s)",
+                              nextActions: "Delete the objects first, or send DELETE /api/storage/buckets/\(name)?force=true")
         }
         try await store.append([try EventData(BucketDeleted(bucket: name, objectCount: blobs.count), metadata: metadata)],
                                to: Self.stream(name), expected: .any)
@@ -170,8 +170,8 @@ struct StorageService: Sendable {
                                             logger: logger)
         for try await (limit, previous, allowed) in rows {
             guard allowed else {
-                throw APIError(.forbidden, "FORBIDDEN", "You may not write \(key) in bucket \(bucket)",
-                               nextActions: "Sign in as a user (the anon key cannot upload), or overwrite only your own objects")
+                throw DomainError(.forbidden, "You may not write \(key) in bucket \(bucket)",
+                                  nextActions: "Sign in as a user (the anon key cannot upload), or overwrite only your own objects")
             }
             return UploadTarget(maxFileSize: limit, previous: previous)
         }
@@ -299,23 +299,23 @@ struct StorageService: Sendable {
     // MARK: rules and errors
 
     static func checkBucket(_ name: String) throws {
-        if let problem = StorageNames.bucketProblem(name) { throw APIError(.badRequest, "STORAGE_INVALID_PARAMETER", "Invalid bucket name: \(problem)") }
+        if let problem = StorageNames.bucketProblem(name) { throw DomainError(.storageInvalidParameter, "Invalid bucket name: \(problem)") }
     }
 
     static func checkKey(_ key: String) throws {
-        if let problem = StorageNames.keyProblem(key) { throw APIError(.badRequest, "STORAGE_INVALID_PARAMETER", "Invalid key: \(problem)") }
+        if let problem = StorageNames.keyProblem(key) { throw DomainError(.storageInvalidParameter, "Invalid key: \(problem)") }
     }
 
-    static func bucketNotFound(_ name: String) -> APIError {
-        APIError(.notFound, "STORAGE_NOT_FOUND", "Bucket \(name) does not exist", nextActions: "Create it with POST /api/storage/buckets")
+    static func bucketNotFound(_ name: String) -> DomainError {
+        DomainError(.storageNotFound, "Bucket \(name) does not exist", nextActions: "Create it with POST /api/storage/buckets")
     }
 
-    static func bucketExists(_ name: String) -> APIError {
-        APIError(.conflict, "STORAGE_ALREADY_EXISTS", "Bucket \(name) already exists")
+    static func bucketExists(_ name: String) -> DomainError {
+        DomainError(.storageAlreadyExists, "Bucket \(name) already exists")
     }
 
-    static func objectNotFound(_ key: String) -> APIError {
-        APIError(.notFound, "STORAGE_NOT_FOUND", "Object not found: \(key)")
+    static func objectNotFound(_ key: String) -> DomainError {
+        DomainError(.storageNotFound, "Object not found: \(key)")
     }
 }
 

@@ -220,7 +220,8 @@ import TestSupport
             let storage = try Self.service(store, root: root)
             try await storage.createBucket("priv", isPublic: false, metadata: EventMetadata())
             try await storage.createBucket("pub", isPublic: true, metadata: EventMetadata())
-            await #expect(throws: APIError.self) { try await storage.createBucket("priv", isPublic: true, metadata: EventMetadata()) }
+            let taken = await #expect(throws: DomainError.self) { try await storage.createBucket("priv", isPublic: true, metadata: EventMetadata()) }
+            #expect(taken?.code == .storageAlreadyExists)
             _ = try await Self.upload(storage, "priv", "a/notes.txt", "alice", by: Self.alice)
             _ = try await Self.upload(storage, "pub", "open.txt", "open", by: nil)
 
@@ -233,8 +234,9 @@ import TestSupport
             #expect(try await storage.list("priv", prefix: "a/", search: nil, limit: 10, offset: 0, as: alice).total == 1)
 
             _ = try await storage.prepareUpload("priv", "a/notes.txt", as: alice)
-            await #expect(throws: APIError.self) { try await storage.prepareUpload("priv", "a/notes.txt", as: bob) }
-            await #expect(throws: APIError.self) { try await storage.prepareUpload("priv", "new.txt", as: anon) }
+            let notBobs = await #expect(throws: DomainError.self) { try await storage.prepareUpload("priv", "a/notes.txt", as: bob) }
+            let notAnons = await #expect(throws: DomainError.self) { try await storage.prepareUpload("priv", "new.txt", as: anon) }
+            #expect(notBobs?.code == .forbidden && notAnons?.code == .forbidden)
             _ = try await storage.prepareUpload("priv", "new.txt", as: bob)
             // The probe leaves nothing behind.
             #expect(try await storage.object("priv", "new.txt", as: DatabaseIdentity(.admin)) == nil)
@@ -259,10 +261,11 @@ import TestSupport
             try await writer.write(ByteBuffer(string: "late"))
             try await writer.commit()
             try await storage.deleteBucket("gone", force: false, metadata: EventMetadata())
-            await #expect(throws: APIError.self) {
+            let gone = await #expect(throws: DomainError.self) {
                 _ = try await storage.record(blob, size: 4, mimeType: "text/plain", etag: "\"e\"", uploadedBy: nil, replacing: nil,
                                              metadata: EventMetadata())
             }
+            #expect(gone?.code == .storageNotFound)
             #expect(try await storage.provider.blobs(writtenBefore: Date().addingTimeInterval(60)).isEmpty)
         }
     }

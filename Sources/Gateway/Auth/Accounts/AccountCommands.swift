@@ -45,23 +45,23 @@ public struct AccountCommands: Sendable {
         try await store.append(events, to: Self.stream(user), expected: expected)
     }
 
-    /// Validates and normalises an e-mail address (trimmed; 400 when it is not one).
+    /// Validates and normalises an e-mail address (trimmed; INVALID_INPUT when it is not one).
     static func normalizedEmail(_ raw: String?) throws -> String {
-        guard let raw else { throw APIError.invalidInput("email is required") }
+        guard let raw else { throw DomainError.invalidInput("email is required") }
         let email = raw.trimmingCharacters(in: .whitespacesAndNewlines)
         let parts = email.split(separator: "@", omittingEmptySubsequences: false)
         guard email.utf8.count <= 254, parts.count == 2, !parts[0].isEmpty, parts[1].contains("."),
               !parts[1].hasPrefix("."), !parts[1].hasSuffix("."),
               email.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value != 0x7F && $0 != "<" && $0 != ">" && $0 != "," })
-        else { throw APIError.invalidInput("email must be a valid e-mail address") }
+        else { throw DomainError.invalidInput("email must be a valid e-mail address") }
         return email
     }
 
-    /// Creates a password account. 409 `AUTH_EMAIL_EXISTS` when the address is taken (also when
+    /// Creates a password account. `AUTH_EMAIL_EXISTS` when the address is taken (also when
     /// another sign-up with it commits first: the unique index decides).
     func signUp(email: String, password: String, name: String?, settings: AuthSettings, verified: Bool,
                 metadata: EventMetadata) async throws -> UserRecord {
-        if let problem = settings.passwordPolicy.problem(with: password) { throw APIError.invalidInput(problem) }
+        if let problem = settings.passwordPolicy.problem(with: password) { throw DomainError.invalidInput(problem) }
         if try await directory.user(email: email) != nil { throw Self.emailExists }
         let hash = try await hasher.hash(password)
         let id = UUID()
@@ -69,24 +69,23 @@ public struct AccountCommands: Sendable {
         let event = UserSignedUp(userId: id, email: email, passwordHash: hash, emailVerified: verified, providerType: "email",
                                  profile: profile)
         try await create(event, metadata: metadata)
-        guard let user = try await directory.user(id: id) else { throw APIError.notFound("User not found") }
+        guard let user = try await directory.user(id: id) else { throw DomainError.notFound("User not found") }
         return user
     }
 
-    /// Appends a `UserSignedUp`; a lost race on the address is 409 `AUTH_EMAIL_EXISTS`.
+    /// Appends a `UserSignedUp`; a lost race on the address is `AUTH_EMAIL_EXISTS`.
     func create(_ event: UserSignedUp, metadata: EventMetadata) async throws {
         do {
             try await append([try EventData(event, metadata: metadata)], to: event.userId, expected: .noStream)
-        } catch let error as EventStoreError where error.code == .projectionFailed && APIError.from(error).status == .conflict {
+        } catch where DomainError.isUniqueViolation(error) {
             throw Self.emailExists
         }
     }
 
-    static let emailExists = APIError(.conflict, "AUTH_EMAIL_EXISTS", "User already exists",
-                                      nextActions: "Sign in instead, or reset the password")
-    static let invalidCredentials = APIError(.unauthorized, "AUTH_INVALID_CREDENTIALS", "Invalid credentials")
+    static let emailExists = DomainError(.authEmailExists, "User already exists", nextActions: "Sign in instead, or reset the password")
+    static let invalidCredentials = DomainError(.authInvalidCredentials, "Invalid credentials")
 
-    /// The account for `email` and `password`, or 401 "Invalid credentials" (same time either way).
+    /// The account for `email` and `password`, or `AUTH_INVALID_CREDENTIALS` (same time either way).
     func authenticate(email: String, password: String) async throws -> UserRecord {
         let user = try await directory.user(email: email)
         guard try await hasher.verify(password, against: user?.passwordHash), let user else { throw Self.invalidCredentials }
@@ -102,7 +101,7 @@ public struct AccountCommands: Sendable {
     /// Sets a new password (hash made here), which also ends the user's sessions.
     func changePassword(_ user: UUID, to password: String, settings: AuthSettings, reason: String,
                         metadata: EventMetadata) async throws {
-        if let problem = settings.passwordPolicy.problem(with: password) { throw APIError.invalidInput(problem) }
+        if let problem = settings.passwordPolicy.problem(with: password) { throw DomainError.invalidInput(problem) }
         let hash = try await hasher.hash(password)
         var events = [try EventData(PasswordChanged(userId: user, passwordHash: hash, reason: reason), metadata: metadata)]
         if reason == "reset" {
@@ -135,14 +134,14 @@ public struct AccountCommands: Sendable {
 
     /// Merges `patch` into the profile (a key set to null removes it) and returns the user.
     func updateProfile(_ id: UUID, patch: [String: JSONValue], metadata: EventMetadata) async throws -> UserRecord {
-        guard let user = try await directory.user(id: id) else { throw APIError.notFound("User not found") }
+        guard let user = try await directory.user(id: id) else { throw DomainError.notFound("User not found") }
         var profile = user.profile?.objectValue ?? [:]
         for (key, value) in patch {
             if value == .null { profile.removeValue(forKey: key) } else { profile[key] = value }
         }
         try await append([try EventData(ProfileUpdated(userId: id, profile: .object(profile)), metadata: metadata)],
                          to: id, expected: .streamExists)
-        guard let updated = try await directory.user(id: id) else { throw APIError.notFound("User not found") }
+        guard let updated = try await directory.user(id: id) else { throw DomainError.notFound("User not found") }
         return updated
     }
 

@@ -121,9 +121,9 @@ struct EmailFlows {
             let user = try await completeVerification(try await auth.codes.check(link: token, purpose: .verifyEmail), context: context)
             if let redirectTo { return .redirect(to: Self.appending(redirectTo, [("insforge_status", "success"), ("insforge_type", "verify_email")]), type: .found) }
             return try .json(encoding: Verified(success: true, message: "Email verified successfully", user: user.view))
-        } catch let error as APIError where redirectTo != nil {
+        } catch where redirectTo != nil && (error is APIError || error is DomainError) {
             return .redirect(to: Self.appending(redirectTo!, [("insforge_status", "error"), ("insforge_type", "verify_email"),
-                                                              ("insforge_error", error.message)]), type: .found)
+                                                              ("insforge_error", APIError.from(error).message)]), type: .found)
         }
     }
 
@@ -168,9 +168,9 @@ struct EmailFlows {
             _ = try await auth.codes.check(link: token, purpose: .resetToken)
             return .redirect(to: Self.appending(redirectTo, [("token", token), ("insforge_status", "ready"),
                                                              ("insforge_type", "reset_password")]), type: .found)
-        } catch let error as APIError {
+        } catch where error is APIError || error is DomainError {
             return .redirect(to: Self.appending(redirectTo, [("insforge_status", "error"), ("insforge_type", "reset_password"),
-                                                             ("insforge_error", error.message)]), type: .found)
+                                                             ("insforge_error", APIError.from(error).message)]), type: .found)
         }
     }
 

@@ -130,14 +130,12 @@ struct OAuthController {
     }
 
     @Sendable func listConfigs(_ request: Request, context: AppRequestContext) async throws -> Response {
-        try context.requireAdmin()
         var views: [ConfigView] = []
         for name in OAuthFlow.providerNames { views.append(try await view(name)) }
         return try .json(encoding: ["data": views])
     }
 
     @Sendable func getConfig(_ request: Request, context: AppRequestContext) async throws -> Response {
-        try context.requireAdmin()
         return try .json(encoding: try await view(try provider(context)))
     }
 
@@ -150,7 +148,6 @@ struct OAuthController {
     }
 
     @Sendable func createConfig(_ request: Request, context: AppRequestContext) async throws -> Response {
-        try context.requireAdmin()
         let body = try await request.decodeJSON(ConfigBody.self, context: context)
         guard let provider = body.provider?.lowercased() else { throw APIError.invalidInput("provider is required") }
         _ = try flow.spec(provider)
@@ -158,7 +155,6 @@ struct OAuthController {
     }
 
     @Sendable func updateConfig(_ request: Request, context: AppRequestContext) async throws -> Response {
-        try context.requireAdmin()
         let provider = try provider(context)
         let body = try await request.decodeJSON(ConfigBody.self, context: context)
         return try await save(provider, body, existing: try await flow.stored(provider), context: context, status: .ok)
@@ -185,16 +181,14 @@ struct OAuthController {
         }
         let event = OAuthProviderConfigured(provider: provider, clientId: clientId, secretCiphertext: ciphertext,
                                             scopes: body.scopes ?? existing?.scopes, redirectUri: body.redirectUri ?? existing?.redirectURI)
-        try await auth.store.append([try EventData(event, metadata: context.eventMetadata)], to: "oauthprovider-\(provider)")
+        try await AuthSettingsCommands(store: auth.store).configure(event, metadata: context.eventMetadata)
         return try .json(encoding: try await view(provider), status: status)
     }
 
     @Sendable func deleteConfig(_ request: Request, context: AppRequestContext) async throws -> Response {
-        try context.requireAdmin()
         let provider = try provider(context)
         guard try await flow.stored(provider) != nil else { throw APIError.notFound("\(provider) has no stored configuration") }
-        try await auth.store.append([try EventData(OAuthProviderRemoved(provider: provider), metadata: context.eventMetadata)],
-                                    to: "oauthprovider-\(provider)")
+        try await AuthSettingsCommands(store: auth.store).remove(provider: provider, metadata: context.eventMetadata)
         return try .json(encoding: ["success": true])
     }
 }

@@ -160,7 +160,8 @@ public struct OAuthFlow: Sendable {
         } catch let error as OAuthFailure {
             auth.logger.warning("OAuth sign-in failed", metadata: ["provider": "\(provider)", "error": "\(error)"])
             return failure(error.code, error.message)
-        } catch let error as APIError {
+        } catch where error is APIError || error is DomainError {
+            let error = APIError.from(error)
             return failure(error.code.lowercased(), error.message)
         }
     }
@@ -203,7 +204,7 @@ public struct OAuthFlow: Sendable {
                                  identity: identity)
         do {
             try await auth.accounts.create(event, metadata: metadata)
-        } catch let error as APIError where error.code == "AUTH_EMAIL_EXISTS" {
+        } catch let error as DomainError where error.code == .authEmailExists {
             // Another sign-in with the same identity committed first.
             if let user = try await auth.directory.user(provider: provider, providerUserId: profile.id) { return user }
             throw error

@@ -12,7 +12,6 @@ struct AuthConfigController {
         routes.add(.get, "/api/auth/public-config", "What sign-in screens need: enabled providers and password rules",
                    access: .public, publicConfig)
         routes.add(.get, "/api/auth/config", "The auth settings", access: .admin) { _, context in
-            try context.requireAdmin()
             return try .json(encoding: try await auth.settings())
         }
         routes.add(.put, "/api/auth/config", "Change the auth settings (fields not sent keep their value)", access: .admin,
@@ -53,25 +52,12 @@ struct AuthConfigController {
     }
 
     @Sendable func update(_ request: Request, context: AppRequestContext) async throws -> Response {
-        try context.requireAdmin()
         let buffer = try await request.body.collect(upTo: context.maxUploadSize)
         guard case .object(let patch) = try JSONCoding.decoder.decode(JSONValue.self, from: Data(buffer: buffer)) else {
             throw APIError.invalidInput("body must be a JSON object")
         }
-        let known = Set(AuthSettings.CodingKeys.allCases.map(\.rawValue))
-        if let unknown = patch.keys.sorted().first(where: { !known.contains($0) }) {
-            throw APIError.invalidInput("\(unknown) is not an auth setting")
-        }
-        let current = try await auth.settings()
-        guard case .object(var merged) = try JSONCoding.decoder.decode(JSONValue.self, from: JSONCoding.encoder.encode(current)) else {
-            throw APIError(.internalServerError, "INTERNAL_ERROR", "Internal server error")
-        }
-        for (key, value) in patch { merged[key] = value }
-        let settings = try JSONCoding.decoder.decode(AuthSettings.self, from: JSONCoding.encoder.encode(JSONValue.object(merged)))
-        if let problem = settings.problem { throw APIError.invalidInput(problem) }
-        let document = try JSONCoding.decoder.decode(JSONValue.self, from: JSONCoding.encoder.encode(settings))
-        try await auth.store.append([try EventData(AuthConfigChanged(settings: document), metadata: context.eventMetadata)],
-                                    to: "authconfig-main")
+        let settings = try await AuthSettingsCommands(store: auth.store)
+            .change(try await auth.settings(), patch: patch, metadata: context.eventMetadata)
         return try .json(encoding: settings)
     }
 }

@@ -26,12 +26,12 @@ struct RecordsController {
 
     func register(_ routes: RouteTable) {
         for method in [HTTPRequest.Method.get, .head, .post, .patch, .put, .delete] {
-            routes.add(method, "/api/database/records/:table", "Records of a table (PostgREST query language)", access: .authenticated) {
+            routes.add(method, "/api/database/records/:table", "Records of a table (PostgREST query language)", access: .anon) {
                 try await handle($0, $1, target: .table($1.parameters.get("table") ?? ""))
             }
         }
         for method in [HTTPRequest.Method.get, .post] {
-            routes.add(method, "/api/database/rpc/:fn", "Call a database function", access: .authenticated) {
+            routes.add(method, "/api/database/rpc/:fn", "Call a database function", access: .anon) {
                 try await handle($0, $1, target: .rpc($1.parameters.get("fn") ?? ""))
             }
         }

@@ -32,6 +32,15 @@ public struct AppRequestContext: RequestContext {
         if credential == .none { throw APIError.missingCredentials }
     }
 
+    /// Throws unless an access token was sent (a user's or an admin's): 401 without a credential, 403 for keys.
+    public func requireSignedIn() throws {
+        switch credential {
+        case .token: return
+        case .none: throw APIError.missingCredentials
+        default: throw APIError.forbidden
+        }
+    }
+
     /// The signed-in user (an access token with role `authenticated`); 401 without a credential,
     /// 403 for keys and admin tokens.
     public func requireUser() throws -> TokenSubject {

@@ -57,6 +57,8 @@ public struct APIError: Error, Sendable, CustomStringConvertible {
         switch error {
         case let e as APIError:
             return e
+        case let e as DomainError:
+            return APIError(status(of: e.code.kind), e.code.name, e.message, nextActions: e.nextActions)
         case let e as EventStoreError:
             switch e.code {
             case .wrongExpectedVersion, .eventIdReused: return APIError(.conflict, "CONFLICT", e.message)
@@ -110,6 +112,17 @@ public struct APIError: Error, Sendable, CustomStringConvertible {
             return APIError(.serviceUnavailable, "STORAGE_PROVIDER_ERROR", "The storage folder could not be used; try again")
         default:
             return APIError(.internalServerError, "INTERNAL_ERROR", "Internal server error")
+        }
+    }
+
+    /// The status of a command's refusal: the one place a domain error meets HTTP.
+    static func status(of kind: DomainError.Kind) -> HTTPResponse.Status {
+        switch kind {
+        case .invalidInput: .badRequest
+        case .forbidden: .forbidden
+        case .unauthenticated: .unauthorized
+        case .notFound: .notFound
+        case .conflict: .conflict
         }
     }
 

@@ -2,26 +2,47 @@ import HTTPTypes
 import Hummingbird
 import Synchronization
 
-/// Registers routes on the router and remembers them, so `GET /api/openapi.json` lists every route.
+/// Who may call a route: each level admits the callers of the levels after it.
+public enum RouteAccess: String, Sendable, CaseIterable {
+    /// Anyone: no credential needed.
+    case `public`
+    /// Any valid credential: the anon key, a user's access token, an admin.
+    case anon
+    /// A signed-in account's access token (a user's, or an admin's from the admin sign-in); keys are refused.
+    case user
+    /// The admin API key or an admin's access token.
+    case admin
+}
+
+/// Refuses every request its group's access level does not admit, before any handler runs, with
+/// InsForge's messages: "No admin token provided" on admin routes, "No token provided" elsewhere,
+/// 403 for a credential of the wrong kind.
+struct AccessMiddleware: RouterMiddleware {
+    typealias Context = AppRequestContext
+    let access: RouteAccess
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        switch access {
+        case .public: break
+        case .anon: try context.requireCredential()
+        case .user: try context.requireSignedIn()
+        case .admin: try context.requireAdmin()
+        }
+        return try await next(request, context)
+    }
+}
+
+/// Registers routes on the router, one group per access level with its `AccessMiddleware`, and
+/// remembers them, so `GET /api/openapi.json` lists every route with the access it enforces.
 /// The router is only touched while the application is built (before serving), hence unchecked.
 public final class RouteTable: @unchecked Sendable {
-    /// Who may call a route.
-    public enum Access: String, Sendable {
-        /// No credential needed.
-        case `public`
-        /// Admin API key (or admin token) only.
-        case admin
-        /// Any valid credential.
-        case authenticated
-    }
-
     /// One documented route.
     public struct Entry: Sendable {
         public var method: HTTPRequest.Method
         /// Hummingbird syntax (`:id`).
         public var path: String
         public var summary: String
-        public var access: Access
+        public var access: RouteAccess
         /// The JSON body it takes, if any.
         var body: JSONSchema?
     }
@@ -29,28 +50,24 @@ public final class RouteTable: @unchecked Sendable {
     /// The route handler signature.
     public typealias Handler = @Sendable (Request, AppRequestContext) async throws -> Response
 
-    let router: Router<AppRequestContext>
+    private let groups: [RouteAccess: RouterGroup<AppRequestContext>]
     private let entries = Mutex<[Entry]>([])
 
     init(router: Router<AppRequestContext>) {
-        self.router = router
+        var groups: [RouteAccess: RouterGroup<AppRequestContext>] = [:]
+        for access in RouteAccess.allCases {
+            groups[access] = router.group().add(middleware: AccessMiddleware(access: access))
+        }
+        self.groups = groups
     }
 
     /// Every registered route, in registration order.
     public var all: [Entry] { entries.withLock { $0 } }
 
-    /// Adds a route and its documentation. The declared access is enforced before the handler runs:
-    /// admin routes refuse every other caller, authenticated ones a request without a credential.
-    func add(_ method: HTTPRequest.Method, _ path: String, _ summary: String, access: Access, body: JSONSchema? = nil,
+    /// Adds a route to the group of its access level, and its documentation.
+    func add(_ method: HTTPRequest.Method, _ path: String, _ summary: String, access: RouteAccess, body: JSONSchema? = nil,
              _ handler: @escaping Handler) {
         entries.withLock { $0.append(Entry(method: method, path: path, summary: summary, access: access, body: body)) }
-        router.on(RouterPath(path), method: method) { request, context in
-            switch access {
-            case .public: break
-            case .admin: try context.requireAdmin()
-            case .authenticated: try context.requireCredential()
-            }
-            return try await handler(request, context)
-        }
+        groups[access]?.on(RouterPath(path), method: method, use: handler)
     }
 }

@@ -86,17 +86,17 @@ struct RealtimeChannels: WebhookChannels {
     }
 
     static func validated(_ input: Input, over current: ChannelSettings?) throws -> ChannelSettings {
-        guard let pattern = input.pattern ?? current?.pattern else { throw APIError.invalidInput("pattern is required") }
-        if let problem = nameProblem(pattern, what: "pattern") { throw APIError.invalidInput(problem) }
+        guard let pattern = input.pattern ?? current?.pattern else { throw DomainError.invalidInput("pattern is required") }
+        if let problem = nameProblem(pattern, what: "pattern") { throw DomainError.invalidInput(problem) }
         let description = input.description ?? current?.description
-        if let description, description.count > 1000 { throw APIError.invalidInput("description must have at most 1000 characters") }
+        if let description, description.count > 1000 { throw DomainError.invalidInput("description must have at most 1000 characters") }
         let urls = input.webhookUrls ?? current?.webhookUrls ?? []
-        guard urls.count <= 20 else { throw APIError.invalidInput("at most 20 webhookUrls") }
-        guard Set(urls).count == urls.count else { throw APIError.invalidInput("webhookUrls must not repeat") }
+        guard urls.count <= 20 else { throw DomainError.invalidInput("at most 20 webhookUrls") }
+        guard Set(urls).count == urls.count else { throw DomainError.invalidInput("webhookUrls must not repeat") }
         for url in urls {
             guard url.count <= 2048, let parsed = URL(string: url), ["http", "https"].contains(parsed.scheme?.lowercased() ?? ""),
                   let host = parsed.host, !host.isEmpty, parsed.user == nil, parsed.password == nil
-            else { throw APIError.invalidInput("webhookUrls: \(url.prefix(100)) is not an http(s) URL") }
+            else { throw DomainError.invalidInput("webhookUrls: \(url.prefix(100)) is not an http(s) URL") }
         }
         return ChannelSettings(pattern: pattern, description: description, webhookUrls: urls,
                                enabled: input.enabled ?? current?.enabled ?? true)
@@ -117,13 +117,13 @@ struct RealtimeChannels: WebhookChannels {
         let secret = Self.newSecret()
         let event = ChannelCreated(channelId: id, settings: settings, secretCiphertext: try box.seal(secret))
         try await store.append([try EventData(event, metadata: metadata)], to: "channel-\(id.uuidString.lowercased())", expected: .noStream)
-        guard var channel = try await find(id) else { throw APIError.notFound("Channel not found") }
+        guard var channel = try await find(id) else { throw DomainError.notFound("Channel not found") }
         channel.webhookSecret = secret
         return channel
     }
 
     func update(_ id: UUID, _ input: Input, metadata: EventMetadata) async throws -> Channel {
-        guard let current = try await find(id) else { throw APIError.notFound("Channel not found") }
+        guard let current = try await find(id) else { throw DomainError.notFound("Channel not found") }
         let settings = try Self.validated(input, over: ChannelSettings(
             pattern: current.pattern, description: current.description, webhookUrls: current.webhookUrls, enabled: current.enabled))
         if settings.pattern != current.pattern { try await ensureUnique(settings.pattern, except: id) }
@@ -133,13 +133,13 @@ struct RealtimeChannels: WebhookChannels {
     }
 
     func delete(_ id: UUID, metadata: EventMetadata) async throws {
-        guard try await find(id) != nil else { throw APIError.notFound("Channel not found") }
+        guard try await find(id) != nil else { throw DomainError.notFound("Channel not found") }
         try await store.append([try EventData(ChannelDeleted(channelId: id), metadata: metadata)],
                                to: "channel-\(id.uuidString.lowercased())", expected: .streamExists)
     }
 
     func rotateSecret(_ id: UUID, metadata: EventMetadata) async throws -> Channel {
-        guard var channel = try await find(id) else { throw APIError.notFound("Channel not found") }
+        guard var channel = try await find(id) else { throw DomainError.notFound("Channel not found") }
         let secret = Self.newSecret()
         try await store.append([try EventData(ChannelSecretRotated(channelId: id, secretCiphertext: try box.seal(secret)), metadata: metadata)],
                                to: "channel-\(id.uuidString.lowercased())", expected: .streamExists)
@@ -150,7 +150,7 @@ struct RealtimeChannels: WebhookChannels {
     private func ensureUnique(_ pattern: String, except id: UUID?) async throws {
         for try await existing in try await client.query("SELECT id FROM realtime.channels WHERE pattern = \(pattern)").decode(UUID.self)
         where existing != id {
-            throw APIError(.conflict, "CONFLICT", "A channel with pattern \(pattern) already exists")
+            throw DomainError(.conflict, "A channel with pattern \(pattern) already exists")
         }
     }
 

@@ -14,50 +14,41 @@ struct RealtimeController {
 
     func register(_ routes: RouteTable) {
         routes.add(.get, "/api/realtime/channels", "List realtime channels", access: .admin) { _, context in
-            try context.requireAdmin()
             return try .json(encoding: try await channels.list())
         }
         routes.add(.post, "/api/realtime/channels", "Create a channel (the webhook secret is returned once)", access: .admin,
                    body: Self.channelBody) { request, context in
-            try context.requireAdmin()
             let input = try await request.decodeJSON(RealtimeChannels.Input.self, context: context)
             return try .json(encoding: try await channels.create(input, metadata: context.eventMetadata), status: .created)
         }
         routes.add(.get, "/api/realtime/channels/:id", "One channel", access: .admin) { _, context in
-            try context.requireAdmin()
             guard let channel = try await channels.find(try Self.id(context)) else { throw APIError.notFound("Channel not found") }
             return try .json(encoding: channel)
         }
         for method in [HTTPRequest.Method.put, .patch] {
             routes.add(method, "/api/realtime/channels/:id", "Update a channel (fields left out keep their value)", access: .admin,
                        body: Self.channelBody) { request, context in
-                try context.requireAdmin()
                 let input = try await request.decodeJSON(RealtimeChannels.Input.self, context: context)
                 return try .json(encoding: try await channels.update(try Self.id(context), input, metadata: context.eventMetadata))
             }
         }
         routes.add(.delete, "/api/realtime/channels/:id", "Delete a channel (its messages are kept)", access: .admin) { _, context in
-            try context.requireAdmin()
             try await channels.delete(try Self.id(context), metadata: context.eventMetadata)
             return .json(#"{"message":"Channel deleted"}"#)
         }
         routes.add(.post, "/api/realtime/channels/:id/rotate-secret", "Replace a channel's webhook signing secret (returned once)",
                    access: .admin) { _, context in
-            try context.requireAdmin()
             return try .json(encoding: try await channels.rotateSecret(try Self.id(context), metadata: context.eventMetadata))
         }
         routes.add(.get, "/api/realtime/messages", "Message history (channelId, eventName, limit, offset)", access: .admin) { request, context in
-            try context.requireAdmin()
             return try await messages(request)
         }
         routes.add(.get, "/api/realtime/messages/stats", "Message counts and webhook delivery figures", access: .admin) { request, context in
-            try context.requireAdmin()
             return try await stats(request)
         }
         routes.add(.post, "/api/realtime/messages", "Publish a message from the server (senderType system)", access: .admin,
                    body: .object(["channel": .string(minLength: 1), "event": .string(minLength: 1), "payload": .object([:])],
                                  required: ["channel", "event"])) { request, context in
-            try context.requireAdmin()
             return try await publish(request, context)
         }
     }
