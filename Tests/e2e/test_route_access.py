@@ -2,8 +2,8 @@
 and lets the declared credential through.
 
 Access levels: `public` (not walked), `anon` (any valid credential: anon key, user token, admin key or token),
-`user` (a signed-in user's token, or the admin's key or token; the anon key is refused), `admin`. The older name
-`authenticated` means `anon`. Refusals, as API.md has them: no credential -> 401 AUTH_INVALID_CREDENTIALS ("No admin
+`user` (an access token: a signed-in user's, or the admin's; keys are refused), `admin`. Refusals, as InsForge
+answers them: no credential -> 401 AUTH_INVALID_CREDENTIALS ("No admin
 token provided" on admin routes, "No token provided" elsewhere); a JWT that is not valid -> 401 AUTH_UNAUTHORIZED; a
 key-shaped token that is not ours -> 401 AUTH_INVALID_API_KEY; a valid credential below the route's level -> 403
 FORBIDDEN.

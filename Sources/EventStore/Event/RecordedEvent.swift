@@ -1,6 +1,6 @@
 import Foundation
 
-/// An event as stored in the log: the envelope of ARCHITECTURE.md.
+/// An event as stored in the log: the envelope of docs/architecture.md.
 public struct RecordedEvent: Sendable, Hashable {
     /// Global position: dense, in commit order.
     public var position: Int64

@@ -1,7 +1,7 @@
 import Actors
 import Foundation
 
-/// Everything the server reads from its environment, read once at start-up (API.md names).
+/// Everything the server reads from its environment, read once at start-up (InsForge's variable names; docs/configuration.md lists them).
 /// The rest of the code never reads the environment.
 public struct ServerConfiguration: Sendable {
     /// How to reach PostgreSQL.

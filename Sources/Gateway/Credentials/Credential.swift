@@ -1,4 +1,4 @@
-/// Who is calling, told apart by the shape of what they sent (API.md, "Credentials").
+/// Who is calling, told apart by the shape of what they sent (admin key, anon key, access token).
 public enum Credential: Sendable, Equatable {
     /// Nothing was sent.
     case none

@@ -16,7 +16,7 @@ public struct UserRecord: Sendable, Equatable {
     /// Providers linked to the account, oldest first (`email` when it has a password).
     public var providers: [String]
 
-    /// The user as the API shows it (API.md's User).
+    /// The user as the API shows it (InsForge's User).
     public var view: UserView {
         UserView(id: id.uuidString.lowercased(), email: email, emailVerified: emailVerified,
                  identities: providers.map { .init(provider: $0) }, providerType: providerType, role: "authenticated",
@@ -24,7 +24,7 @@ public struct UserRecord: Sendable, Equatable {
     }
 }
 
-/// API.md's User: `{id, email, emailVerified, identities, providerType, role, createdAt, updatedAt, profile, metadata}`.
+/// InsForge's User: `{id, email, emailVerified, identities, providerType, role, createdAt, updatedAt, profile, metadata}`.
 public struct UserView: Codable, Sendable, Equatable {
     public struct Identity: Codable, Sendable, Equatable { public var provider: String }
     public var id: String

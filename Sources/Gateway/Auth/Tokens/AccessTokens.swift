@@ -3,7 +3,7 @@ import Foundation
 import JWTKit
 import Synchronization
 
-/// The claims of our access tokens: `{sub, email, role, iat, exp}` (API.md), HS256, 15 minutes.
+/// The claims of our access tokens: `{sub, email, role, iat, exp}` (as InsForge's), HS256, 15 minutes.
 public struct AccessClaims: JWTPayload, Equatable {
     public var sub: SubjectClaim
     public var email: String

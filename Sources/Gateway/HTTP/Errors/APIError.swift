@@ -6,7 +6,7 @@ import NIOCore
 import Hummingbird
 import PostgresNIO
 
-/// An error as the API reports it: `{error, message, statusCode, nextActions?}` (API.md).
+/// An error as the API reports it: `{error, message, statusCode, nextActions?}` (InsForge's shape).
 public struct APIError: Error, Sendable, CustomStringConvertible {
     public var status: HTTPResponse.Status
     /// UPPER_SNAKE code: `INVALID_INPUT`, `NOT_FOUND`, `CONFLICT` ...

@@ -4,7 +4,7 @@ import Foundation
 import Logging
 import PostgresNIO
 
-/// The client events of API.md's Realtime section: `realtime:subscribe`, `realtime:unsubscribe`
+/// The client events of InsForge's realtime protocol: `realtime:subscribe`, `realtime:unsubscribe`
 /// and `realtime:publish`. Permission checks run in Postgres as the caller; delivery is the hub's.
 struct RealtimeMessaging: Sendable {
     let hub: SocketHub

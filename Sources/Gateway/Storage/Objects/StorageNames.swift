@@ -1,6 +1,6 @@
 import Foundation
 
-/// The rules for bucket names and object keys (API.md): checked before anything touches a provider,
+/// The rules for bucket names and object keys (InsForge's): checked before anything touches a provider,
 /// so no key can name a path outside its bucket.
 enum StorageNames {
     /// Longest bucket name.
