@@ -33,60 +33,10 @@ struct AppendCommand: Sendable {
 /// when no inline projection is involved). A batch that fails is retried command by
 /// command, so one bad command never fails its neighbours.
 final class GroupCommitWriter: Sendable {
-    fileprivate struct Waiting: Sendable {
+    fileprivate struct Waiting: Sendable, GroupCommitItem {
         var command: AppendCommand
         var continuation: CheckedContinuation<AppendResult, any Error>
-    }
-
-    fileprivate struct State {
-        var queue: [Waiting] = []
-        var isShutdown = false
-        /// Commands submitted and not yet answered (waiting or in a batch).
-        var inPlay = 0
-        /// A decaying maximum of `inPlay`: how many writers are around, even while some are between appends.
-        var recentPeak = 0
-        var batchesInFlight = 0
-        var laneWaiter: CheckedContinuation<Void, Never>?
-        /// The pump, lingering until `lingerTarget` commands wait (or its deadline passes).
-        var lingerer: CheckedContinuation<Void, Never>?
-        var lingerTarget = 0
-        /// Counts lingers, so a deadline that fires late cannot end a later linger.
-        var lingerRound = 0
-        /// Streams of the batches in flight. A stream is in one batch in flight at most: a second could
-        /// take the log lock first, and make the first one's cached version stale. (At shutdown the rule
-        /// is off, and a stream freed early by one of two batches changes nothing.)
-        var busyStreams: Set<String> = []
-
-        /// Ends the linger, if one is on: the caller resumes what this returns, outside the lock.
-        mutating func endLinger() -> CheckedContinuation<Void, Never>? {
-            defer { lingerer = nil }
-            return lingerer
-        }
-
-        /// Takes up to `limit` waiting commands, in order, passing over those whose stream is in a batch
-        /// in flight (they keep their order and wait for the next batch). At shutdown nothing waits.
-        mutating func takeBatch(limit: Int) -> [Waiting] {
-            var batch: [Waiting] = [], kept: [Waiting] = []
-            kept.reserveCapacity(queue.count)
-            for waiting in queue {
-                if batch.count < limit && (isShutdown || !busyStreams.contains(waiting.command.streamId)) {
-                    batch.append(waiting)
-                } else {
-                    kept.append(waiting)
-                }
-            }
-            queue = kept
-            for waiting in batch { busyStreams.insert(waiting.command.streamId) }
-            return batch
-        }
-
-        /// A batch is over: its streams are free, its callers answered. True when commands still wait
-        /// (some may have been passed over for this batch's streams).
-        mutating func finish(_ batch: [Waiting]) -> Bool {
-            for waiting in batch { busyStreams.remove(waiting.command.streamId) }
-            inPlay -= batch.count
-            return !queue.isEmpty
-        }
+        var streamId: String { command.streamId }
     }
 
     private let client: PostgresClient
@@ -95,7 +45,7 @@ final class GroupCommitWriter: Sendable {
     private let inlineTypes: [Set<String>?]
     private let maxBatchCommands: Int
     private let logger: Logger
-    private let state = Mutex(State())
+    private let state = Mutex(GroupCommitState<Waiting>())
     private let versionCache = Mutex(VersionCache())
     private let wake: AsyncStream<Void>.Continuation
     private let wakes: AsyncStream<Void>
@@ -125,11 +75,9 @@ final class GroupCommitWriter: Sendable {
     func submit(_ command: AppendCommand) async throws -> AppendResult {
         try await withCheckedThrowingContinuation { continuation in
             let (accepted, lingerer) = state.withLock { state -> (Bool, CheckedContinuation<Void, Never>?) in
-                guard !state.isShutdown else { return (false, nil) }
-                state.queue.append(Waiting(command: command, continuation: continuation))
-                state.inPlay += 1
+                guard state.submit(Waiting(command: command, continuation: continuation)) else { return (false, nil) }
                 // The pump may be lingering for a full batch: this command may complete it.
-                return (true, state.queue.count >= state.lingerTarget ? state.endLinger() : nil)
+                return (true, state.lingerIsOver ? state.endLinger() : nil)
             }
             if accepted {
                 lingerer?.resume()
@@ -165,9 +113,7 @@ final class GroupCommitWriter: Sendable {
             await acquireLane()
             await linger()
             let batch = state.withLock { state -> [Waiting] in
-                // Share the writers between the lanes, so both are busy.
-                let share = (state.recentPeak + lanes - 1) / lanes
-                return state.takeBatch(limit: min(maxBatchCommands, max(1, share)))
+                state.takeBatch(limit: state.batchLimit(lanes: lanes, maxBatch: maxBatchCommands))
             }
             if batch.isEmpty {
                 releaseLane()
@@ -262,13 +208,9 @@ final class GroupCommitWriter: Sendable {
     private func linger() async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let round = state.withLock { state -> Int? in
-                state.recentPeak = max(state.inPlay, state.recentPeak - state.recentPeak / 16)
-                let target = min(maxBatchCommands, (state.recentPeak + lanes - 1) / lanes)
-                if state.queue.count >= target || state.isShutdown { return nil }
-                state.lingerTarget = target
+                guard let round = state.startLinger(lanes: lanes, maxBatch: maxBatchCommands) else { return nil }
                 state.lingerer = continuation
-                state.lingerRound += 1
-                return state.lingerRound
+                return round
             }
             guard let round else { return continuation.resume() }
             // Submissions end the linger as soon as the batch is full; this ends it at the deadline.
