@@ -95,7 +95,9 @@ public func buildApplication(core: ServerCore, registry: PrometheusCollectorRegi
     AuthConfigController(auth: auth, oauth: oauth).register(routes)
     OAuthController(auth: auth, flow: oauth).register(routes)
     let schemaCache = SchemaCache(client: core.database.client)
-    TablesController(client: core.database.client, schema: schemaCache, channels: channels, logger: logger).register(routes)
+    TablesController(client: core.database.client,
+                     commands: TableCommands(client: core.database.client, schema: schemaCache, channels: channels, logger: logger))
+        .register(routes)
     let logins = await core.database.prepareLogins(["project_admin", "insforge_sql", "insforge_authenticator", "insforge_admin_login"],
                                                    secret: core.jwtSecret)
     RawSQLController(database: core.database, login: logins["project_admin"], unrestrictedLogin: logins["insforge_sql"],
