@@ -75,6 +75,10 @@ extension DomainError.Code {
     public static let authEmailExists = Self("AUTH_EMAIL_EXISTS", .conflict)
     /// A wrong e-mail, password or code (one answer for all, so accounts cannot be probed).
     public static let authInvalidCredentials = Self("AUTH_INVALID_CREDENTIALS", .unauthenticated)
+    /// Sign-in with a provider that has no client id and secret.
+    public static let authOAuthNotConfigured = Self("AUTH_OAUTH_NOT_CONFIGURED", .invalidInput)
+    /// An OAuth code exchanged with the wrong verifier (InsForge answers 400 with AUTH_UNAUTHORIZED).
+    public static let authPKCEFailed = Self("AUTH_UNAUTHORIZED", .invalidInput)
     /// A bucket or object that does not exist.
     public static let storageNotFound = Self("STORAGE_NOT_FOUND", .notFound)
     /// A bucket name that is taken.

@@ -24,7 +24,7 @@ public struct AuthCodes: Sendable {
     }
 
     /// Why a code was refused: one message for wrong, expired, used up or unknown, so nothing leaks.
-    public static let refusal = APIError(.badRequest, "INVALID_INPUT", "The code is invalid or has expired")
+    public static let refusal = DomainError.invalidInput("The code is invalid or has expired")
 
     let store: EventStore
     let client: PostgresClient

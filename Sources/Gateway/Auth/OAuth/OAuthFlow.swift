@@ -94,7 +94,7 @@ public struct OAuthFlow: Sendable {
 
     func spec(_ provider: String) throws -> OAuthProviderSpec {
         guard let spec = specs[provider] else {
-            throw APIError.invalidInput("Unsupported OAuth provider \(provider); supported: \(Self.providerNames.joined(separator: ", "))")
+            throw DomainError.invalidInput("Unsupported OAuth provider \(provider); supported: \(Self.providerNames.joined(separator: ", "))")
         }
         return spec
     }
@@ -107,7 +107,7 @@ public struct OAuthFlow: Sendable {
     func authorizeURL(provider: String, redirectURI: String, codeChallenge: String) async throws -> String {
         let spec = try spec(provider)
         guard let (credentials, configuredCallback) = try await credentials(provider) else {
-            throw APIError(.badRequest, "AUTH_OAUTH_NOT_CONFIGURED", "\(provider) sign-in is not configured",
+            throw DomainError(.authOAuthNotConfigured, "\(provider) sign-in is not configured",
                            nextActions: "Set \(provider.uppercased())_CLIENT_ID and \(provider.uppercased())_CLIENT_SECRET, or POST /api/auth/oauth/configs")
         }
         let settings = try await auth.settings()
@@ -138,7 +138,7 @@ public struct OAuthFlow: Sendable {
     func complete(provider: String, code: String?, state rawState: String?, providerError: String?, appleUser: String?,
                   metadata: EventMetadata) async throws -> String {
         guard let rawState, let state = states.open(rawState, as: State.self), state.p == provider else {
-            throw APIError.invalidInput("The OAuth state is missing, invalid or expired")
+            throw DomainError.invalidInput("The OAuth state is missing, invalid or expired")
         }
         func failure(_ code: String, _ message: String) -> String {
             EmailFlows.appending(state.r, [("error", code), ("error_description", message)])
@@ -209,25 +209,25 @@ public struct OAuthFlow: Sendable {
             if let user = try await auth.directory.user(provider: provider, providerUserId: profile.id) { return user }
             throw error
         }
-        guard let user = try await auth.directory.user(id: id) else { throw APIError.notFound("User not found") }
+        guard let user = try await auth.directory.user(id: id) else { throw DomainError.notFound("User not found") }
         return user
     }
 
     /// Step 3: `insforge_code` + `code_verifier` -> the user (the code works once).
     func exchange(code: String, verifier: String, metadata: EventMetadata) async throws -> (user: UserRecord, provider: String) {
         guard let sealed = codes.open(code, as: Code.self) else {
-            throw APIError.invalidInput("Invalid or expired code")
+            throw DomainError.invalidInput("Invalid or expired code")
         }
         guard PKCE.isWellFormed(verifier), AuthCodes.constantTimeEqual(PKCE.challenge(verifier), sealed.c) else {
-            throw APIError(.badRequest, "AUTH_UNAUTHORIZED", "PKCE verification failed")
+            throw DomainError(.authPKCEFailed, "PKCE verification failed")
         }
         do {
             try await auth.store.append([try EventData(OAuthCodeExchanged(userId: sealed.u, provider: sealed.p), metadata: metadata)],
                                         to: "oauthcode-\(sealed.n.uuidString.lowercased())", expected: .noStream)
         } catch let error as EventStoreError where error.code == .wrongExpectedVersion {
-            throw APIError.invalidInput("Invalid or expired code")
+            throw DomainError.invalidInput("Invalid or expired code")
         }
-        guard let user = try await auth.directory.user(id: sealed.u) else { throw APIError.notFound("User not found") }
+        guard let user = try await auth.directory.user(id: sealed.u) else { throw DomainError.notFound("User not found") }
         return (user, sealed.p)
     }
 }

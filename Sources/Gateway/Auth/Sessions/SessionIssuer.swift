@@ -11,7 +11,7 @@ public enum ClientType: String, Sendable, CaseIterable {
     static func from(query value: String?) throws -> ClientType {
         guard let value, !value.isEmpty else { return .web }
         guard let type = ClientType(rawValue: value.lowercased()) else {
-            throw APIError.invalidInput("client_type must be one of web, mobile, desktop, server")
+            throw DomainError.invalidInput("client_type must be one of web, mobile, desktop, server")
         }
         return type
     }

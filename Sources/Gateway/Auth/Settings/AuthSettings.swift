@@ -126,8 +126,8 @@ public struct RedirectAllowList: Sendable {
     }
 
     /// Why `url` is refused, for a 400 naming `what` (`redirect_uri`, `redirectTo`) and the setting.
-    public func refusal(_ what: String, _ url: String) -> APIError {
-        APIError(.badRequest, "INVALID_INPUT", "\(what) is not an allowed redirect URL",
+    public func refusal(_ what: String, _ url: String) -> DomainError {
+        DomainError(.invalidInput, "\(what) is not an allowed redirect URL",
                  nextActions: patterns.isEmpty
                     ? "Until allowedRedirectUrls is set only relative paths, this server, localhost and app schemes are allowed: add the app's URL to allowedRedirectUrls with PUT /api/auth/config"
                     : "Add a pattern matching it to allowedRedirectUrls with PUT /api/auth/config")

@@ -99,7 +99,7 @@ public enum TableDDL {
             guard let value else { continue }
             let action = value.uppercased().replacingOccurrences(of: "_", with: " ")
             guard referentialActions.contains(action) else {
-                throw APIError.invalidInput("\(clause.lowercased()) must be one of \(referentialActions.joined(separator: ", "))")
+                throw DomainError.invalidInput("\(clause.lowercased()) must be one of \(referentialActions.joined(separator: ", "))")
             }
             out += " \(clause) \(action)"
         }
@@ -118,8 +118,8 @@ public enum TableDDL {
 
     /// The foreign-key constraint clause for `column`.
     static func foreignKeySQL(column: String, target: ForeignKeyTarget) throws -> String {
-        if let problem = identifierProblem(target.referenceTable, what: "referenceTable") { throw APIError.invalidInput(problem) }
-        if let problem = identifierProblem(target.referenceColumn, what: "referenceColumn") { throw APIError.invalidInput(problem) }
+        if let problem = identifierProblem(target.referenceTable, what: "referenceTable") { throw DomainError.invalidInput(problem) }
+        if let problem = identifierProblem(target.referenceColumn, what: "referenceColumn") { throw DomainError.invalidInput(problem) }
         return "FOREIGN KEY (\(quote(column))) REFERENCES public.\(quote(target.referenceTable)) (\(quote(target.referenceColumn)))"
             + (try actions(onDelete: target.onDelete, onUpdate: target.onUpdate))
     }
