@@ -105,7 +105,8 @@ struct SQLStatementsTests {
         #expect(TableDDL.defaultExpression("now()", type: "timestamptz") == "now()")
         #expect(TableDDL.defaultExpression("it's; drop", type: "text") == "'it''s; drop'::text")
         #expect(TableDDL.defaultExpression("42", type: "integer") == "'42'::integer")
-        #expect(throws: APIError.self) { try TableDDL.actions(onDelete: "DROP EVERYTHING", onUpdate: nil) }
+        let refused = #expect(throws: DomainError.self) { try TableDDL.actions(onDelete: "DROP EVERYTHING", onUpdate: nil) }
+        #expect(refused?.code == .invalidInput)
         #expect(try TableDDL.actions(onDelete: "set_null", onUpdate: "cascade") == " ON DELETE SET NULL ON UPDATE CASCADE")
     }
 }

@@ -276,6 +276,11 @@ struct ConfigurationTests {
         #expect(APIError.from(EventStoreError(.wrongExpectedVersion, "x")).status == .conflict)
         #expect(APIError.from(EventStoreError(.invalidEvent, "x")).code == "INVALID_INPUT")
         #expect(APIError.from(HTTPError(.notFound)).code == "NOT_FOUND")
+        // A command's refusal keeps its code; its kind picks the status.
+        let taken = APIError.from(DomainError(.storageAlreadyExists, "Bucket b already exists"))
+        #expect(taken.status == .conflict && taken.code == "STORAGE_ALREADY_EXISTS" && taken.message == "Bucket b already exists")
+        #expect(APIError.from(DomainError(.authInvalidCredentials, "Invalid credentials")).status == .unauthorized)
+        #expect(APIError.from(DomainError.notFound("x")).status == .notFound)
         let unexpected = APIError.from(NSError(domain: "secret SQL text", code: 1))
         #expect(unexpected.status == .internalServerError && !unexpected.body.contains("secret"))
     }
