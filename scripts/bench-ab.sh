@@ -6,9 +6,8 @@
 #                                              a fresh database; prints every run and the medians
 #
 # Why: on this machine the same build's append rate drifts by 30% within an hour, so one run of each
-# side says little; interleaved runs share the drift. A snapshot keeps the binary with its resource
-# bundle (the migrations): a binary left in the build folder reads the bundle there, so it would run
-# the newer build's migrations.
+# side says little; interleaved runs share the drift. A snapshot is a copy of the binary, which
+# carries its own schema (schema/ is compiled in).
 # Extra environment: APPENDS (per writer, default 2000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,7 +23,6 @@ snapshot() {
     rm -rf "${snapshots:?}/$name"
     mkdir -p "$snapshots/$name"
     cp "$bin/insforge-bench" "$snapshots/$name/"
-    cp -R "$bin"/*.resources "$snapshots/$name/"
     say "kept $(git rev-parse --short HEAD)$(git diff --quiet || echo ' + uncommitted changes') as $snapshots/$name"
 }
 
