@@ -1,5 +1,6 @@
 // Writes a Swift file holding every `.sql` file of a schema folder, by path below it, with its text
-// byte for byte (the migrator checksums it). Usage: EmbedSchemaTool <schema folder> <output file>.
+// byte for byte (the migrator checksums it).
+// Usage: EmbedSchemaTool <schema folder> <output file> <each file of the folder the build plan knows>...
 // A file that breaks the layout (`migrations/NNN_<name>.sql` with distinct numbers,
 // `functions/<area>/<name>.sql`) fails the build, not the first deployment.
 import Foundation
@@ -22,7 +23,7 @@ func literal(_ text: String) -> String {
 }
 
 let arguments = CommandLine.arguments
-guard arguments.count == 3 else { fail("usage: EmbedSchemaTool <schema folder> <output file>") }
+guard arguments.count >= 3 else { fail("usage: EmbedSchemaTool <schema folder> <output file> <planned file>...") }
 let root = URL(fileURLWithPath: arguments[1]).standardizedFileURL
 guard let walk = FileManager.default.enumerator(at: root, includingPropertiesForKeys: nil) else {
     fail("\(root.path) is not a folder")
@@ -59,6 +60,16 @@ for case let url as URL in walk where url.pathExtension == "sql" {
     files.append((path, text))
 }
 files.sort { Array($0.path.utf8).lexicographicallyPrecedes(Array($1.path.utf8)) }
+
+// A file the plan does not know is embedded now, but a later edit of it would not run this tool again.
+let planned = Set(arguments.dropFirst(3).map { URL(fileURLWithPath: $0).standardizedFileURL.path })
+let unplanned = files.map(\.path).filter { !planned.contains(root.appending(path: $0).standardizedFileURL.path) }
+if !unplanned.isEmpty {
+    fail("""
+        schema/\(unplanned.joined(separator: ", schema/")) is new to SwiftPM's build plan, which would not see \
+        later edits of it; SwiftPM plans again when Package.swift changes: touch Package.swift and build again
+        """)
+}
 
 var source = """
     // Generated at build time from schema/ by the EmbedSchema plugin (Plugins/EmbedSchema): do not edit.
