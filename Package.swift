@@ -44,9 +44,12 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
-            resources: [.copy("Migrations")],
-            swiftSettings: swiftSettings
+            swiftSettings: swiftSettings,
+            plugins: ["EmbedSchema"]
         ),
+        // schema/ (migrations and function files) compiled into EventStore: the binary carries its schema.
+        .executableTarget(name: "EmbedSchemaTool", path: "Plugins/EmbedSchemaTool"),
+        .plugin(name: "EmbedSchema", capability: .buildTool(), dependencies: ["EmbedSchemaTool"]),
         .target(
             name: "Projections",
             dependencies: ["EventStore"],

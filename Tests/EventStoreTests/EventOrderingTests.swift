@@ -183,32 +183,3 @@ struct EventOrderingTests {
         }
     }
 }
-
-@Suite("Migrations")
-struct MigrationTests {
-    @Test func migrationsApplyOnceAndRefuseEditedFiles() async throws {
-        try await TestDatabase.with(migrate: false) { client, _ in
-            let migrator = Migrator(logger: TestDatabase.logger)
-            let applied = try await migrator.migrate(client)
-            #expect(applied == migrator.migrations.map(\.name))
-            #expect(applied.first == "001_event_log.sql")
-            #expect(try await migrator.migrate(client).isEmpty)
-            try await client.query("UPDATE system.migrations SET checksum = 'edited' WHERE version = 1")
-            let error = await #expect(throws: MigrationError.self) { try await migrator.migrate(client) }
-            #expect(error?.description.contains("edited after it was applied") == true)
-        }
-    }
-
-    @Test func aFailingMigrationLeavesNothingBehind() async throws {
-        try await TestDatabase.with(migrate: false) { client, _ in
-            let bad = Migrator(migrations: Migrator.bundled + [Migration(version: 999, name: "999_bad.sql",
-                                                                        sql: "CREATE TABLE system.half (x int); SELECT 1/0;")],
-                               logger: TestDatabase.logger)
-            await #expect(throws: MigrationError.self) { try await bad.migrate(client) }
-            let recorded = try await scalar(client, "SELECT count(*) FROM system.migrations WHERE version = 999", as: Int64.self)
-            let tableGone = try await scalar(client, "SELECT to_regclass('system.half') IS NULL", as: Bool.self)
-            #expect(recorded == 0)
-            #expect(tableGone)
-        }
-    }
-}

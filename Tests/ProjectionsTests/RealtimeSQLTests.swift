@@ -110,7 +110,7 @@ struct RealtimeSQLTests {
         try await TestDatabase.with { client, _ in
             try await client.query("CREATE TABLE public.notes (id int PRIMARY KEY, owner text, body text)")
             try await client.query("CREATE TABLE public.open_notes (id int PRIMARY KEY, body text)")
-            // Tables made outside the tables API start unexposed with RLS on (schema/017): expose them as an admin would.
+            // Tables made outside the tables API start unexposed with RLS on (system.secure_new_tables): expose them as an admin would.
             try await client.query("SELECT system.set_table_exposed('public.notes', true), system.set_table_exposed('public.open_notes', true)")
             try await client.query("ALTER TABLE public.open_notes DISABLE ROW LEVEL SECURITY")
             try await client.query("CREATE POLICY own ON public.notes FOR SELECT USING (owner = auth.uid()::text)")

@@ -237,7 +237,7 @@ def test_raw_sql_accepts_policies_using_auth_uid(server, library):
         f"CREATE POLICY mine ON {name} TO authenticated USING (owner = auth.uid()) WITH CHECK (owner = auth.uid())")})
     assert r.status_code == 200, (r.status_code, r.text)
     assert db(library, f"SELECT string_agg(policyname, ',' ORDER BY policyname) FROM pg_policies WHERE tablename = '{name}'") \
-        == "mine,project_admin_all"  # the admin's policy comes with every new table (schema/017_table_exposure.sql)
+        == "mine,project_admin_all"  # the admin's policy comes with every new table (system.secure_table)
 
 
 # --------------------------------------------------------------------------- select

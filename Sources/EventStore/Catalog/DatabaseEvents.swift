@@ -1,7 +1,8 @@
 import Foundation
 
 // Schema events on `schema-<table>`; record changes (`RecordsInserted`, `RecordsUpdated`,
-// `RecordsDeleted` on `table-<name>`) are appended by triggers in SQL (schema/004_database.sql).
+// `RecordsDeleted` on `table-<name>`) are queued by triggers in SQL
+// (schema/functions/database/capture_record_changes.sql).
 
 /// A table was created through the tables API; `sql` is the DDL that ran with it.
 public struct TableCreated: DomainEvent {

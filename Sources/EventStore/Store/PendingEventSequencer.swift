@@ -115,8 +115,8 @@ public final class PendingEventSequencer: Sendable {
     /// Every moved event leaves a dead row in the queue, and autovacuum visits a database about once a
     /// minute: under a stream of writes the queue grew to tens of thousands of dead rows, which every
     /// pass scanned again (its emptiness check alone took 2 ms). Vacuumed after every
-    /// `vacuumEvery` moved events, the queue stays a few pages. Without truncation (migration 012 sets it
-    /// for autovacuum too): giving pages back locks the queue, and every write to a tracked table waits.
+    /// `vacuumEvery` moved events, the queue stays a few pages. Without truncation (schema/migrations/001_log.sql
+    /// sets it for autovacuum too): giving pages back locks the queue, and every write to a tracked table waits.
     /// A failed vacuum is not a failed pass: the events moved, and the next vacuum is due soon.
     private func vacuumIfDue() async {
         let due = state.withLock { state -> Bool in
