@@ -1,5 +1,7 @@
 /// The work that one node of the cluster does at a time, each with its PostgreSQL advisory-lock key.
 /// Every key is declared here and nowhere else, so two kinds of work can never share one by accident.
+/// (7_130_001 is taken too: the log lock, transaction-scoped, taken in SQL by `system.lock_log`,
+/// schema/functions/log/lock_log.sql.)
 public enum ClusterLock: Sendable, Hashable, CustomStringConvertible {
     /// Applying the schema: one migrator at a time across every process on the database.
     case migrations

@@ -89,9 +89,6 @@ public struct MigrationError: Error, CustomStringConvertible, Sendable {
 /// (`system.schema_functions`), in path order, in one transaction: functions come after the tables
 /// they use, and a function changes by editing its one file.
 public struct Migrator: Sendable {
-    /// The advisory lock that keeps to one migrator at a time across every process on a database
-    /// (the log's own lock, `system.lock_log`, is the next number).
-    static let lockKey: Int64 = 7_130_000
 
     public let migrations: [Migration]
     public let functions: [FunctionFile]
@@ -116,16 +113,16 @@ public struct Migrator: Sendable {
     /// Applies what is missing or changed over one connection.
     @discardableResult
     public func migrate(on connection: PostgresConnection) async throws -> AppliedSchema {
-        try await connection.query("SELECT pg_advisory_lock(\(Self.lockKey))", logger: logger)
+        try await connection.query("SELECT pg_advisory_lock(\(ClusterLock.migrations.key))", logger: logger)
         do {
             try await prepare(on: connection)
             let migrations = try await applyMigrations(on: connection)
             let functions = try await applyFunctions(on: connection)  // after: they use the migrations' tables
             let applied = AppliedSchema(migrations: migrations, functions: functions)
-            try await connection.query("SELECT pg_advisory_unlock(\(Self.lockKey))", logger: logger)
+            try await connection.query("SELECT pg_advisory_unlock(\(ClusterLock.migrations.key))", logger: logger)
             return applied
         } catch {
-            _ = try? await connection.query("SELECT pg_advisory_unlock(\(Self.lockKey))", logger: logger)
+            _ = try? await connection.query("SELECT pg_advisory_unlock(\(ClusterLock.migrations.key))", logger: logger)
             throw error
         }
     }

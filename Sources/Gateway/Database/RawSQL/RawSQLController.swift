@@ -15,7 +15,7 @@ struct RawSQLController {
     let database: Database
     /// How the restricted route logs in (as `project_admin` itself); nil: role switching on the server's connection.
     let login: Database.RoleLogin?
-    /// How the unrestricted route logs in (as `insforge_sql`, schema/021); nil: as the server's role.
+    /// How the unrestricted route logs in (as `insforge_sql`, made in schema/migrations/004_database.sql); nil: as the server's role.
     let unrestrictedLogin: Database.RoleLogin?
     let schema: SchemaCache
     /// Moves the record events the statements' triggers queued into the log before the response.
@@ -154,7 +154,7 @@ struct RawSQLController {
             let event = RawSQLExecuted(query: body.query, parameterCount: params.count, unrestricted: unrestricted, rowCount: last.rowCount)
             if loggedIn {
                 // Neither login may write the log nor put triggers on tables it does not own: the two
-                // functions of schema/018_raw_sql_role.sql (and 021) do it for this run alone.
+                // functions of schema/functions/database/record_raw_sql.sql and track_new_public_tables.sql do it for this run alone.
                 try await connection.query("""
                     SELECT system.record_raw_sql(\(EventID.next()), \(try JSONCoding.encodeString(event))::jsonb, \(metadata.json)::jsonb)
                     """, logger: logger)

@@ -106,7 +106,7 @@ struct TableCommands: Sendable {
                 if seen.contains("updated_at") == false {
                     statements.append("CREATE TRIGGER insforge_touch_updated_at BEFORE UPDATE ON \(q) FOR EACH ROW EXECUTE FUNCTION system.touch_updated_at()")
                 }
-                // New tables get row-level security from the event trigger (schema/017_table_exposure.sql);
+                // New tables get row-level security from the event trigger (schema/functions/database/secure_new_tables.sql);
                 // system.secure_table adds the admin's policy where the trigger could not be installed.
                 statements.append(rls ? "SELECT system.secure_table('\(q)'::regclass)" : "ALTER TABLE \(q) DISABLE ROW LEVEL SECURITY")
                 // The admin's, so raw SQL (as project_admin or insforge_sql) may alter and drop it.

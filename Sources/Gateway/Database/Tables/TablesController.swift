@@ -121,7 +121,7 @@ struct TableDescription: Encodable {
     var rlsEnabled: Bool
     /// Whether the table's changes go to the realtime channel `table:<name>`.
     var realtime: Bool
-    /// Whether `anon` and `authenticated` may use the table (schema/017_table_exposure.sql).
+    /// Whether `anon` and `authenticated` may use the table (system.table_exposed, schema/functions/database/table_exposed.sql).
     var exposed: Bool
 
     static func load(_ table: String, client: PostgresClient) async throws -> TableDescription? {
