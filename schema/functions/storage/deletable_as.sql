@@ -5,7 +5,7 @@ DECLARE
     v_keys text[];
 BEGIN
     BEGIN
-        PERFORM storage.act_as(p_role, p_claims);
+        PERFORM system.act_as(p_role, p_claims);
         WITH gone AS (DELETE FROM storage.objects o WHERE o.bucket = p_bucket AND o.key = ANY(p_keys) RETURNING o.key)
         SELECT coalesce(array_agg(gone.key), '{}') INTO v_keys FROM gone;
         RAISE EXCEPTION 'storage delete probe' USING ERRCODE = 'S0001';

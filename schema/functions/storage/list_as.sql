@@ -8,7 +8,7 @@ DECLARE
     v_prefix text := replace(replace(replace(coalesce(p_prefix, ''), '\', '\\'), '%', '\%'), '_', '\_');
     v_search text := replace(replace(replace(coalesce(p_search, ''), '\', '\\'), '%', '\%'), '_', '\_');
 BEGIN
-    PERFORM storage.act_as(p_role, p_claims);
+    PERFORM system.act_as(p_role, p_claims);
     RETURN QUERY SELECT o.key, o.size, o.mime_type, o.etag, o.uploaded_by, o.uploaded_at, count(*) OVER ()
                    FROM storage.objects o
                   WHERE o.bucket = p_bucket AND o.key LIKE v_prefix || '%'

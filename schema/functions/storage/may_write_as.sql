@@ -5,7 +5,7 @@ CREATE OR REPLACE FUNCTION storage.may_write_as(p_role text, p_claims text, p_bu
 RETURNS boolean LANGUAGE plpgsql AS $$
 BEGIN
     BEGIN
-        PERFORM storage.act_as(p_role, p_claims);
+        PERFORM system.act_as(p_role, p_claims);
         INSERT INTO storage.objects AS o (bucket, key, version, size, mime_type, etag, uploaded_by, uploaded_at)
         VALUES (p_bucket, p_key, gen_random_uuid(), 0, '', '', p_uploader, now())
         ON CONFLICT (bucket, key) DO UPDATE SET uploaded_by = excluded.uploaded_by;

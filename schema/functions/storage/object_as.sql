@@ -3,7 +3,7 @@ CREATE OR REPLACE FUNCTION storage.object_as(p_role text, p_claims text, p_bucke
 RETURNS TABLE (version uuid, size bigint, mime_type text, etag text, uploaded_by uuid, uploaded_at timestamptz)
 LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM storage.act_as(p_role, p_claims);
+    PERFORM system.act_as(p_role, p_claims);
     RETURN QUERY SELECT o.version, o.size, o.mime_type, o.etag, o.uploaded_by, o.uploaded_at
                    FROM storage.objects o WHERE o.bucket = p_bucket AND o.key = p_key;
 END $$;
