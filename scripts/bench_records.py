@@ -43,6 +43,7 @@ def main():
     ap.add_argument("--connections", type=int, default=64)
     ap.add_argument("--rows", type=int, default=100_000)
     ap.add_argument("--port", type=int, default=7191)
+    ap.add_argument("--api-only", action="store_true", help="skip the pgbench baselines (scripts/bench-ab.sh)")
     args = ap.parse_args()
     pgbench_bin = shutil.which("pgbench") or next(
         (p for p in sorted(os.popen("ls -d /usr/lib/postgresql/*/bin/pgbench 2>/dev/null").read().split())), None)
@@ -88,23 +89,24 @@ def main():
                     f'"/api/database/records/t?id=eq." .. math.random(1, {args.rows}))\nend\n')
         wrk(base + "/api/health", c, 2)
         api_rps, api_p99, bad = wrk(base + "/", c, d, headers=[f"Authorization: Bearer {token}"], script=script)
-        claims = json.dumps({"sub": user_id, "role": "authenticated", "email": "bench@example.com"})
-        same_work = (f"\\set k random(1, {args.rows})\nBEGIN READ ONLY;\n"
-                     f"SELECT set_config('role', 'authenticated', true), set_config('request.jwt.claims', '{claims}', true);\n"
-                     "SELECT coalesce(json_agg(r), '[]')::text FROM (SELECT * FROM t WHERE id = :k) r;\nCOMMIT;\n")
-        pg_tps, pg_lat = pgbench(db_url, same_work, c, d)
-        # The server reaches PostgreSQL through a pool (DB_POOL_SIZE, default twice the cores, at least 4);
-        # the same statements from that many clients show what PostgreSQL does without 64-way contention.
-        pool = int(os.environ.get("DB_POOL_SIZE") or max(4, 2 * (os.cpu_count() or 1)))
-        pooled_tps, _ = pgbench(db_url, same_work, pool, d)
-        plain_tps, _ = pgbench(db_url, f"\\set k random(1, {args.rows})\nSELECT * FROM t WHERE id = :k;\n", c, d)
         print(f"GET /api/database/records/t?id=eq.X (RLS, {args.rows} rows), {c} conns: {api_rps:8.0f} req/s  p99 {api_p99:6.2f} ms"
               f"  non-2xx {bad}   (target >= 8000 req/s, p99 <= 20 ms)")
-        print(f"pgbench, the same statements (BEGIN, set role+claims, select as JSON, COMMIT), prepared, {c} clients: {pg_tps:8.0f} tps"
-              f"  avg {pg_lat:.2f} ms")
-        print(f"ratio pgbench : API = {pg_tps / api_rps:.2f}  (target <= 2.0)   [plain prepared SELECT: {plain_tps:.0f} tps]")
-        print(f"pgbench, the same statements from {pool} clients (the server's pool size): {pooled_tps:8.0f} tps,"
-              f" ratio to the API {pooled_tps / api_rps:.2f}")
+        if not args.api_only:
+            claims = json.dumps({"sub": user_id, "role": "authenticated", "email": "bench@example.com"})
+            same_work = (f"\\set k random(1, {args.rows})\nBEGIN READ ONLY;\n"
+                         f"SELECT set_config('role', 'authenticated', true), set_config('request.jwt.claims', '{claims}', true);\n"
+                         "SELECT coalesce(json_agg(r), '[]')::text FROM (SELECT * FROM t WHERE id = :k) r;\nCOMMIT;\n")
+            pg_tps, pg_lat = pgbench(db_url, same_work, c, d)
+            # The server reaches PostgreSQL through a pool (DB_POOL_SIZE, default twice the cores, at least 4);
+            # the same statements from that many clients show what PostgreSQL does without 64-way contention.
+            pool = int(os.environ.get("DB_POOL_SIZE") or max(4, 2 * (os.cpu_count() or 1)))
+            pooled_tps, _ = pgbench(db_url, same_work, pool, d)
+            plain_tps, _ = pgbench(db_url, f"\\set k random(1, {args.rows})\nSELECT * FROM t WHERE id = :k;\n", c, d)
+            print(f"pgbench, the same statements (BEGIN, set role+claims, select as JSON, COMMIT), prepared, {c} clients: {pg_tps:8.0f} tps"
+                  f"  avg {pg_lat:.2f} ms")
+            print(f"ratio pgbench : API = {pg_tps / api_rps:.2f}  (target <= 2.0)   [plain prepared SELECT: {plain_tps:.0f} tps]")
+            print(f"pgbench, the same statements from {pool} clients (the server's pool size): {pooled_tps:8.0f} tps,"
+                  f" ratio to the API {pooled_tps / api_rps:.2f}")
 
         insert = os.path.join(data, "insert.lua")
         with open(insert, "w") as f:
