@@ -5,7 +5,7 @@ public enum ProjectionCatalog {
     /// Applied in the append transaction.
     public static var inline: [any Projection] {
         [ApiKeysProjection(), UsersProjection(), SessionsProjection(), AuthCodesProjection(), AuthSettingsProjection(), ChannelsProjection(),
-         StorageProjection()]
+         StorageProjection(), SecretsProjection()]
     }
     /// Applied by runner actors, once per cluster.
     public static var async: [any Projection] { [EventStatsProjection(), WebhookOutboxProjection()] }

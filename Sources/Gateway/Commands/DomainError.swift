@@ -79,6 +79,10 @@ extension DomainError.Code {
     public static let authOAuthNotConfigured = Self("AUTH_OAUTH_NOT_CONFIGURED", .invalidInput)
     /// An OAuth code exchanged with the wrong verifier (InsForge answers 400 with AUTH_UNAUTHORIZED).
     public static let authPKCEFailed = Self("AUTH_UNAUTHORIZED", .invalidInput)
+    /// A secret that does not exist.
+    public static let secretNotFound = Self("SECRET_NOT_FOUND", .notFound)
+    /// Creating a secret whose key is active.
+    public static let secretAlreadyExists = Self("SECRET_ALREADY_EXISTS", .conflict)
     /// A bucket or object that does not exist.
     public static let storageNotFound = Self("STORAGE_NOT_FOUND", .notFound)
     /// A bucket name that is taken.

@@ -116,6 +116,16 @@ public func buildApplication(core: ServerCore, registry: PrometheusCollectorRegi
     let storage = StorageService(store: core.store, provider: try makeStorageProvider(configuration, logger: logger),
                                  defaultMaxFileSize: configuration.maxFileSize, links: DownloadLinks(secret: core.jwtSecret), logger: logger)
     StorageController(storage: storage, baseURL: configuration.apiBaseURL).register(routes)
+    let keyIssuer = core.issuer, baseURL = configuration.apiBaseURL
+    let secrets = SecretCommands(store: core.store, box: core.box, reserved: { key in
+        switch key {
+        case "API_KEY": try await keyIssuer.currentKey(.admin)
+        case "ANON_KEY": try await keyIssuer.currentKey(.anon)
+        case "INSFORGE_BASE_URL": baseURL
+        default: nil
+        }
+    }, logger: logger)
+    SecretsController(commands: secrets).register(routes)
     let sweeper = OrphanSweeper(blobs: storage.provider, client: storage.client, grace: configuration.storageOrphanGrace,
                                 interval: configuration.storageSweepInterval, logger: logger)
     OpenAPIController(version: serverVersion).register(routes)
@@ -142,6 +152,7 @@ public func buildApplication(core: ServerCore, registry: PrometheusCollectorRegi
     let issuer = core.issuer
     app.beforeServerStarts {
         try await issuer.ensureKeys()
+        try await secrets.reseal()
     }
     return app
 }
