@@ -75,7 +75,7 @@ public actor RealtimeHub<Sink: RealtimeSink>: Service {
     // MARK: following the log
 
     public func run() async throws {
-        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+        while !shutdownRequested {
             do {
                 if !started {
                     cursor = try await store.headPosition()
@@ -85,7 +85,7 @@ public actor RealtimeHub<Sink: RealtimeSink>: Service {
                 }
                 try await cancelWhenGracefulShutdown { try await self.follow() }
             } catch {
-                if Task.isCancelled || Task.isShuttingDownGracefully { break }
+                if shutdownRequested { break }
                 logger.warning("realtime hub: reading the log failed; retrying", metadata: ["error": "\(error)"])
                 try? await Task.sleep(for: .seconds(1))
             }

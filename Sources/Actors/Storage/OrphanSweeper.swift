@@ -25,12 +25,12 @@ public struct OrphanSweeper: Service {
 
     public func run() async throws {
         try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(min(5, interval.components.seconds))) }
-        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+        while !shutdownRequested {
             do {
                 let removed = try await sweepOnce()
                 if removed > 0 { logger.info("orphan sweep removed stored bytes", metadata: ["count": "\(removed)"]) }
             } catch {
-                if Task.isShuttingDownGracefully || Task.isCancelled { return }
+                if shutdownRequested { return }
                 logger.warning("orphan sweep failed", metadata: ["error": "\(error)"])
             }
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }

@@ -2,7 +2,7 @@ import Hummingbird
 
 /// Resolves the caller's credential from `Authorization: Bearer <x>` (or `x-api-key`), by shape.
 /// A credential that is sent but not valid is refused with 401, never downgraded to anonymous.
-/// Routes decide what they require (`context.requireAdmin()`).
+/// What a route requires is its declared access, checked by `RouteTable`'s `AccessMiddleware`.
 public struct CredentialsMiddleware: RouterMiddleware {
     public typealias Context = AppRequestContext
     let keys: KeyRing

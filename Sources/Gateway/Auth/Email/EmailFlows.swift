@@ -121,9 +121,10 @@ struct EmailFlows {
             let user = try await completeVerification(try await auth.codes.check(link: token, purpose: .verifyEmail), context: context)
             if let redirectTo { return .redirect(to: Self.appending(redirectTo, [("insforge_status", "success"), ("insforge_type", "verify_email")]), type: .found) }
             return try .json(encoding: Verified(success: true, message: "Email verified successfully", user: user.view))
-        } catch where redirectTo != nil && (error is APIError || error is DomainError) {
-            return .redirect(to: Self.appending(redirectTo!, [("insforge_status", "error"), ("insforge_type", "verify_email"),
-                                                              ("insforge_error", APIError.from(error).message)]), type: .found)
+        } catch {
+            guard let redirectTo, let refusal = APIError.refusal(error) else { throw error }
+            return .redirect(to: Self.appending(redirectTo, [("insforge_status", "error"), ("insforge_type", "verify_email"),
+                                                             ("insforge_error", refusal.message)]), type: .found)
         }
     }
 
@@ -168,9 +169,10 @@ struct EmailFlows {
             _ = try await auth.codes.check(link: token, purpose: .resetToken)
             return .redirect(to: Self.appending(redirectTo, [("token", token), ("insforge_status", "ready"),
                                                              ("insforge_type", "reset_password")]), type: .found)
-        } catch where error is APIError || error is DomainError {
+        } catch {
+            guard let refusal = APIError.refusal(error) else { throw error }
             return .redirect(to: Self.appending(redirectTo, [("insforge_status", "error"), ("insforge_type", "reset_password"),
-                                                             ("insforge_error", APIError.from(error).message)]), type: .found)
+                                                             ("insforge_error", refusal.message)]), type: .found)
         }
     }
 

@@ -160,9 +160,9 @@ public struct OAuthFlow: Sendable {
         } catch let error as OAuthFailure {
             auth.logger.warning("OAuth sign-in failed", metadata: ["provider": "\(provider)", "error": "\(error)"])
             return failure(error.code, error.message)
-        } catch where error is APIError || error is DomainError {
-            let error = APIError.from(error)
-            return failure(error.code.lowercased(), error.message)
+        } catch {
+            guard let refusal = APIError.refusal(error) else { throw error }
+            return failure(refusal.code.lowercased(), refusal.message)
         }
     }
 

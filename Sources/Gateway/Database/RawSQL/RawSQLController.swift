@@ -162,7 +162,7 @@ struct RawSQLController {
                 return last
             }
             if switchesRole { try await connection.query("RESET ROLE", logger: logger) }
-            try await TableCommands.appendEvent(event, stream: "sql-\(UUID().uuidString.lowercased())", metadata: metadata,
+            try await EventStore.write(event, to: "sql-\(UUID().uuidString.lowercased())", metadata: metadata,
                                                    on: connection, logger: logger)
             // Tables made here publish their changes like API-made ones.
             try await connection.query("SELECT system.track_public_tables()", logger: logger)

@@ -116,7 +116,7 @@ struct TableCommands: Sendable {
                 try await connection.query("SELECT system.track_table(\(q)::regclass)", logger: logger)
                 let event = TableCreated(table: table, columns: body.columns, foreignKeys: body.foreignKeys, rlsEnabled: rls,
                                          sql: statements.joined(separator: ";\n"))
-                try await Self.appendEvent(event, stream: "schema-\(table)", metadata: metadata, on: connection, logger: logger)
+                try await EventStore.write(event, to: "schema-\(table)", metadata: metadata, on: connection, logger: logger)
                 if realtime { try await publish(table, true, metadata: metadata, on: connection) }
             }
         }
@@ -179,7 +179,7 @@ struct TableCommands: Sendable {
                 if !statements.isEmpty {
                     for statement in statements { try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger) }
                     let event = TableAltered(table: table, newTable: finalName == table ? nil : finalName, sql: statements.joined(separator: ";\n"))
-                    try await Self.appendEvent(event, stream: "schema-\(table)", metadata: metadata, on: connection, logger: logger)
+                    try await EventStore.write(event, to: "schema-\(table)", metadata: metadata, on: connection, logger: logger)
                 }
                 if let realtime = body.realtime, realtime != current.realtime {
                     try await publish(finalName, realtime, metadata: metadata, on: connection)
@@ -188,12 +188,12 @@ struct TableCommands: Sendable {
                 if let enabled = body.rlsEnabled, enabled != current.rlsEnabled {
                     let sql = enabled ? "SELECT system.secure_table('\(renamed)'::regclass)" : "ALTER TABLE \(renamed) DISABLE ROW LEVEL SECURITY"
                     try await connection.query(PostgresQuery(unsafeSQL: sql), logger: logger)
-                    try await Self.appendEvent(TableRowSecurityChanged(table: finalName, enabled: enabled), stream: "schema-\(finalName)",
+                    try await EventStore.write(TableRowSecurityChanged(table: finalName, enabled: enabled), to: "schema-\(finalName)",
                                                metadata: metadata, on: connection, logger: logger)
                 }
                 if let exposed = body.exposed, exposed != current.exposed {
                     try await connection.query("SELECT system.set_table_exposed(\(renamed)::regclass, \(exposed))", logger: logger)
-                    try await Self.appendEvent(TableExposureChanged(table: finalName, exposed: exposed), stream: "schema-\(finalName)",
+                    try await EventStore.write(TableExposureChanged(table: finalName, exposed: exposed), to: "schema-\(finalName)",
                                                metadata: metadata, on: connection, logger: logger)
                 }
             }
@@ -215,7 +215,7 @@ struct TableCommands: Sendable {
                     "SELECT to_regclass(\("public.\(TableDDL.quote(table))")) IS NOT NULL", logger: logger).decode(Bool.self) { exists = found }
                 guard exists else { throw DomainError.notFound("Table \(table) does not exist") }
                 try await connection.query(PostgresQuery(unsafeSQL: "DROP TABLE public.\(TableDDL.quote(table))"), logger: logger)
-                try await Self.appendEvent(TableDropped(table: table), stream: "schema-\(table)", metadata: metadata, on: connection, logger: logger)
+                try await EventStore.write(TableDropped(table: table), to: "schema-\(table)", metadata: metadata, on: connection, logger: logger)
             }
         }
         try await schema.reload()
@@ -243,16 +243,7 @@ struct TableCommands: Sendable {
     func publish(_ table: String, _ enabled: Bool, metadata: EventMetadata, on connection: PostgresConnection) async throws {
         try await connection.query("SELECT realtime.set_table_publishing(\("public.\(TableDDL.quote(table))")::regclass, \(enabled))",
                                    logger: logger)
-        try await Self.appendEvent(TableRealtimeChanged(table: table, enabled: enabled, channel: Self.channelName(table)),
-                                   stream: "schema-\(table)", metadata: metadata, on: connection, logger: logger)
-    }
-
-    /// Appends `event` on `connection` (inside the caller's transaction) with `system.write_event`.
-    static func appendEvent<E: DomainEvent>(_ event: E, stream: String, metadata: EventMetadata, on connection: PostgresConnection,
-                                            logger: Logger) async throws {
-        let data = try JSONCoding.encodeString(event)
-        try await connection.query("""
-            SELECT system.write_event(\(EventID.next()), \(stream), \(E.type), \(data)::jsonb, \(metadata.json)::jsonb)
-            """, logger: logger)
+        try await EventStore.write(TableRealtimeChanged(table: table, enabled: enabled, channel: Self.channelName(table)),
+                                   to: "schema-\(table)", metadata: metadata, on: connection, logger: logger)
     }
 }

@@ -115,6 +115,11 @@ public struct APIError: Error, Sendable, CustomStringConvertible {
         }
     }
 
+    /// `error` as the caller may be told it, when it is a refusal (ours or a command's), not a failure.
+    static func refusal(_ error: any Error) -> APIError? {
+        error is APIError || error is DomainError ? from(error) : nil
+    }
+
     /// The status of a command's refusal: the one place a domain error meets HTTP.
     static func status(of kind: DomainError.Kind) -> HTTPResponse.Status {
         switch kind {
